@@ -1,0 +1,554 @@
+//! Test harness for Tessera's integration tests. Not part of the product.
+//!
+//! - [`Idp`] starts the real OpenID provider in `tests/idp` (Node + `oidc-provider`) on
+//!   `127.0.0.1`, with its test hooks, and kills it when dropped.
+//! - [`Browser`] plays the person in the browser: follows the authorization URL, fills in the login
+//!   form, approves device codes, and hands back the redirect that would reach the app.
+//! - [`signing_key_pem`] and [`client_pkjwt_pem`] give the committed, test-only private keys.
+//!
+//! Needs `node` on `PATH` (or `TESSERA_TEST_NODE`) and `npm ci` run once in `tests/idp`.
+//! Everything here panics with context instead of returning errors: it is meant for tests.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use url::Url;
+
+/// Refresh-token behaviour of the provider (`--profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// Refresh tokens never rotate.
+    #[default]
+    Plain,
+    /// Every refresh returns a new refresh token; replaying a consumed one is `invalid_grant`
+    /// and revokes the whole grant (reuse detection).
+    Rotating,
+}
+
+impl Profile {
+    fn as_arg(self) -> &'static str {
+        match self {
+            Profile::Plain => "plain",
+            Profile::Rotating => "rotating",
+        }
+    }
+}
+
+/// How to start the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdpOptions {
+    pub profile: Profile,
+    /// Access-token lifetime in seconds.
+    pub access_ttl: u64,
+    /// Signing keys published in the JWKS, `"a"` and/or `"b"`; the first signs new tokens.
+    pub signing_keys: Vec<&'static str>,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+}
+
+impl Default for IdpOptions {
+    fn default() -> Self {
+        IdpOptions {
+            profile: Profile::Plain,
+            access_ttl: 3600,
+            signing_keys: vec!["a"],
+            port: 0,
+        }
+    }
+}
+
+/// A running `tests/idp/server.mjs` (always with `--test-hooks`). Killed on drop.
+pub struct Idp {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub issuer: String,
+    pub port: u16,
+    child: Child,
+    log: Log,
+    http: reqwest::Client,
+}
+
+type Log = Arc<Mutex<VecDeque<String>>>;
+const LOG_LINES: usize = 200;
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `<repo>/tests/idp`.
+pub fn idp_dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let repo = manifest
+        .parent()
+        .and_then(Path::parent)
+        .expect("tessera-testkit lives at <repo>/crates/tessera-testkit");
+    repo.join("tests").join("idp")
+}
+
+fn read_key(name: &str) -> String {
+    let path = idp_dir().join("keys").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// PKCS#8 PEM of the provider signing key `"a"` (kid `key-a`) or `"b"` (kid `key-b`), RS256.
+/// Test-only key, committed in `tests/idp/keys`; use it to forge tokens.
+pub fn signing_key_pem(name: &str) -> String {
+    assert!(
+        matches!(name, "a" | "b"),
+        "unknown signing key {name:?} (expected \"a\" or \"b\")"
+    );
+    read_key(&format!("signing-{name}.pem"))
+}
+
+/// PKCS#8 PEM of the `tessera-pkjwt` client's key (kid `client-pkjwt`, RS256). Test-only.
+pub fn client_pkjwt_pem() -> String {
+    read_key("client-pkjwt.pem")
+}
+
+fn test_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("building reqwest client")
+}
+
+impl Idp {
+    /// Starts the provider and waits (up to 30 s) until it listens.
+    ///
+    /// Panics if `tests/idp/node_modules` is missing (run `npm ci` in `tests/idp`), if node
+    /// cannot be started, or if the server does not come up.
+    pub async fn start(opts: IdpOptions) -> Idp {
+        let dir = idp_dir();
+        assert!(
+            dir.join("node_modules").join("oidc-provider").is_dir(),
+            "{}/node_modules is missing: run `npm ci` in tests/idp",
+            dir.display()
+        );
+        // A fixed port may still be held for a moment by a process we just killed.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::spawn(&opts).await {
+                Ok(idp) => return idp,
+                Err(e) if opts.port != 0 && attempt < 20 && e.contains("EADDRINUSE") => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => panic!("starting tests/idp/server.mjs: {e}"),
+            }
+        }
+    }
+
+    async fn spawn(opts: &IdpOptions) -> Result<Idp, String> {
+        let dir = idp_dir();
+        let node = std::env::var("TESSERA_TEST_NODE").unwrap_or_else(|_| "node".to_owned());
+        let mut cmd = Command::new(&node);
+        cmd.current_dir(&dir)
+            .arg("server.mjs")
+            .args(["--port", &opts.port.to_string()])
+            .args(["--profile", opts.profile.as_arg()])
+            .args(["--access-ttl", &opts.access_ttl.to_string()])
+            .args(["--signing-keys", &opts.signing_keys.join(",")])
+            .arg("--test-hooks")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run {node:?} (is Node installed?): {e}"))?;
+
+        let log: Log = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        tokio::spawn(forward_stderr(stderr, log.clone()));
+
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(START_TIMEOUT, lines.next_line()).await;
+        let line = match first {
+            Ok(Ok(Some(line))) => line,
+            Ok(Ok(None)) | Ok(Err(_)) => {
+                let status = child.wait().await.ok();
+                // Give the stderr task a moment to collect the last lines.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return Err(format!(
+                    "server exited before listening ({status:?}); stderr:\n{}",
+                    tail(&log)
+                ));
+            }
+            Err(_) => {
+                let _ = child.kill().await;
+                return Err(format!(
+                    "server did not print its JSON line within {START_TIMEOUT:?}; stderr:\n{}",
+                    tail(&log)
+                ));
+            }
+        };
+        // Keep draining stdout so a stray write can never block the server.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| format!("bad first stdout line {line:?}: {e}"))?;
+        let issuer = v["issuer"]
+            .as_str()
+            .ok_or_else(|| format!("no issuer in {line}"))?
+            .to_owned();
+        let port = v["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| format!("no port in {line}"))?;
+        Ok(Idp {
+            issuer,
+            port,
+            child,
+            log,
+            http: test_client(),
+        })
+    }
+
+    /// Stops the provider and starts it again on the same port (same issuer) with `opts`
+    /// (`opts.port` is ignored). All provider state (sessions, grants, tokens) is lost.
+    pub async fn restart(&mut self, opts: IdpOptions) {
+        let _ = self.child.kill().await;
+        let opts = IdpOptions {
+            port: self.port,
+            ..opts
+        };
+        let new = Idp::start(opts).await;
+        assert_eq!(new.issuer, self.issuer, "issuer changed across restart");
+        *self = new;
+    }
+
+    /// `issuer + path`, e.g. `idp.url("/token")`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+
+    /// Arms a one-shot fault for the next request to `path` (e.g. `"/token"`). Kinds: `html`,
+    /// `truncated`, `huge`, `wrong_content_type`, `slow`, `redirect`, `status500_json`.
+    pub async fn sabotage(&self, path: &str, kind: &str) {
+        let resp = self
+            .http
+            .post(self.url("/__test/sabotage"))
+            .json(&serde_json::json!({ "path": path, "kind": kind }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST /__test/sabotage: {e}"));
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "arming sabotage {kind} on {path}: {status} {body}"
+        );
+    }
+
+    /// The provider's event log: a JSON array of `{event, at, ...}` (see tests/idp/README.md).
+    pub async fn events(&self) -> serde_json::Value {
+        let resp = self
+            .http
+            .get(self.url("/__test/events"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET /__test/events: {e}"));
+        assert!(
+            resp.status().is_success(),
+            "GET /__test/events: {}",
+            resp.status()
+        );
+        resp.json().await.expect("events are JSON")
+    }
+
+    /// The last lines the server wrote to stderr (for assertion messages).
+    pub fn stderr_tail(&self) -> String {
+        tail(&self.log)
+    }
+}
+
+async fn forward_stderr(stderr: impl AsyncRead + Unpin, log: Log) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        eprintln!("[idp] {line}");
+        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() == LOG_LINES {
+            log.pop_front();
+        }
+        log.push_back(line);
+    }
+}
+
+fn tail(log: &Log) -> String {
+    let log = log.lock().unwrap_or_else(|p| p.into_inner());
+    log.iter().cloned().collect::<Vec<_>>().join("\n")
+}
+
+/// A scripted browser: cookie jar, no automatic redirects.
+pub struct Browser {
+    client: reqwest::Client,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One response, seen by the browser.
+enum Step {
+    /// 3xx with a Location, resolved against the request URL; `raw` is the header as sent.
+    Redirect { to: Url, raw: String },
+    /// Anything else.
+    Page {
+        url: Url,
+        status: StatusCode,
+        body: String,
+    },
+}
+
+const MAX_HOPS: usize = 30;
+const DEMO_PASSWORD: &str = "demo";
+
+fn interaction_uid(url: &Url) -> Option<&str> {
+    let mut segments = url.path_segments()?;
+    match (segments.next(), segments.next(), segments.next()) {
+        (Some("interaction"), Some(uid), None) if !uid.is_empty() => Some(uid),
+        _ => None,
+    }
+}
+
+fn excerpt(body: &str) -> &str {
+    let end = body.char_indices().nth(2000).map_or(body.len(), |(i, _)| i);
+    &body[..end]
+}
+
+/// The value of the first `<input ... name="NAME" value="...">` in `html`.
+fn hidden_input(html: &str, name: &str) -> Option<String> {
+    let start = html.find(&format!("name=\"{name}\""))?;
+    let rest = &html[start..];
+    let v = rest.find("value=\"")? + "value=\"".len();
+    let end = rest[v..].find('"')?;
+    Some(rest[v..v + end].to_owned())
+}
+
+impl Browser {
+    pub fn new() -> Browser {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .timeout(Duration::from_secs(30))
+            .user_agent("tessera-testkit-browser")
+            .build()
+            .expect("building reqwest client");
+        Browser { client }
+    }
+
+    async fn step(&self, req: reqwest::RequestBuilder, url: &Url) -> Step {
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("browser request to {url}: {e}"));
+        let status = resp.status();
+        if status.is_redirection()
+            && let Some(loc) = resp.headers().get(reqwest::header::LOCATION)
+        {
+            let raw = loc
+                .to_str()
+                .unwrap_or_else(|e| panic!("non-ASCII Location from {url}: {e}"))
+                .to_owned();
+            let to = url
+                .join(&raw)
+                .unwrap_or_else(|e| panic!("bad Location {raw:?} from {url}: {e}"));
+            return Step::Redirect { to, raw };
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Step::Page {
+            url: url.clone(),
+            status,
+            body,
+        }
+    }
+
+    async fn get(&self, url: &Url) -> Step {
+        self.step(self.client.get(url.clone()), url).await
+    }
+
+    async fn post_form(&self, url: &Url, form: &[(&str, &str)]) -> Step {
+        self.step(self.client.post(url.clone()).form(form), url)
+            .await
+    }
+
+    /// Follows the authorization URL like a browser: GETs, follows redirects within the
+    /// issuer, fills the login form for `user` with password `demo`, passes consent, and
+    /// returns the first redirect Location that leaves the issuer (custom scheme or loopback
+    /// callback) WITHOUT fetching it.
+    pub async fn login(&self, authorization_url: &str, user: &str) -> String {
+        let start = Url::parse(authorization_url)
+            .unwrap_or_else(|e| panic!("bad authorization URL {authorization_url:?}: {e}"));
+        let origin = start.origin();
+        let mut next = self.get(&start).await;
+        let mut logins = 0;
+        for _ in 0..MAX_HOPS {
+            next = match next {
+                Step::Redirect { to, raw } => {
+                    if to.origin() != origin {
+                        return raw;
+                    }
+                    self.get(&to).await
+                }
+                Step::Page { url, status, body } => {
+                    if status != StatusCode::OK || interaction_uid(&url).is_none() {
+                        panic!(
+                            "login as {user}: unexpected page {status} at {url}:\n{}",
+                            excerpt(&body)
+                        );
+                    }
+                    logins += 1;
+                    assert!(
+                        logins == 1,
+                        "login as {user} was rejected (login page shown again):\n{}",
+                        excerpt(&body)
+                    );
+                    let action = Url::parse(&format!("{url}/login")).expect("login URL");
+                    self.post_form(&action, &[("login", user), ("password", DEMO_PASSWORD)])
+                        .await
+                }
+            };
+        }
+        panic!("login as {user}: more than {MAX_HOPS} redirects");
+    }
+
+    /// Like [`Browser::login`] but cancels at the first interaction (login or consent) with
+    /// `GET /interaction/:uid/abort`, and returns the final redirect that leaves the issuer
+    /// (carrying `error=access_denied`).
+    pub async fn deny(&self, authorization_url: &str) -> String {
+        let start = Url::parse(authorization_url)
+            .unwrap_or_else(|e| panic!("bad authorization URL {authorization_url:?}: {e}"));
+        let origin = start.origin();
+        let mut next = self.get(&start).await;
+        let mut aborted = false;
+        for _ in 0..MAX_HOPS {
+            next = match next {
+                Step::Redirect { to, raw } => {
+                    if to.origin() != origin {
+                        assert!(
+                            aborted,
+                            "deny: left the issuer without an interaction: {raw}"
+                        );
+                        return raw;
+                    }
+                    if !aborted && interaction_uid(&to).is_some() {
+                        aborted = true;
+                        let abort = Url::parse(&format!("{to}/abort")).expect("abort URL");
+                        self.get(&abort).await
+                    } else {
+                        self.get(&to).await
+                    }
+                }
+                Step::Page { url, status, body } => panic!(
+                    "deny: unexpected page {status} at {url}:\n{}",
+                    excerpt(&body)
+                ),
+            };
+        }
+        panic!("deny: more than {MAX_HOPS} redirects");
+    }
+
+    /// Fetches a URL (typically the loopback callback returned by [`Browser::login`]) the way a
+    /// browser would, without following redirects, and returns `(status, body)`.
+    pub async fn visit(&self, url: &str) -> (u16, String) {
+        let resp = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("visiting {url}: {e}"));
+        let status = resp.status().as_u16();
+        let body = resp
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("reading body from {url}: {e}"));
+        (status, body)
+    }
+
+    /// Completes a device-flow authorization: opens `verification_uri`, submits `user_code`,
+    /// confirms, and logs in as `user`. Panics unless the provider shows its success page.
+    pub async fn approve_device(&self, verification_uri: &str, user_code: &str, user: &str) {
+        let device = Url::parse(verification_uri)
+            .unwrap_or_else(|e| panic!("bad verification_uri {verification_uri:?}: {e}"));
+        let origin = device.origin();
+
+        let input = match self.get(&device).await {
+            Step::Page { status, body, .. } if status == StatusCode::OK => body,
+            Step::Page { status, body, .. } => {
+                panic!("device page: {status}:\n{}", excerpt(&body))
+            }
+            Step::Redirect { raw, .. } => panic!("device page redirected to {raw}"),
+        };
+        let xsrf = hidden_input(&input, "xsrf")
+            .unwrap_or_else(|| panic!("no xsrf on the device page:\n{}", excerpt(&input)));
+
+        let confirm = match self
+            .post_form(&device, &[("xsrf", &xsrf), ("user_code", user_code)])
+            .await
+        {
+            Step::Page { body, .. } if body.contains("op.deviceConfirmForm") => body,
+            Step::Page { status, body, .. } => panic!(
+                "user code {user_code} not accepted ({status}):\n{}",
+                excerpt(&body)
+            ),
+            Step::Redirect { raw, .. } => panic!("user code form redirected to {raw}"),
+        };
+        let xsrf = hidden_input(&confirm, "xsrf")
+            .unwrap_or_else(|| panic!("no xsrf on the confirm page:\n{}", excerpt(&confirm)));
+
+        let mut next = self
+            .post_form(
+                &device,
+                &[
+                    ("xsrf", &xsrf),
+                    ("user_code", user_code),
+                    ("confirm", "yes"),
+                ],
+            )
+            .await;
+        let mut logins = 0;
+        for _ in 0..MAX_HOPS {
+            next = match next {
+                Step::Redirect { to, raw } => {
+                    assert!(
+                        to.origin() == origin,
+                        "device flow: redirected away from the issuer to {raw}"
+                    );
+                    self.get(&to).await
+                }
+                Step::Page { url, status, body } if interaction_uid(&url).is_some() => {
+                    assert!(
+                        status == StatusCode::OK,
+                        "device login page {status}:\n{}",
+                        excerpt(&body)
+                    );
+                    logins += 1;
+                    assert!(
+                        logins == 1,
+                        "device login as {user} was rejected:\n{}",
+                        excerpt(&body)
+                    );
+                    let action = Url::parse(&format!("{url}/login")).expect("login URL");
+                    self.post_form(&action, &[("login", user), ("password", DEMO_PASSWORD)])
+                        .await
+                }
+                Step::Page { url, status, body } => {
+                    assert!(
+                        status == StatusCode::OK && body.contains("Signed in"),
+                        "device flow did not end on the success page ({status} at {url}):\n{}",
+                        excerpt(&body)
+                    );
+                    return;
+                }
+            };
+        }
+        panic!("device flow: more than {MAX_HOPS} redirects");
+    }
+}
