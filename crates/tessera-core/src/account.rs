@@ -1,0 +1,334 @@
+//! Accounts and the data directory's state file.
+//!
+//! `tessera.json` holds the registered providers and the account metadata — who, at which
+//! provider, in which organizations, whether the grant still works — and never a secret. It
+//! is versioned, replaced atomically, and every read-modify-write holds `tessera.lock`, so
+//! the desktop app and any number of `tessera` processes can share one data directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::fsutil::{FileLock, write_atomic};
+use crate::jwt::DecodedJwt;
+use crate::provider::ProviderConfig;
+
+/// The state file format this build reads and writes.
+pub const STATE_VERSION: u32 = 1;
+
+/// Whether an account's grant still works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    Active,
+    /// The provider refused the refresh token (`invalid_grant`); sign in again.
+    NeedsSignIn,
+}
+
+/// One person signed in at one provider. Contains no secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: String,
+    pub provider: String,
+    pub issuer: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub orgs: Vec<String>,
+    pub status: AccountStatus,
+    pub created_at: u64,
+    pub updated_at: u64,
+    /// When the stored access token expires (Unix seconds), if known.
+    pub access_expires_at: Option<u64>,
+    pub scope: Option<String>,
+}
+
+impl Account {
+    /// The stable id of `subject` at `provider`.
+    pub fn id_for(provider: &str, subject: &str) -> String {
+        format!(
+            "acc-{}",
+            &crate::fsutil::short_hash(&format!("{provider}\n{subject}"))[..10]
+        )
+    }
+
+    /// Updates who the account is from (verified) ID token claims.
+    pub(crate) fn absorb_claims(&mut self, id_token: &DecodedJwt) {
+        if let Some(email) = id_token.claim_str("email") {
+            self.email = Some(email.to_string());
+        }
+        if let Some(name) = id_token
+            .claim_str("name")
+            .or_else(|| id_token.claim_str("preferred_username"))
+        {
+            self.name = Some(name.to_string());
+        }
+        let orgs = orgs_from_claims(&id_token.payload);
+        if !orgs.is_empty() {
+            self.orgs = orgs;
+        }
+    }
+
+    /// Whether `query` names this account: its id, or exactly its email or subject.
+    pub fn matches(&self, query: &str) -> bool {
+        self.id == query
+            || self.subject == query
+            || self
+                .email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(query))
+    }
+}
+
+/// Organizations named by common claims: `organizations` (ids or objects with `id`),
+/// `org_id`, `orgs`.
+pub fn orgs_from_claims(claims: &serde_json::Map<String, Value>) -> Vec<String> {
+    let mut orgs: Vec<String> = Vec::new();
+    for key in ["organizations", "orgs"] {
+        if let Some(Value::Array(items)) = claims.get(key) {
+            for item in items {
+                let id = match item {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Object(o) => o.get("id").and_then(Value::as_str).map(String::from),
+                    _ => None,
+                };
+                orgs.extend(id);
+            }
+        }
+    }
+    if let Some(org) = claims.get("org_id").and_then(Value::as_str) {
+        orgs.push(org.to_string());
+    }
+    orgs.dedup();
+    orgs
+}
+
+/// The contents of `tessera.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    /// Random id of this data directory; prefixes its keychain entries.
+    pub namespace: String,
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+    #[serde(default)]
+    pub accounts: Vec<Account>,
+}
+
+impl State {
+    pub fn provider(&self, name: &str) -> Result<&ProviderConfig> {
+        self.providers
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::UnknownProvider(name.to_string()))
+    }
+
+    /// The one account `query` names (id, email or subject).
+    pub fn find_account(&self, query: &str) -> Result<&Account> {
+        if let Some(a) = self.accounts.iter().find(|a| a.id == query) {
+            return Ok(a);
+        }
+        let found: Vec<&Account> = self.accounts.iter().filter(|a| a.matches(query)).collect();
+        match found.as_slice() {
+            [one] => Ok(one),
+            [] => Err(Error::UnknownAccount(query.to_string())),
+            many => Err(Error::AmbiguousAccount {
+                query: query.to_string(),
+                candidates: many
+                    .iter()
+                    .map(|a| format!("{} at {}", a.id, a.provider))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    pub fn account_mut(&mut self, id: &str) -> Result<&mut Account> {
+        self.accounts
+            .iter_mut()
+            .find(|a| a.id == id)
+            .ok_or_else(|| Error::UnknownAccount(id.to_string()))
+    }
+}
+
+/// The data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// Opens (and on first use creates) a data directory.
+    pub fn open(root: &Path) -> Result<Self> {
+        std::fs::create_dir_all(root)
+            .map_err(|e| Error::storage(&format!("create {}", root.display()), e))?;
+        let dir = DataDir {
+            root: root.to_path_buf(),
+        };
+        dir.update(|_| Ok(()))?;
+        Ok(dir)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+
+    /// The lock file that serializes refreshes of one account across processes.
+    pub fn refresh_lock(&self, account_id: &str) -> PathBuf {
+        self.root.join("locks").join(format!("{account_id}.lock"))
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.root.join("tessera.json")
+    }
+
+    /// Reads the current state.
+    pub fn read(&self) -> Result<State> {
+        let path = self.state_file();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(State {
+                    version: STATE_VERSION,
+                    namespace: new_namespace(),
+                    providers: Vec::new(),
+                    accounts: Vec::new(),
+                });
+            }
+            Err(e) => return Err(Error::storage(&format!("read {}", path.display()), e)),
+        };
+        let state: State = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Storage(format!("{} is damaged: {e}", path.display())))?;
+        if state.version > STATE_VERSION {
+            return Err(Error::Storage(format!(
+                "{} was written by a newer Tessera (format {}); update Tessera",
+                path.display(),
+                state.version
+            )));
+        }
+        Ok(state)
+    }
+
+    /// Applies `change` under the lock and writes the result atomically. Nothing is written
+    /// when `change` fails.
+    pub fn update<T>(&self, change: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        let _lock = FileLock::acquire(&self.root.join("tessera.lock"))?;
+        let mut state = self.read()?;
+        let out = change(&mut state)?;
+        state.version = STATE_VERSION;
+        let bytes =
+            serde_json::to_vec_pretty(&state).map_err(|e| Error::storage("encode state", e))?;
+        write_atomic(&self.state_file(), &bytes)?;
+        Ok(out)
+    }
+}
+
+fn new_namespace() -> String {
+    let bytes: [u8; 6] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(id: &str, sub: &str, email: &str) -> Account {
+        Account {
+            id: id.into(),
+            provider: "p".into(),
+            issuer: "i".into(),
+            subject: sub.into(),
+            email: Some(email.into()),
+            name: None,
+            orgs: vec![],
+            status: AccountStatus::Active,
+            created_at: 0,
+            updated_at: 0,
+            access_expires_at: None,
+            scope: None,
+        }
+    }
+
+    #[test]
+    fn state_persists_and_a_failed_change_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let ns = data.read().unwrap().namespace;
+        data.update(|s| {
+            s.accounts.push(account("a1", "alice", "alice@example.com"));
+            Ok(())
+        })
+        .unwrap();
+        let before = std::fs::read(dir.path().join("tessera.json")).unwrap();
+        let r: Result<()> = data.update(|s| {
+            s.accounts.clear();
+            Err(Error::Storage("boom".into()))
+        });
+        assert!(r.is_err());
+        assert_eq!(
+            std::fs::read(dir.path().join("tessera.json")).unwrap(),
+            before
+        );
+        let state = data.read().unwrap();
+        assert_eq!(state.namespace, ns, "the namespace is stable");
+        assert_eq!(state.accounts.len(), 1);
+    }
+
+    #[test]
+    fn newer_or_damaged_state_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        std::fs::write(
+            dir.path().join("tessera.json"),
+            br#"{"version":99,"namespace":"x"}"#,
+        )
+        .unwrap();
+        assert!(
+            data.read()
+                .unwrap_err()
+                .to_string()
+                .contains("newer Tessera")
+        );
+        std::fs::write(dir.path().join("tessera.json"), b"{trunc").unwrap();
+        assert_eq!(data.read().unwrap_err().code(), "storage");
+    }
+
+    #[test]
+    fn account_lookup_by_id_email_or_subject() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        data.update(|s| {
+            s.accounts.push(account("a1", "alice", "alice@example.com"));
+            s.accounts
+                .push(account("a2", "alice2", "alice@example.com"));
+            Ok(())
+        })
+        .unwrap();
+        let s = data.read().unwrap();
+        assert_eq!(s.find_account("a2").unwrap().id, "a2");
+        assert_eq!(s.find_account("alice").unwrap().id, "a1");
+        assert_eq!(
+            s.find_account("ALICE@example.com").unwrap_err().code(),
+            "ambiguous_account"
+        );
+        assert_eq!(
+            s.find_account("nobody").unwrap_err().code(),
+            "unknown_account"
+        );
+    }
+
+    #[test]
+    fn orgs_from_common_claims() {
+        let c = serde_json::json!({"organizations":["acme",{"id":"globex"}],"org_id":"initech"});
+        assert_eq!(
+            orgs_from_claims(c.as_object().unwrap()),
+            ["acme", "globex", "initech"]
+        );
+    }
+}

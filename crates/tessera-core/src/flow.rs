@@ -1,0 +1,257 @@
+//! Browser sign-in flows (authorization code + PKCE S256 + state + nonce, RFC 8252 /
+//! RFC 9700): the pending-flow table and callback parsing.
+//!
+//! Invariants: a pending flow is found only by its exact `state`; it is used at most once
+//! (a second callback with the same state is `state_replayed`); it expires
+//! [`FLOW_TTL`] seconds after it started; the PKCE verifier never leaves the core.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use oauth2::{CsrfToken, PkceCodeChallenge, PkceCodeVerifier};
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// How long a sign-in may take from start to callback.
+pub const FLOW_TTL: u64 = 600;
+
+/// The desktop app's private-use redirect URI (RFC 8252 §7.1).
+pub const DEEP_LINK_REDIRECT: &str = "dev.tessera:/callback";
+
+/// A sign-in waiting for its callback. Deliberately neither `Clone` nor `Serialize`.
+#[derive(Debug)]
+pub struct PendingFlow {
+    pub provider: String,
+    pub redirect_uri: String,
+    pub created_at: u64,
+    pub(crate) verifier: PkceCodeVerifier,
+    pub(crate) nonce: String,
+}
+
+/// The random values of a new flow.
+pub(crate) struct FlowSecrets {
+    pub state: String,
+    pub nonce: String,
+    pub challenge: PkceCodeChallenge,
+    pub verifier: PkceCodeVerifier,
+}
+
+impl FlowSecrets {
+    pub fn generate() -> Self {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        FlowSecrets {
+            state: CsrfToken::new_random_len(32).secret().clone(),
+            nonce: CsrfToken::new_random_len(32).secret().clone(),
+            challenge,
+            verifier,
+        }
+    }
+}
+
+/// Flows in progress, keyed by state, plus the states already used.
+#[derive(Debug, Default)]
+pub struct PendingFlows {
+    inner: Mutex<Tables>,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    pending: HashMap<String, PendingFlow>,
+    used: HashMap<String, u64>,
+}
+
+impl PendingFlows {
+    pub(crate) fn insert(&self, state: String, flow: PendingFlow) {
+        if let Ok(mut t) = self.inner.lock() {
+            let now = flow.created_at;
+            t.pending
+                .retain(|_, f| now.saturating_sub(f.created_at) <= FLOW_TTL);
+            t.used
+                .retain(|_, at| now.saturating_sub(*at) <= 2 * FLOW_TTL);
+            t.pending.insert(state, flow);
+        }
+    }
+
+    /// Removes and returns the flow for `state`.
+    pub(crate) fn take(&self, state: &str, now: u64) -> Result<PendingFlow> {
+        let mut t = self
+            .inner
+            .lock()
+            .map_err(|_| Error::Storage("flow table poisoned".into()))?;
+        if t.used.contains_key(state) {
+            return Err(Error::StateReplayed);
+        }
+        let flow = t.pending.remove(state).ok_or(Error::UnknownState)?;
+        t.used.insert(state.to_string(), now);
+        if now.saturating_sub(flow.created_at) > FLOW_TTL {
+            return Err(Error::FlowExpired);
+        }
+        Ok(flow)
+    }
+
+    /// Abandons a flow; its callback, should it still come, is then refused.
+    pub fn cancel(&self, state: &str, now: u64) -> bool {
+        match self.inner.lock() {
+            Ok(mut t) => {
+                let found = t.pending.remove(state).is_some();
+                if found {
+                    t.used.insert(state.to_string(), now);
+                }
+                found
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether a flow with this state is waiting.
+    pub fn is_pending(&self, state: &str) -> bool {
+        self.inner
+            .lock()
+            .map(|t| t.pending.contains_key(state))
+            .unwrap_or(false)
+    }
+}
+
+/// The parameters of a redirect back from the provider.
+#[derive(Debug)]
+pub struct Callback {
+    pub url: Url,
+    pub state: String,
+    pub code: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    pub iss: Option<String>,
+}
+
+/// Parses a callback URL (`dev.tessera:/callback?…` or `http://127.0.0.1:<port>/callback?…`).
+/// Refuses URLs without state, with repeated parameters, or with neither code nor error.
+pub fn parse_callback(raw: &str) -> Result<Callback> {
+    let url =
+        Url::parse(raw.trim()).map_err(|e| Error::MalformedCallback(format!("not a URL: {e}")))?;
+    if url.path() != "/callback" {
+        return Err(Error::MalformedCallback(format!(
+            "unexpected path \"{}\"",
+            url.path()
+        )));
+    }
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for (k, v) in url.query_pairs() {
+        if seen.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(Error::MalformedCallback(format!(
+                "parameter \"{k}\" appears twice"
+            )));
+        }
+    }
+    let state = seen
+        .remove("state")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::MalformedCallback("it has no state parameter".into()))?;
+    let callback = Callback {
+        state,
+        code: seen.remove("code").filter(|s| !s.is_empty()),
+        error: seen.remove("error").filter(|s| !s.is_empty()),
+        error_description: seen.remove("error_description"),
+        iss: seen.remove("iss"),
+        url,
+    };
+    if callback.code.is_none() && callback.error.is_none() {
+        return Err(Error::MalformedCallback(
+            "it has neither a code nor an error".into(),
+        ));
+    }
+    Ok(callback)
+}
+
+/// Whether the callback arrived at the redirect URI the flow registered (same scheme, host,
+/// port and path).
+pub(crate) fn same_redirect(callback: &Url, redirect_uri: &str) -> bool {
+    match Url::parse(redirect_uri) {
+        Ok(r) => {
+            r.scheme() == callback.scheme()
+                && r.host_str() == callback.host_str()
+                && r.port_or_known_default() == callback.port_or_known_default()
+                && r.path() == callback.path()
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(at: u64) -> PendingFlow {
+        let s = FlowSecrets::generate();
+        PendingFlow {
+            provider: "p".into(),
+            redirect_uri: DEEP_LINK_REDIRECT.into(),
+            created_at: at,
+            verifier: s.verifier,
+            nonce: s.nonce,
+        }
+    }
+
+    #[test]
+    fn state_is_single_use_and_expires() {
+        let flows = PendingFlows::default();
+        flows.insert("s1".into(), flow(1000));
+        assert_eq!(
+            flows.take("nope", 1001).unwrap_err().code(),
+            "unknown_state"
+        );
+        assert!(flows.take("s1", 1001).is_ok());
+        assert_eq!(flows.take("s1", 1002).unwrap_err().code(), "state_replayed");
+        flows.insert("s2".into(), flow(1000));
+        assert_eq!(
+            flows.take("s2", 1000 + FLOW_TTL + 1).unwrap_err().code(),
+            "flow_expired"
+        );
+        flows.insert("s3".into(), flow(1000));
+        assert!(flows.cancel("s3", 1001));
+        assert_eq!(flows.take("s3", 1002).unwrap_err().code(), "state_replayed");
+    }
+
+    #[test]
+    fn secrets_are_long_enough_for_every_provider() {
+        let s = FlowSecrets::generate();
+        assert!(
+            s.nonce.len() >= 32,
+            "Stitch requires a nonce of 32-300 characters"
+        );
+        assert_ne!(s.state, s.nonce);
+    }
+
+    #[test]
+    fn callback_parsing() {
+        let c = parse_callback(
+            "dev.tessera:/callback?code=abc&state=xyz&iss=http%3A%2F%2F127.0.0.1%3A1",
+        )
+        .unwrap();
+        assert_eq!((c.code.as_deref(), c.state.as_str()), (Some("abc"), "xyz"));
+        assert_eq!(c.iss.as_deref(), Some("http://127.0.0.1:1"));
+        let e = parse_callback("dev.tessera:/callback?error=access_denied&state=s").unwrap();
+        assert_eq!(e.error.as_deref(), Some("access_denied"));
+        for bad in [
+            "not a url",
+            "dev.tessera:/callback?code=abc",
+            "dev.tessera:/callback?state=s",
+            "dev.tessera:/elsewhere?code=a&state=s",
+            "dev.tessera:/callback?code=a&code=b&state=s",
+        ] {
+            assert_eq!(
+                parse_callback(bad).unwrap_err().code(),
+                "malformed_callback",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn redirect_comparison() {
+        let cb = Url::parse("http://127.0.0.1:4000/callback?x").unwrap();
+        assert!(same_redirect(&cb, "http://127.0.0.1:4000/callback"));
+        assert!(!same_redirect(&cb, "http://127.0.0.1:4001/callback"));
+        assert!(!same_redirect(&cb, DEEP_LINK_REDIRECT));
+    }
+}

@@ -1,0 +1,347 @@
+//! Provider configuration (what a person registers: issuer, client, scopes…) and OpenID
+//! Connect discovery with caching. A configuration never holds a secret: client secrets and
+//! private keys live in the keychain (see [`crate::vault`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::http::{HttpClient, ensure_allowed};
+
+/// Which adapter speaks to the provider. Only generic OpenID Connect exists today; provider
+/// specific adapters (Auth0, Logto, Stitch, Stytch B2B, Stack Auth) add variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProviderKind {
+    #[default]
+    Oidc,
+}
+
+/// How the client proves itself at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// A public client: PKCE is its only protection.
+    #[default]
+    None,
+    ClientSecretBasic,
+    ClientSecretPost,
+    /// RFC 7523 client assertion signed with a private key held in the keychain.
+    PrivateKeyJwt,
+}
+
+impl ClientAuth {
+    pub fn parse(value: &str) -> Result<Self> {
+        match value {
+            "none" => Ok(ClientAuth::None),
+            "client_secret_basic" => Ok(ClientAuth::ClientSecretBasic),
+            "client_secret_post" => Ok(ClientAuth::ClientSecretPost),
+            "private_key_jwt" => Ok(ClientAuth::PrivateKeyJwt),
+            other => Err(Error::InvalidConfig(format!(
+                "unknown client authentication \"{other}\""
+            ))),
+        }
+    }
+
+    pub fn needs_secret(self) -> bool {
+        matches!(
+            self,
+            ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost
+        )
+    }
+}
+
+/// Where the provider sends the browser back after sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RedirectMode {
+    /// `http://127.0.0.1:<random port>/callback`, served by the core (the command line).
+    #[default]
+    Loopback,
+    /// The private-use scheme `dev.tessera:/callback` (the desktop app).
+    DeepLink,
+}
+
+/// The scopes asked for when none are given.
+pub const DEFAULT_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+/// A registered provider. Contains no secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderConfig {
+    pub name: String,
+    #[serde(default)]
+    pub kind: ProviderKind,
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub audience: Option<String>,
+    #[serde(default)]
+    pub resources: Vec<String>,
+    #[serde(default)]
+    pub extra_params: BTreeMap<String, String>,
+    #[serde(default)]
+    pub redirect_mode: RedirectMode,
+}
+
+impl ProviderConfig {
+    /// A public OpenID Connect client with the default scopes.
+    pub fn new(name: &str, issuer: &str, client_id: &str) -> Self {
+        ProviderConfig {
+            name: name.to_string(),
+            kind: ProviderKind::Oidc,
+            issuer: issuer.to_string(),
+            client_id: client_id.to_string(),
+            client_auth: ClientAuth::None,
+            scopes: DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+            audience: None,
+            resources: Vec::new(),
+            extra_params: BTreeMap::new(),
+            redirect_mode: RedirectMode::Loopback,
+        }
+    }
+
+    /// Checks what can be checked without the network.
+    pub fn validate(&self) -> Result<()> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_alphanumeric() || " -_.".contains(c));
+        if !name_ok {
+            return Err(Error::InvalidConfig(format!(
+                "provider name \"{}\" must be 1-64 letters, digits, spaces, '-', '_' or '.'",
+                self.name
+            )));
+        }
+        let issuer = Url::parse(&self.issuer).map_err(|e| {
+            Error::InvalidConfig(format!("issuer \"{}\" is not a URL: {e}", self.issuer))
+        })?;
+        ensure_allowed(&issuer)?;
+        if issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err(Error::InvalidConfig(
+                "the issuer must not have a query or fragment".into(),
+            ));
+        }
+        if self.client_id.trim().is_empty() {
+            return Err(Error::InvalidConfig("the client id is empty".into()));
+        }
+        if !self.scopes.iter().any(|s| s == "openid") {
+            return Err(Error::InvalidConfig(
+                "the scopes must include \"openid\"".into(),
+            ));
+        }
+        for key in self.extra_params.keys() {
+            if RESERVED_PARAMS.contains(&key.as_str()) {
+                return Err(Error::InvalidConfig(format!(
+                    "\"{key}\" is set by Tessera itself and cannot be an extra parameter"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Authorization parameters Tessera sets itself; extra parameters may not override them.
+pub const RESERVED_PARAMS: [&str; 9] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "scope",
+    "client_secret",
+];
+
+/// The parts of an OpenID Provider's discovery document Tessera uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderMetadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
+    #[serde(default)]
+    pub introspection_endpoint: Option<String>,
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
+    #[serde(default)]
+    pub device_authorization_endpoint: Option<String>,
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+    #[serde(default)]
+    pub code_challenge_methods_supported: Option<Vec<String>>,
+}
+
+impl ProviderMetadata {
+    fn check(&self, expected_issuer: &str) -> Result<()> {
+        if self.issuer.trim_end_matches('/') != expected_issuer.trim_end_matches('/') {
+            return Err(Error::Discovery(format!(
+                "the document names issuer \"{}\", not \"{expected_issuer}\"",
+                self.issuer
+            )));
+        }
+        let required = [
+            &self.authorization_endpoint,
+            &self.token_endpoint,
+            &self.jwks_uri,
+        ];
+        let optional = [
+            &self.userinfo_endpoint,
+            &self.revocation_endpoint,
+            &self.introspection_endpoint,
+            &self.end_session_endpoint,
+            &self.device_authorization_endpoint,
+        ];
+        for endpoint in required.into_iter().chain(optional.into_iter().flatten()) {
+            let url = Url::parse(endpoint)
+                .map_err(|e| Error::Discovery(format!("bad endpoint URL \"{endpoint}\": {e}")))?;
+            ensure_allowed(&url)?;
+        }
+        if let Some(methods) = &self.code_challenge_methods_supported
+            && !methods.iter().any(|m| m == "S256")
+        {
+            return Err(Error::Discovery(
+                "the provider does not support PKCE S256".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How long a discovery document is trusted before it is fetched again.
+pub const DISCOVERY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Serialize, Deserialize)]
+struct CachedMetadata {
+    fetched_at: u64,
+    metadata: ProviderMetadata,
+}
+
+/// Discovery documents, cached in memory and under `<data dir>/cache/`.
+#[derive(Debug)]
+pub struct Discovery {
+    dir: PathBuf,
+    memory: Mutex<BTreeMap<String, ProviderMetadata>>,
+}
+
+impl Discovery {
+    pub fn new(dir: PathBuf) -> Self {
+        Discovery {
+            dir,
+            memory: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The metadata for `issuer`, from the cache when fresh, else fetched and checked.
+    pub async fn metadata(
+        &self,
+        http: &HttpClient,
+        issuer: &str,
+        now: u64,
+    ) -> Result<ProviderMetadata> {
+        if let Some(m) = self.memory.lock().map_err(poisoned)?.get(issuer) {
+            return Ok(m.clone());
+        }
+        let file = self.cache_file(issuer);
+        if let Ok(bytes) = std::fs::read(&file)
+            && let Ok(cached) = serde_json::from_slice::<CachedMetadata>(&bytes)
+            && now.saturating_sub(cached.fetched_at) < DISCOVERY_TTL.as_secs()
+            && cached.metadata.check(issuer).is_ok()
+        {
+            self.remember(issuer, &cached.metadata)?;
+            return Ok(cached.metadata);
+        }
+        let metadata = fetch(http, issuer).await?;
+        let cached = CachedMetadata {
+            fetched_at: now,
+            metadata: metadata.clone(),
+        };
+        if let Ok(bytes) = serde_json::to_vec_pretty(&cached) {
+            let _ = crate::fsutil::write_atomic(&file, &bytes);
+        }
+        self.remember(issuer, &metadata)?;
+        Ok(metadata)
+    }
+
+    /// Forgets the cached document (after a provider is removed or changed).
+    pub fn forget(&self, issuer: &str) {
+        if let Ok(mut memory) = self.memory.lock() {
+            memory.remove(issuer);
+        }
+        let _ = std::fs::remove_file(self.cache_file(issuer));
+    }
+
+    fn remember(&self, issuer: &str, metadata: &ProviderMetadata) -> Result<()> {
+        self.memory
+            .lock()
+            .map_err(poisoned)?
+            .insert(issuer.to_string(), metadata.clone());
+        Ok(())
+    }
+
+    fn cache_file(&self, issuer: &str) -> PathBuf {
+        self.dir.join(format!(
+            "discovery-{}.json",
+            crate::fsutil::short_hash(issuer)
+        ))
+    }
+}
+
+/// Fetches and checks `<issuer>/.well-known/openid-configuration`.
+pub async fn fetch(http: &HttpClient, issuer: &str) -> Result<ProviderMetadata> {
+    let url = Url::parse(&format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    ))
+    .map_err(|e| Error::InvalidConfig(format!("issuer \"{issuer}\": {e}")))?;
+    let metadata: ProviderMetadata = http.get_json(&url).await.map_err(|e| match e {
+        Error::MalformedResponse { reason, .. } => {
+            Error::Discovery(format!("{url} is not an OpenID configuration: {reason}"))
+        }
+        other => other,
+    })?;
+    metadata.check(issuer)?;
+    Ok(metadata)
+}
+
+fn poisoned<T>(_: std::sync::PoisonError<T>) -> Error {
+    Error::Storage("an internal lock was poisoned by an earlier failure".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_problem() {
+        let ok = ProviderConfig::new("Local demo", "http://127.0.0.1:9999", "tessera-public");
+        ok.validate().unwrap();
+        let mut bad = ok.clone();
+        bad.issuer = "http://idp.example.com".into();
+        assert_eq!(bad.validate().unwrap_err().code(), "insecure_url");
+        let mut bad = ok.clone();
+        bad.scopes = vec!["email".into()];
+        assert!(bad.validate().unwrap_err().to_string().contains("openid"));
+        let mut bad = ok.clone();
+        bad.extra_params.insert("state".into(), "x".into());
+        assert_eq!(bad.validate().unwrap_err().code(), "invalid_config");
+        let mut bad = ok;
+        bad.name = "a/b".into();
+        assert_eq!(bad.validate().unwrap_err().code(), "invalid_config");
+    }
+}

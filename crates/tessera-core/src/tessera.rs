@@ -1,0 +1,897 @@
+//! `Tessera`: the one entry point front ends use. It ties the data directory, the vault,
+//! the provider endpoints and the flows together and keeps the cross-cutting promises:
+//!
+//! - a sign-in stores an account only after its ID token passed every check, keychain first
+//!   and metadata second, so a failure leaves no half-written account;
+//! - refreshes of one account are single-flight across threads (a mutex) and processes (a
+//!   file lock), re-read the keychain under the lock, and persist a rotated refresh token
+//!   before the new access token is handed out;
+//! - `invalid_grant` marks the account `needs_sign_in` and deletes nothing;
+//! - any other failure changes nothing stored.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::account::{Account, AccountStatus, DataDir, State};
+use crate::claims::{ClaimRow, explain_claims, explain_header};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::flow::{FlowSecrets, PendingFlow, PendingFlows, parse_callback, same_redirect};
+use crate::fsutil::FileLock;
+use crate::grant::{DeviceAuthorization, Endpoint, check_private_key};
+use crate::http::{HttpClient, HttpConfig};
+use crate::jwt::{
+    Check, CheckStatus, DecodedJwt, Expectations, JwksCache, TokenKind, Verification,
+};
+use crate::loopback::LoopbackReceiver;
+use crate::provider::{ClientAuth, Discovery, ProviderConfig, ProviderMetadata, RESERVED_PARAMS};
+use crate::secret::SecretString;
+use crate::vault::{SecretStore, TokenSet, Vault};
+
+/// What the core is built from; tests swap each part.
+pub struct Options {
+    pub data_dir: PathBuf,
+    pub store: Arc<dyn SecretStore>,
+    pub clock: Arc<dyn Clock>,
+    pub http: HttpConfig,
+}
+
+/// A browser sign-in that has started.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignInStart {
+    /// Identifies the flow (it is the `state` parameter, which the URL carries anyway).
+    pub flow_id: String,
+    pub provider: String,
+    pub authorization_url: String,
+    pub expires_at: u64,
+}
+
+/// A device sign-in waiting for the person to approve it elsewhere.
+#[derive(Debug)]
+pub struct DeviceSignIn {
+    pub provider: String,
+    pub authorization: DeviceAuthorization,
+}
+
+/// A token handed out to a caller.
+#[derive(Debug)]
+pub struct IssuedToken {
+    pub token: SecretString,
+    pub expires_at: Option<u64>,
+    pub refreshed: bool,
+}
+
+/// What a refresh changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefreshOutcome {
+    pub account_id: String,
+    pub rotated: bool,
+    pub previous_expires_at: Option<u64>,
+    pub expires_at: Option<u64>,
+    pub changed_claims: Vec<ClaimChange>,
+}
+
+/// One claim that differs between the old and the new token.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClaimChange {
+    pub name: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// A token explained: header and claims with their meaning, and each verification check.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimsReport {
+    pub account_id: String,
+    /// `access_token` or `id_token`.
+    pub token: String,
+    /// `jwt` or `opaque`.
+    pub format: String,
+    pub header: Vec<ClaimRow>,
+    pub claims: Vec<ClaimRow>,
+    pub checks: Vec<Check>,
+    pub verified: bool,
+    pub expires_at: Option<u64>,
+}
+
+/// What signing out did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignOutOutcome {
+    pub account_id: String,
+    pub revoked: bool,
+    /// Open this to end the provider's browser session (RP-initiated logout), if offered.
+    pub logout_url: Option<String>,
+}
+
+/// See the module docs.
+pub struct Tessera {
+    data: DataDir,
+    vault: Vault,
+    clock: Arc<dyn Clock>,
+    http: HttpClient,
+    discovery: Discovery,
+    jwks: JwksCache,
+    flows: PendingFlows,
+    account_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Seconds of validity the stored access token must still have to be handed out as is.
+const MIN_USEFUL: u64 = 5;
+
+impl Tessera {
+    pub fn open(options: Options) -> Result<Self> {
+        let data = DataDir::open(&options.data_dir)?;
+        let namespace = data.read()?.namespace;
+        Ok(Tessera {
+            discovery: Discovery::new(data.cache_dir()),
+            vault: Vault::new(options.store, &namespace),
+            data,
+            clock: options.clock,
+            http: HttpClient::new(options.http)?,
+            jwks: JwksCache::default(),
+            flows: PendingFlows::default(),
+            account_locks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// `$XDG_DATA_HOME/dev.tessera` (or the platform's equivalent).
+    pub fn default_data_dir() -> PathBuf {
+        dirs::data_dir()
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join("dev.tessera")
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data.root()
+    }
+
+    /// The keychain account name under which an account's tokens are stored.
+    pub fn keychain_key(&self, account_id: &str) -> String {
+        self.vault.account_key(account_id)
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    // ---- providers -------------------------------------------------------------------
+
+    /// Registers a provider after checking its discovery document. The credential (client
+    /// secret or private key) goes to the keychain, never into the state file.
+    pub async fn add_provider(
+        &self,
+        mut config: ProviderConfig,
+        credential: Option<SecretString>,
+    ) -> Result<ProviderConfig> {
+        config.validate()?;
+        match (config.client_auth, &credential) {
+            (auth, None) if auth.needs_secret() => {
+                return Err(Error::InvalidConfig(format!(
+                    "{auth:?} needs a client secret (--client-secret-stdin)"
+                )));
+            }
+            (ClientAuth::PrivateKeyJwt, None) => {
+                return Err(Error::InvalidConfig(
+                    "private_key_jwt needs a private key (--private-key-file)".into(),
+                ));
+            }
+            (ClientAuth::PrivateKeyJwt, Some(key)) => check_private_key(key)?,
+            (ClientAuth::None, Some(_)) => {
+                return Err(Error::InvalidConfig(
+                    "a public client (auth none) takes no secret".into(),
+                ));
+            }
+            _ => {}
+        }
+        if self.data.read()?.provider(&config.name).is_ok() {
+            return Err(Error::ProviderExists(config.name));
+        }
+        let metadata = crate::provider::fetch(&self.http, &config.issuer).await?;
+        config.issuer = metadata.issuer.clone();
+        if let Some(c) = &credential {
+            self.vault.save_client_credential(&config.name, c)?;
+        }
+        let saved = self.data.update(|s| {
+            if s.provider(&config.name).is_ok() {
+                return Err(Error::ProviderExists(config.name.clone()));
+            }
+            s.providers.push(config.clone());
+            Ok(config.clone())
+        });
+        if saved.is_err() && credential.is_some() {
+            let _ = self.vault.delete_client_credential(&config.name);
+        }
+        saved
+    }
+
+    pub fn providers(&self) -> Result<Vec<ProviderConfig>> {
+        Ok(self.data.read()?.providers)
+    }
+
+    /// Removes a provider that has no accounts left.
+    pub fn remove_provider(&self, name: &str) -> Result<()> {
+        let state = self.data.read()?;
+        let issuer = state.provider(name)?.issuer.clone();
+        let accounts = state.accounts.iter().filter(|a| a.provider == name).count();
+        if accounts > 0 {
+            return Err(Error::InvalidConfig(format!(
+                "\"{name}\" still has {accounts} account(s); sign out of them first (tessera logout)"
+            )));
+        }
+        self.vault.delete_client_credential(name)?;
+        self.data.update(|s| {
+            s.providers.retain(|p| p.name != name);
+            Ok(())
+        })?;
+        self.discovery.forget(&issuer);
+        Ok(())
+    }
+
+    async fn provider_context(
+        &self,
+        name: &str,
+    ) -> Result<(ProviderConfig, ProviderMetadata, Option<SecretString>)> {
+        let config = self.data.read()?.provider(name)?.clone();
+        let metadata = self
+            .discovery
+            .metadata(&self.http, &config.issuer, self.now())
+            .await?;
+        let credential = match config.client_auth {
+            ClientAuth::None => None,
+            _ => self.vault.load_client_credential(name)?,
+        };
+        Ok((config, metadata, credential))
+    }
+
+    fn endpoint<'a>(
+        &'a self,
+        config: &'a ProviderConfig,
+        metadata: &'a ProviderMetadata,
+        credential: Option<&'a SecretString>,
+    ) -> Endpoint<'a> {
+        Endpoint {
+            config,
+            metadata,
+            credential,
+            http: &self.http,
+            now: self.now(),
+        }
+    }
+
+    // ---- sign-in ---------------------------------------------------------------------
+
+    /// Starts a browser sign-in returning to `redirect_uri` (the deep link or a loopback
+    /// URI). `params` are extra authorization parameters for this sign-in only.
+    pub async fn start_sign_in(
+        &self,
+        provider: &str,
+        redirect_uri: &str,
+        params: &[(String, String)],
+    ) -> Result<SignInStart> {
+        if let Some((k, _)) = params
+            .iter()
+            .find(|(k, _)| RESERVED_PARAMS.contains(&k.as_str()))
+        {
+            return Err(Error::InvalidConfig(format!(
+                "\"{k}\" is set by Tessera itself"
+            )));
+        }
+        let (config, metadata, credential) = self.provider_context(provider).await?;
+        let secrets = FlowSecrets::generate();
+        let endpoint = self.endpoint(&config, &metadata, credential.as_ref());
+        let url = endpoint.authorization_url(
+            redirect_uri,
+            &secrets.state,
+            &secrets.nonce,
+            secrets.challenge,
+            params,
+        )?;
+        let now = self.now();
+        self.flows.insert(
+            secrets.state.clone(),
+            PendingFlow {
+                provider: config.name.clone(),
+                redirect_uri: redirect_uri.to_string(),
+                created_at: now,
+                verifier: secrets.verifier,
+                nonce: secrets.nonce,
+            },
+        );
+        Ok(SignInStart {
+            flow_id: secrets.state,
+            provider: config.name,
+            authorization_url: url.to_string(),
+            expires_at: now + crate::flow::FLOW_TTL,
+        })
+    }
+
+    /// Abandons a sign-in; a late callback for it is refused.
+    pub fn cancel_sign_in(&self, flow_id: &str) -> bool {
+        self.flows.cancel(flow_id, self.now())
+    }
+
+    /// Whether a sign-in is still waiting for its callback.
+    pub fn is_sign_in_pending(&self, flow_id: &str) -> bool {
+        self.flows.is_pending(flow_id)
+    }
+
+    /// Completes a browser sign-in from the redirect URL the provider sent the browser to.
+    pub async fn complete_sign_in(&self, callback_url: &str) -> Result<Account> {
+        let callback = parse_callback(callback_url)?;
+        let flow = self.flows.take(&callback.state, self.now())?;
+        if !same_redirect(&callback.url, &flow.redirect_uri) {
+            return Err(Error::MalformedCallback(format!(
+                "it arrived at {}:{} but the sign-in expects {}",
+                callback.url.scheme(),
+                callback.url.path(),
+                flow.redirect_uri
+            )));
+        }
+        let (config, metadata, credential) = self.provider_context(&flow.provider).await?;
+        match &callback.iss {
+            Some(iss) if *iss != metadata.issuer => {
+                return Err(Error::IssuerMismatch {
+                    expected: metadata.issuer,
+                    got: iss.clone(),
+                });
+            }
+            None if metadata.authorization_response_iss_parameter_supported => {
+                return Err(Error::IssuerMismatch {
+                    expected: metadata.issuer,
+                    got: "(none)".into(),
+                });
+            }
+            _ => {}
+        }
+        if let Some(error) = callback.error {
+            return Err(Error::AuthorizationDenied {
+                error,
+                description: callback.error_description,
+            });
+        }
+        let code = callback
+            .code
+            .ok_or_else(|| Error::MalformedCallback("no code".into()))?;
+        let endpoint = self.endpoint(&config, &metadata, credential.as_ref());
+        let mut tokens = endpoint
+            .exchange_code(code, flow.verifier, &flow.redirect_uri)
+            .await?;
+        tokens.nonce = Some(flow.nonce);
+        self.store_sign_in(&config, &metadata, tokens).await
+    }
+
+    /// The whole loopback sign-in: listen on a random port, hand the authorization URL to
+    /// `on_start` (open the browser, print it), wait for the callback, complete.
+    pub async fn sign_in_with_loopback(
+        &self,
+        provider: &str,
+        params: &[(String, String)],
+        on_start: impl FnOnce(&SignInStart),
+        timeout: Duration,
+        cancel: impl Future<Output = ()>,
+    ) -> Result<Account> {
+        let receiver = LoopbackReceiver::bind().await?;
+        let start = self
+            .start_sign_in(provider, &receiver.redirect_uri(), params)
+            .await?;
+        on_start(&start);
+        let url = tokio::select! {
+            url = receiver.receive() => url?,
+            _ = tokio::time::sleep(timeout) => {
+                self.cancel_sign_in(&start.flow_id);
+                return Err(Error::Timeout("the browser sign-in".into()));
+            }
+            _ = cancel => {
+                self.cancel_sign_in(&start.flow_id);
+                return Err(Error::Cancelled("the sign-in".into()));
+            }
+        };
+        self.complete_sign_in(&url).await
+    }
+
+    /// Starts a device sign-in (RFC 8628); show `user_code` and `verification_uri`.
+    pub async fn start_device_sign_in(&self, provider: &str) -> Result<DeviceSignIn> {
+        let (config, metadata, credential) = self.provider_context(provider).await?;
+        let authorization = self
+            .endpoint(&config, &metadata, credential.as_ref())
+            .start_device()
+            .await?;
+        Ok(DeviceSignIn {
+            provider: config.name,
+            authorization,
+        })
+    }
+
+    /// Waits for the person to approve a device sign-in, then stores the account.
+    pub async fn finish_device_sign_in(
+        &self,
+        device: &DeviceSignIn,
+        cancel: impl Future<Output = ()>,
+    ) -> Result<Account> {
+        let (config, metadata, credential) = self.provider_context(&device.provider).await?;
+        let endpoint = self.endpoint(&config, &metadata, credential.as_ref());
+        let tokens = tokio::select! {
+            t = endpoint.finish_device(&device.authorization) => t?,
+            _ = cancel => return Err(Error::Cancelled("the device sign-in".into())),
+        };
+        self.store_sign_in(&config, &metadata, tokens).await
+    }
+
+    async fn store_sign_in(
+        &self,
+        config: &ProviderConfig,
+        metadata: &ProviderMetadata,
+        tokens: TokenSet,
+    ) -> Result<Account> {
+        let id_token = tokens
+            .id_token
+            .as_ref()
+            .ok_or_else(|| Error::TokenRejected {
+                token: "sign-in response".into(),
+                reason: "the provider returned no ID token (is \"openid\" among the scopes?)"
+                    .into(),
+            })?;
+        let now = self.now();
+        let expect = Expectations {
+            kind: TokenKind::IdToken,
+            issuer: &metadata.issuer,
+            audience: Some(&config.client_id),
+            client_id: &config.client_id,
+            nonce: tokens.nonce.as_deref(),
+            access_token: Some(tokens.access_token.expose_secret()),
+            now,
+        };
+        let claims = self
+            .verify(metadata, id_token.expose_secret(), &expect)
+            .await?
+            .into_result("ID token")?;
+        let subject = claims
+            .claim_str("sub")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::TokenRejected {
+                token: "ID token".into(),
+                reason: "it has no subject".into(),
+            })?
+            .to_string();
+        let id = Account::id_for(&config.name, &subject);
+        self.vault.save_tokens(&id, &tokens)?;
+        let stored = self.data.update(|s| {
+            let existing = s.accounts.iter().position(|a| a.id == id);
+            let mut account = match existing {
+                Some(i) => s.accounts.remove(i),
+                None => Account {
+                    id: id.clone(),
+                    provider: config.name.clone(),
+                    issuer: metadata.issuer.clone(),
+                    subject: subject.clone(),
+                    email: None,
+                    name: None,
+                    orgs: Vec::new(),
+                    status: AccountStatus::Active,
+                    created_at: now,
+                    updated_at: now,
+                    access_expires_at: None,
+                    scope: None,
+                },
+            };
+            account.absorb_claims(&claims);
+            account.status = AccountStatus::Active;
+            account.updated_at = now;
+            account.access_expires_at = tokens.expires_at;
+            account.scope = tokens.scope.clone();
+            s.accounts.push(account.clone());
+            Ok(account)
+        });
+        if stored.is_err() {
+            let _ = self.vault.delete_tokens(&id);
+        }
+        stored
+    }
+
+    async fn verify(
+        &self,
+        metadata: &ProviderMetadata,
+        token: &str,
+        expect: &Expectations<'_>,
+    ) -> Result<Verification> {
+        crate::jwt::verify(&self.jwks, &self.http, &metadata.jwks_uri, token, expect).await
+    }
+
+    // ---- accounts and tokens ---------------------------------------------------------
+
+    pub fn accounts(&self) -> Result<Vec<Account>> {
+        Ok(self.data.read()?.accounts)
+    }
+
+    /// The account `query` names: its id, or an unambiguous email or subject.
+    pub fn account(&self, query: &str) -> Result<Account> {
+        self.data.read()?.find_account(query).cloned()
+    }
+
+    /// A valid access token, refreshed when it has less than `min_valid` seconds left or
+    /// when `force` is set.
+    pub async fn access_token(
+        &self,
+        query: &str,
+        min_valid: u64,
+        force: bool,
+    ) -> Result<IssuedToken> {
+        let (tokens, refreshed) = self.fresh_tokens(query, min_valid, force).await?;
+        Ok(IssuedToken {
+            token: tokens.access_token,
+            expires_at: tokens.expires_at,
+            refreshed,
+        })
+    }
+
+    /// The current ID token (refreshing first under the same rules as [`Self::access_token`]).
+    pub async fn id_token(&self, query: &str, min_valid: u64, force: bool) -> Result<IssuedToken> {
+        let (tokens, refreshed) = self.fresh_tokens(query, min_valid, force).await?;
+        let token = tokens
+            .id_token
+            .ok_or_else(|| Error::Unsupported("an ID token for this account".into()))?;
+        let expires_at = crate::jwt::decode_unverified_for_display(token.expose_secret())
+            .ok()
+            .and_then(|d| d.claim_u64("exp"));
+        Ok(IssuedToken {
+            token,
+            expires_at,
+            refreshed,
+        })
+    }
+
+    /// Refreshes now, whatever the expiry.
+    pub async fn refresh(&self, query: &str) -> Result<RefreshOutcome> {
+        let account = self.account(query)?;
+        let before = self.load_tokens(&account)?;
+        let (after, _) = self.refresh_single_flight(&account.id, None).await?;
+        Ok(RefreshOutcome {
+            account_id: account.id,
+            rotated: refresh_secret(&before) != refresh_secret(&after),
+            previous_expires_at: before.expires_at,
+            expires_at: after.expires_at,
+            changed_claims: changed_claims(&before, &after),
+        })
+    }
+
+    async fn fresh_tokens(
+        &self,
+        query: &str,
+        min_valid: u64,
+        force: bool,
+    ) -> Result<(TokenSet, bool)> {
+        let account = self.account(query)?;
+        if account.status == AccountStatus::NeedsSignIn {
+            return Err(Error::NeedsSignIn(account.id));
+        }
+        let tokens = self.load_tokens(&account)?;
+        let min_valid = min_valid.max(MIN_USEFUL);
+        if !force && is_fresh(&tokens, min_valid, self.now()) {
+            return Ok((tokens, false));
+        }
+        self.refresh_single_flight(&account.id, (!force).then_some(min_valid))
+            .await
+    }
+
+    fn load_tokens(&self, account: &Account) -> Result<TokenSet> {
+        self.vault
+            .load_tokens(&account.id)?
+            .ok_or_else(|| Error::NeedsSignIn(account.id.clone()))
+    }
+
+    fn account_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.account_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.to_string()).or_default().clone()
+    }
+
+    /// Refreshes one account with at most one refresh in flight across threads and
+    /// processes. With `skip_if_valid`, a refresh someone else finished meanwhile is reused.
+    async fn refresh_single_flight(
+        &self,
+        id: &str,
+        skip_if_valid: Option<u64>,
+    ) -> Result<(TokenSet, bool)> {
+        let lock = self.account_lock(id);
+        let _in_process = lock.lock().await;
+        let _across_processes = FileLock::acquire_async(self.data.refresh_lock(id)).await?;
+
+        let account = self.data.read()?.find_account(id)?.clone();
+        if account.status == AccountStatus::NeedsSignIn {
+            return Err(Error::NeedsSignIn(account.id));
+        }
+        let current = self.load_tokens(&account)?;
+        if let Some(min_valid) = skip_if_valid
+            && is_fresh(&current, min_valid, self.now())
+        {
+            return Ok((current, false));
+        }
+        let Some(refresh_token) = current.refresh_token.clone() else {
+            return Err(Error::NeedsSignIn(account.id));
+        };
+        let (config, metadata, credential) = self.provider_context(&account.provider).await?;
+        let endpoint = self.endpoint(&config, &metadata, credential.as_ref());
+        let mut fresh = match endpoint.refresh(&refresh_token, &[]).await {
+            Ok(t) => t,
+            Err(e) if e.oauth_error() == Some("invalid_grant") => {
+                self.data.update(|s| {
+                    let a = s.account_mut(&account.id)?;
+                    a.status = AccountStatus::NeedsSignIn;
+                    a.updated_at = self.now();
+                    Ok(())
+                })?;
+                return Err(Error::NeedsSignIn(account.id));
+            }
+            Err(e) => return Err(e),
+        };
+
+        // Persist the (possibly rotated) refresh token before anything else can fail.
+        let new_id_token = fresh.id_token.take();
+        fresh.id_token = current.id_token.clone();
+        fresh.nonce = current.nonce.clone();
+        fresh.id_token_matches_access_token = false;
+        self.vault.save_tokens(&account.id, &fresh)?;
+
+        let mut verified_claims: Option<DecodedJwt> = None;
+        if let Some(id_token) = new_id_token {
+            let expect = Expectations {
+                kind: TokenKind::IdToken,
+                issuer: &metadata.issuer,
+                audience: Some(&config.client_id),
+                client_id: &config.client_id,
+                nonce: None,
+                access_token: Some(fresh.access_token.expose_secret()),
+                now: self.now(),
+            };
+            let claims = self
+                .verify(&metadata, id_token.expose_secret(), &expect)
+                .await?
+                .into_result("refreshed ID token")?;
+            if claims.claim_str("sub") != Some(account.subject.as_str()) {
+                return Err(Error::TokenRejected {
+                    token: "refreshed ID token".into(),
+                    reason: "it names a different subject".into(),
+                });
+            }
+            fresh.id_token = Some(id_token);
+            fresh.nonce = None;
+            fresh.id_token_matches_access_token = true;
+            self.vault.save_tokens(&account.id, &fresh)?;
+            verified_claims = Some(claims);
+        }
+        let now = self.now();
+        self.data.update(|s| {
+            let a = s.account_mut(&account.id)?;
+            if let Some(c) = &verified_claims {
+                a.absorb_claims(c);
+            }
+            a.status = AccountStatus::Active;
+            a.access_expires_at = fresh.expires_at;
+            a.updated_at = now;
+            Ok(())
+        })?;
+        Ok((fresh, true))
+    }
+
+    // ---- inspection ------------------------------------------------------------------
+
+    /// The access or ID token explained and verified. Never contains the token itself.
+    pub async fn claims(&self, query: &str, kind: TokenKind) -> Result<ClaimsReport> {
+        let account = self.account(query)?;
+        let tokens = self.load_tokens(&account)?;
+        let (config, metadata, credential) = self.provider_context(&account.provider).await?;
+        let now = self.now();
+        let (name, token) = match kind {
+            TokenKind::IdToken => (
+                "id_token",
+                tokens
+                    .id_token
+                    .as_ref()
+                    .ok_or_else(|| Error::Unsupported("an ID token for this account".into()))?,
+            ),
+            TokenKind::AccessToken => ("access_token", &tokens.access_token),
+        };
+        if !crate::jwt::looks_like_jwt(token.expose_secret()) {
+            return self
+                .opaque_report(&account, &config, &metadata, credential.as_ref(), token)
+                .await;
+        }
+        let audience = match kind {
+            TokenKind::IdToken => Some(config.client_id.as_str()),
+            TokenKind::AccessToken => config
+                .audience
+                .as_deref()
+                .or(config.resources.first().map(String::as_str)),
+        };
+        let expect = Expectations {
+            kind,
+            issuer: &metadata.issuer,
+            audience,
+            client_id: &config.client_id,
+            nonce: tokens.nonce.as_deref(),
+            access_token: tokens
+                .id_token_matches_access_token
+                .then(|| tokens.access_token.expose_secret()),
+            now,
+        };
+        let v = self
+            .verify(&metadata, token.expose_secret(), &expect)
+            .await?;
+        Ok(ClaimsReport {
+            account_id: account.id,
+            token: name.into(),
+            format: "jwt".into(),
+            header: explain_header(&v.decoded.header),
+            claims: explain_claims(&v.decoded.payload, now),
+            verified: v.passed(),
+            expires_at: v.decoded.claim_u64("exp"),
+            checks: v.checks,
+        })
+    }
+
+    async fn opaque_report(
+        &self,
+        account: &Account,
+        config: &ProviderConfig,
+        metadata: &ProviderMetadata,
+        credential: Option<&SecretString>,
+        token: &SecretString,
+    ) -> Result<ClaimsReport> {
+        let now = self.now();
+        let endpoint = self.endpoint(config, metadata, credential);
+        let (claims, checks, active) = match endpoint.introspect(token, "access_token").await {
+            Ok(Value::Object(map)) => {
+                let active = map.get("active").and_then(Value::as_bool).unwrap_or(false);
+                let check = Check {
+                    name: "introspection".into(),
+                    status: if active {
+                        CheckStatus::Pass
+                    } else {
+                        CheckStatus::Fail
+                    },
+                    detail: if active {
+                        "the provider says the token is active"
+                    } else {
+                        "the provider says the token is not active"
+                    }
+                    .into(),
+                };
+                (map, vec![check], active)
+            }
+            Ok(_) => {
+                return Err(Error::MalformedResponse {
+                    url: "introspection".into(),
+                    reason: "not an object".into(),
+                });
+            }
+            Err(Error::Unsupported(_)) => (
+                Map::new(),
+                vec![Check {
+                    name: "introspection".into(),
+                    status: CheckStatus::Skipped,
+                    detail: "opaque token and the provider offers no introspection".into(),
+                }],
+                false,
+            ),
+            Err(e) => return Err(e),
+        };
+        Ok(ClaimsReport {
+            account_id: account.id.clone(),
+            token: "access_token".into(),
+            format: "opaque".into(),
+            header: Vec::new(),
+            expires_at: claims
+                .get("exp")
+                .and_then(Value::as_u64)
+                .or(account.access_expires_at),
+            claims: explain_claims(&claims, now),
+            checks,
+            verified: active,
+        })
+    }
+
+    /// The provider's userinfo for the account.
+    pub async fn userinfo(&self, query: &str) -> Result<Value> {
+        let account = self.account(query)?;
+        let token = self.access_token(&account.id, 30, false).await?;
+        let (config, metadata, credential) = self.provider_context(&account.provider).await?;
+        self.endpoint(&config, &metadata, credential.as_ref())
+            .userinfo(&token.token)
+            .await
+    }
+
+    /// RFC 7662 introspection of the account's access token.
+    pub async fn introspect(&self, query: &str) -> Result<Value> {
+        let account = self.account(query)?;
+        let tokens = self.load_tokens(&account)?;
+        let (config, metadata, credential) = self.provider_context(&account.provider).await?;
+        self.endpoint(&config, &metadata, credential.as_ref())
+            .introspect(&tokens.access_token, "access_token")
+            .await
+    }
+
+    // ---- sign-out --------------------------------------------------------------------
+
+    /// Revokes the refresh token (unless `revoke` is false), then removes the keychain entry
+    /// and the account. If revocation fails nothing is removed.
+    pub async fn sign_out(&self, query: &str, revoke: bool) -> Result<SignOutOutcome> {
+        let account = self.account(query)?;
+        let tokens = self.vault.load_tokens(&account.id)?;
+        let mut revoked = false;
+        let mut logout_url = None;
+        if revoke {
+            let (config, metadata, credential) = self.provider_context(&account.provider).await?;
+            if let Some(rt) = tokens.as_ref().and_then(|t| t.refresh_token.as_ref()) {
+                match self
+                    .endpoint(&config, &metadata, credential.as_ref())
+                    .revoke(rt)
+                    .await
+                {
+                    Ok(()) => revoked = true,
+                    Err(Error::Unsupported(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            logout_url = metadata.end_session_endpoint.as_deref().and_then(|e| {
+                let mut url = url::Url::parse(e).ok()?;
+                url.query_pairs_mut()
+                    .append_pair("client_id", &config.client_id);
+                Some(url.to_string())
+            });
+        }
+        self.vault.delete_tokens(&account.id)?;
+        self.data.update(|s: &mut State| {
+            s.accounts.retain(|a| a.id != account.id);
+            Ok(())
+        })?;
+        Ok(SignOutOutcome {
+            account_id: account.id,
+            revoked,
+            logout_url,
+        })
+    }
+}
+
+fn is_fresh(tokens: &TokenSet, min_valid: u64, now: u64) -> bool {
+    tokens.expires_at.is_none_or(|e| e > now + min_valid)
+}
+
+fn refresh_secret(tokens: &TokenSet) -> Option<&str> {
+    tokens.refresh_token.as_ref().map(|t| t.expose_secret())
+}
+
+/// Claims that differ between two token sets: the access tokens' when both are JWTs,
+/// otherwise the ID tokens'.
+fn changed_claims(before: &TokenSet, after: &TokenSet) -> Vec<ClaimChange> {
+    let payload = |t: Option<&SecretString>| {
+        t.and_then(|t| crate::jwt::decode_unverified_for_display(t.expose_secret()).ok())
+            .map(|d| d.payload)
+    };
+    let (old, new) = match (
+        payload(Some(&before.access_token)),
+        payload(Some(&after.access_token)),
+    ) {
+        (Some(a), Some(b)) => (a, b),
+        _ => (
+            payload(before.id_token.as_ref()).unwrap_or_default(),
+            payload(after.id_token.as_ref()).unwrap_or_default(),
+        ),
+    };
+    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| old.get(*n) != new.get(*n))
+        .map(|n| ClaimChange {
+            name: n.clone(),
+            before: old.get(n).cloned(),
+            after: new.get(n).cloned(),
+        })
+        .collect()
+}
