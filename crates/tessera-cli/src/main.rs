@@ -1,1 +1,342 @@
-fn main() {}
+//! `tessera`: the command line over the core. Its interface is scripted against, so the
+//! commands, flags, output shapes and exit codes are kept stable:
+//! 0 ok, 1 local failure, 2 usage, 3 needs sign-in, 4 provider or network, 5 keychain.
+//! Tokens go to stdout only when asked for; every message goes to stderr as one line.
+
+mod browser;
+mod output;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tessera_core::clock::SystemClock;
+use tessera_core::http::HttpConfig;
+use tessera_core::vault::KeyringStore;
+use tessera_core::{
+    ClientAuth, Error, ErrorKind, Options, ProviderConfig, SecretString, Tessera, TokenKind,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "Accounts at identity providers, from the command line"
+)]
+struct Cli {
+    /// Where account metadata is kept (secrets are always in the OS keychain)
+    #[arg(long, global = true, env = "TESSERA_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Register, list and remove identity providers
+    #[command(subcommand)]
+    Provider(ProviderCommand),
+    /// Sign in through the browser (or the device flow) and print the new account's id
+    Login(LoginArgs),
+    /// List signed-in accounts
+    Accounts {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a valid access token (or ID token), refreshing only when needed or asked
+    Token(TokenArgs),
+    /// Show a token's header and claims, explained, with each verification check
+    Claims {
+        account: String,
+        /// Inspect the ID token instead of the access token
+        #[arg(long)]
+        id_token: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refresh an account's tokens now
+    Refresh {
+        account: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the provider's userinfo for an account
+    Userinfo { account: String },
+    /// Sign out: revoke the refresh token, then forget the account and its keychain entry
+    Logout {
+        account: String,
+        /// Only forget locally; do not contact the provider
+        #[arg(long)]
+        no_revoke: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProviderCommand {
+    /// Register a provider (its discovery document is checked first)
+    Add(AddProviderArgs),
+    /// List registered providers
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a provider that has no accounts
+    Remove { name: String },
+}
+
+#[derive(Args)]
+struct AddProviderArgs {
+    name: String,
+    /// The OpenID issuer URL (https, or http on 127.0.0.1 / localhost)
+    #[arg(long)]
+    issuer: String,
+    #[arg(long)]
+    client_id: String,
+    /// Read the client secret from standard input
+    #[arg(long)]
+    client_secret_stdin: bool,
+    /// Client authentication: none, client_secret_basic, client_secret_post, private_key_jwt
+    #[arg(long, value_name = "METHOD")]
+    auth: Option<String>,
+    /// PEM or JWK private key for private_key_jwt (stored in the keychain)
+    #[arg(long, value_name = "FILE")]
+    private_key_file: Option<PathBuf>,
+    /// Scope to request (repeatable; default: openid profile email offline_access)
+    #[arg(long = "scope", value_name = "S")]
+    scopes: Vec<String>,
+    /// Audience parameter for the authorization request
+    #[arg(long)]
+    audience: Option<String>,
+    /// Resource indicator (RFC 8707; repeatable)
+    #[arg(long = "resource", value_name = "R")]
+    resources: Vec<String>,
+    /// Extra authorization parameter (repeatable)
+    #[arg(long = "param", value_name = "K=V", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+}
+
+#[derive(Args)]
+struct LoginArgs {
+    provider: String,
+    /// Do not open a browser: print the authorization URL on stderr and wait
+    #[arg(long)]
+    no_browser: bool,
+    /// Use the device authorization grant (RFC 8628)
+    #[arg(long, conflicts_with = "no_browser")]
+    device: bool,
+    /// Extra authorization parameter for this sign-in (repeatable)
+    #[arg(long = "param", value_name = "K=V", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    /// Give up after this many seconds
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    timeout: u64,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    account: String,
+    /// Refresh first if the token has fewer seconds left than this
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    min_valid: u64,
+    /// Refresh even if the token is still valid
+    #[arg(long)]
+    refresh: bool,
+    /// Print the ID token instead of the access token
+    #[arg(long)]
+    id_token: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected K=V, got \"{s}\"")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&Error::Storage(format!("cannot start: {e}"))),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &Error) -> ExitCode {
+    eprintln!("tessera: {e} [{}]", e.code());
+    ExitCode::from(match e.kind() {
+        ErrorKind::Usage => 2,
+        ErrorKind::NeedsSignIn => 3,
+        ErrorKind::Provider => 4,
+        ErrorKind::Keychain => 5,
+        ErrorKind::Local => 1,
+    })
+}
+
+async fn run(cli: Cli) -> tessera_core::Result<()> {
+    let tessera = Tessera::open(Options {
+        data_dir: cli.data_dir.unwrap_or_else(Tessera::default_data_dir),
+        store: Arc::new(KeyringStore::new()),
+        clock: Arc::new(SystemClock),
+        http: HttpConfig::default(),
+    })?;
+    match cli.command {
+        Command::Provider(ProviderCommand::Add(args)) => add_provider(&tessera, args).await,
+        Command::Provider(ProviderCommand::List { json }) => {
+            output::providers(&tessera.providers()?, json)
+        }
+        Command::Provider(ProviderCommand::Remove { name }) => {
+            tessera.remove_provider(&name)?;
+            eprintln!("Removed provider \"{name}\".");
+            Ok(())
+        }
+        Command::Login(args) => login(&tessera, args).await,
+        Command::Accounts { json } => output::accounts(&tessera.accounts()?, json),
+        Command::Token(args) => {
+            let issued = if args.id_token {
+                tessera
+                    .id_token(&args.account, args.min_valid, args.refresh)
+                    .await?
+            } else {
+                tessera
+                    .access_token(&args.account, args.min_valid, args.refresh)
+                    .await?
+            };
+            output::token(
+                &tessera.account(&args.account)?.id,
+                &issued,
+                args.id_token,
+                args.json,
+            )
+        }
+        Command::Claims {
+            account,
+            id_token,
+            json,
+        } => {
+            let kind = if id_token {
+                TokenKind::IdToken
+            } else {
+                TokenKind::AccessToken
+            };
+            output::claims(&tessera.claims(&account, kind).await?, json)
+        }
+        Command::Refresh { account, json } => {
+            output::refresh(&tessera.refresh(&account).await?, json)
+        }
+        Command::Userinfo { account } => output::json(&tessera.userinfo(&account).await?),
+        Command::Logout { account, no_revoke } => {
+            let out = tessera.sign_out(&account, !no_revoke).await?;
+            let how = if out.revoked {
+                "revoked the refresh token and "
+            } else {
+                ""
+            };
+            eprintln!(
+                "Signed out of {}: {how}removed it from this computer.",
+                out.account_id
+            );
+            if let Some(url) = out.logout_url {
+                eprintln!("To also end your session in the browser, open: {url}");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn add_provider(tessera: &Tessera, args: AddProviderArgs) -> tessera_core::Result<()> {
+    let mut config = ProviderConfig::new(&args.name, &args.issuer, &args.client_id);
+    let auth = match (&args.auth, args.client_secret_stdin, &args.private_key_file) {
+        (Some(a), _, _) => ClientAuth::parse(a)?,
+        (None, _, Some(_)) => ClientAuth::PrivateKeyJwt,
+        (None, true, None) => ClientAuth::ClientSecretBasic,
+        (None, false, None) => ClientAuth::None,
+    };
+    config.client_auth = auth;
+    if !args.scopes.is_empty() {
+        config.scopes = args.scopes;
+    }
+    config.audience = args.audience;
+    config.resources = args.resources;
+    config.extra_params = args.params.into_iter().collect();
+    let credential = if let Some(path) = &args.private_key_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::InvalidConfig(format!("cannot read {}: {e}", path.display())))?;
+        Some(SecretString::new(text))
+    } else if args.client_secret_stdin {
+        let mut secret = String::new();
+        std::io::stdin()
+            .read_to_string(&mut secret)
+            .map_err(|e| Error::InvalidConfig(format!("cannot read the secret from stdin: {e}")))?;
+        let secret = secret.trim_end_matches(['\r', '\n']).to_string();
+        if secret.is_empty() {
+            return Err(Error::InvalidConfig(
+                "the client secret on stdin is empty".into(),
+            ));
+        }
+        Some(SecretString::new(secret))
+    } else {
+        None
+    };
+    let saved = tessera.add_provider(config, credential).await?;
+    eprintln!("Added provider \"{}\" ({}).", saved.name, saved.issuer);
+    Ok(())
+}
+
+async fn login(tessera: &Tessera, args: LoginArgs) -> tessera_core::Result<()> {
+    let cancel = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let account = if args.device {
+        let device = tessera.start_device_sign_in(&args.provider).await?;
+        let a = &device.authorization;
+        eprintln!(
+            "To sign in, visit {} and enter the code {}",
+            a.verification_uri, a.user_code
+        );
+        if let Some(complete) = &a.verification_uri_complete {
+            eprintln!("Or open: {complete}");
+        }
+        eprintln!("Waiting for approval (Ctrl-C to cancel)…");
+        tessera.finish_device_sign_in(&device, cancel).await?
+    } else {
+        let no_browser = args.no_browser;
+        let on_start = |start: &tessera_core::SignInStart| {
+            if no_browser {
+                eprintln!("{}", start.authorization_url);
+                return;
+            }
+            match browser::open(&start.authorization_url) {
+                Ok(()) => eprintln!("Opened your browser to sign in to {}.", start.provider),
+                Err(e) => eprintln!("Could not open a browser ({e})."),
+            }
+            eprintln!(
+                "If it did not open, visit:\n  {}\nWaiting for the sign-in (Ctrl-C to cancel)…",
+                start.authorization_url
+            );
+        };
+        let timeout = Duration::from_secs(args.timeout);
+        tessera
+            .sign_in_with_loopback(&args.provider, &args.params, on_start, timeout, cancel)
+            .await?
+    };
+    eprintln!(
+        "Signed in as {} at {}.",
+        account.email.as_deref().unwrap_or(&account.subject),
+        account.provider
+    );
+    println!("{}", account.id);
+    Ok(())
+}
