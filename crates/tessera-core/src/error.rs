@@ -26,7 +26,9 @@ pub enum Error {
     UnknownState,
     #[error("this sign-in callback was already used (replayed state)")]
     StateReplayed,
-    #[error("this sign-in expired after 10 minutes; start it again")]
+    #[error(
+        "this sign-in is no longer waiting (it expired, or Tessera restarted since it began); start it again"
+    )]
     FlowExpired,
     #[error("the callback names issuer \"{got}\" but the sign-in went to \"{expected}\"")]
     IssuerMismatch { expected: String, got: String },

@@ -4,14 +4,20 @@
 //! Invariants: a pending flow is found only by its exact `state`; it is used at most once
 //! (a second callback with the same state is `state_replayed`); it expires
 //! [`FLOW_TTL`] seconds after it started; the PKCE verifier never leaves the core.
+//!
+//! The table itself lives in memory. A journal in the data directory remembers the hashes
+//! of recently started states, so a callback that outlived its process (a deep link that
+//! cold-starts the app after a restart) is told `flow_expired` rather than `unknown_state`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use oauth2::{CsrfToken, PkceCodeChallenge, PkceCodeVerifier};
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::fsutil::{FileLock, short_hash, write_atomic};
 
 /// How long a sign-in may take from start to callback.
 pub const FLOW_TTL: u64 = 600;
@@ -53,6 +59,7 @@ impl FlowSecrets {
 #[derive(Debug, Default)]
 pub struct PendingFlows {
     inner: Mutex<Tables>,
+    journal: Option<PathBuf>,
 }
 
 #[derive(Debug, Default)]
@@ -62,9 +69,44 @@ struct Tables {
 }
 
 impl PendingFlows {
+    /// A table that journals started states in `dir/flows.json`.
+    pub fn with_journal(dir: PathBuf) -> Self {
+        PendingFlows {
+            inner: Mutex::default(),
+            journal: Some(dir),
+        }
+    }
+
+    fn journal_update(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, u64>),
+    ) -> Option<BTreeMap<String, u64>> {
+        let dir = self.journal.as_ref()?;
+        let _lock = FileLock::acquire(&dir.join("flows.lock")).ok()?;
+        let file = dir.join("flows.json");
+        let mut entries: BTreeMap<String, u64> = std::fs::read(&file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        change(&mut entries);
+        let _ = serde_json::to_vec(&entries).map(|b| write_atomic(&file, &b));
+        Some(entries)
+    }
+
+    /// Whether an earlier process started a flow with this state.
+    fn journaled(&self, state: &str) -> bool {
+        let key = short_hash(state);
+        self.journal_update(|_| {})
+            .is_some_and(|e| e.contains_key(&key))
+    }
+
     pub(crate) fn insert(&self, state: String, flow: PendingFlow) {
+        let now = flow.created_at;
+        self.journal_update(|e| {
+            e.retain(|_, at| now.saturating_sub(*at) <= 2 * FLOW_TTL);
+            e.insert(short_hash(&state), now);
+        });
         if let Ok(mut t) = self.inner.lock() {
-            let now = flow.created_at;
             t.pending
                 .retain(|_, f| now.saturating_sub(f.created_at) <= FLOW_TTL);
             t.used
@@ -82,7 +124,14 @@ impl PendingFlows {
         if t.used.contains_key(state) {
             return Err(Error::StateReplayed);
         }
-        let flow = t.pending.remove(state).ok_or(Error::UnknownState)?;
+        let Some(flow) = t.pending.remove(state) else {
+            drop(t);
+            return Err(if self.journaled(state) {
+                Error::FlowExpired
+            } else {
+                Error::UnknownState
+            });
+        };
         t.used.insert(state.to_string(), now);
         if now.saturating_sub(flow.created_at) > FLOW_TTL {
             return Err(Error::FlowExpired);
@@ -210,6 +259,19 @@ mod tests {
         flows.insert("s3".into(), flow(1000));
         assert!(flows.cancel("s3", 1001));
         assert_eq!(flows.take("s3", 1002).unwrap_err().code(), "state_replayed");
+    }
+
+    #[test]
+    fn a_flow_from_an_earlier_process_is_reported_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let earlier = PendingFlows::with_journal(dir.path().to_path_buf());
+        earlier.insert("s1".into(), flow(1000));
+        drop(earlier);
+        let now = PendingFlows::with_journal(dir.path().to_path_buf());
+        assert_eq!(now.take("s1", 1001).unwrap_err().code(), "flow_expired");
+        assert_eq!(now.take("other", 1001).unwrap_err().code(), "unknown_state");
+        let text = std::fs::read_to_string(dir.path().join("flows.json")).unwrap();
+        assert!(!text.contains("s1"), "only hashes of states are written");
     }
 
     #[test]

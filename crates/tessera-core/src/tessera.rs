@@ -130,12 +130,12 @@ impl Tessera {
         let namespace = data.read()?.namespace;
         Ok(Tessera {
             discovery: Discovery::new(data.cache_dir()),
+            flows: PendingFlows::with_journal(data.cache_dir()),
             vault: Vault::new(options.store, &namespace),
             data,
             clock: options.clock,
             http: HttpClient::new(options.http)?,
             jwks: JwksCache::default(),
-            flows: PendingFlows::default(),
             account_locks: Mutex::new(HashMap::new()),
         })
     }

@@ -1,0 +1,593 @@
+//! The `tessera` binary end to end: the real OpenID provider of `tests/idp`, the real
+//! Secret Service (run through `scripts/test`, which starts an unlocked gnome-keyring in a
+//! private D-Bus session), and a scripted browser.
+
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use tessera_testkit::{Browser, Idp, IdpOptions, Profile, client_pkjwt_pem};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+struct Env {
+    idp: Idp,
+    dir: tempfile::TempDir,
+}
+
+async fn env(profile: Profile) -> Env {
+    let env = Env {
+        idp: Idp::start(IdpOptions {
+            profile,
+            ..Default::default()
+        })
+        .await,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let out = env
+        .run(
+            &[
+                "provider",
+                "add",
+                "local",
+                "--issuer",
+                &env.idp.issuer.clone(),
+                "--client-id",
+                "tessera-public",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    env
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+impl Env {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        c.arg("--data-dir")
+            .arg(self.dir.path())
+            .args(args)
+            .kill_on_drop(true);
+        c
+    }
+
+    async fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut c = self.command(args);
+        c.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(input.as_bytes()).await.unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, None).await;
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "tessera {args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args).await).unwrap()
+    }
+
+    /// `tessera login --no-browser`, with the test playing the browser.
+    async fn login(&self, provider: &str, user: &str) -> String {
+        let mut child = self
+            .command(&["login", provider, "--no-browser"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let url = stderr
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the authorization URL on stderr");
+        assert!(
+            url.starts_with(&self.idp.issuer) && !url.contains(' '),
+            "one line, the URL alone: {url}"
+        );
+        let browser = Browser::new();
+        let callback = browser.login(&url, user).await;
+        assert!(callback.starts_with("http://127.0.0.1:"), "{callback}");
+        let (status, _) = browser.visit(&callback).await;
+        assert_eq!(status, 200);
+        let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut rest = String::new();
+        while let Ok(Some(line)) = stderr.next_line().await {
+            rest.push_str(&line);
+        }
+        assert_eq!(out.status.code(), Some(0), "login: {rest}");
+        let id = text(&out.stdout).trim().to_string();
+        assert!(id.starts_with("acc-"), "{id}");
+        id
+    }
+
+    fn namespace(&self) -> String {
+        let state: Value =
+            serde_json::from_slice(&std::fs::read(self.dir.path().join("tessera.json")).unwrap())
+                .unwrap();
+        state["namespace"].as_str().unwrap().to_string()
+    }
+
+    /// The keychain entry, read with `secret-tool` straight from the Secret Service.
+    async fn keychain(&self, what: &str) -> Option<String> {
+        let username = format!("{}/{what}", self.namespace());
+        let out = Command::new("secret-tool")
+            .args(["lookup", "service", "dev.tessera", "username", &username])
+            .output()
+            .await
+            .unwrap();
+        out.status.success().then(|| text(&out.stdout))
+    }
+
+    async fn tokens(&self, id: &str) -> Value {
+        let blob = self
+            .keychain(&format!("account/{id}"))
+            .await
+            .expect("the account's keychain entry");
+        serde_json::from_str(&blob).unwrap()
+    }
+
+    fn files_contain(&self, needle: &str) -> Vec<String> {
+        fn walk(dir: &std::path::Path, needle: &str, hits: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, needle, hits);
+                } else if std::fs::read_to_string(&path)
+                    .unwrap_or_default()
+                    .contains(needle)
+                {
+                    hits.push(path.display().to_string());
+                }
+            }
+        }
+        let mut hits = Vec::new();
+        walk(self.dir.path(), needle, &mut hits);
+        hits
+    }
+
+    async fn refresh_at_idp(&self, refresh_token: &str, client: &str) -> Value {
+        let response = reqwest::Client::new()
+            .post(format!("{}/token", self.idp.issuer))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", client),
+            ])
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+}
+
+fn assert_keychain_available() {
+    let probe = ["service", "dev.tessera-probe", "username", "probe"];
+    let stored = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "printf probe | secret-tool store --label=probe \"$@\"",
+            "sh",
+        ])
+        .args(probe)
+        .status()
+        .is_ok_and(|s| s.success());
+    let read = std::process::Command::new("secret-tool")
+        .arg("lookup")
+        .args(probe)
+        .output();
+    assert!(
+        stored && read.is_ok_and(|o| o.stdout == b"probe"),
+        "these tests need a running, unlocked Secret Service: run them through scripts/test"
+    );
+}
+
+#[tokio::test]
+async fn sign_in_inspect_refresh_and_sign_out_with_the_real_keychain() {
+    assert_keychain_available();
+    let env = env(Profile::Plain).await;
+    let providers = env.json(&["provider", "list", "--json"]).await;
+    assert_eq!(providers[0]["name"], "local");
+
+    let id = env.login("local", "alice").await;
+    let accounts = env.json(&["accounts", "--json"]).await;
+    let account = &accounts[0];
+    assert_eq!(account["id"], id.as_str());
+    assert_eq!(
+        (account["provider"].as_str(), account["subject"].as_str()),
+        (Some("local"), Some("alice"))
+    );
+    assert_eq!(
+        (account["email"].as_str(), account["status"].as_str()),
+        (Some("alice@example.com"), Some("active"))
+    );
+    assert_eq!(account["orgs"], serde_json::json!(["acme", "globex"]));
+    assert_eq!(env.ok(&["accounts"]).await.lines().count(), 1);
+
+    let stored = env.tokens(&id).await;
+    let refresh_token = stored["refresh_token"]
+        .as_str()
+        .expect("the refresh token is in the keychain")
+        .to_string();
+    assert!(
+        env.files_contain(&refresh_token).is_empty(),
+        "no file holds the refresh token"
+    );
+    assert!(
+        env.files_contain(stored["access_token"].as_str().unwrap())
+            .is_empty()
+    );
+
+    assert_eq!(
+        env.ok(&["token", "alice@example.com"]).await.trim(),
+        stored["access_token"].as_str().unwrap()
+    );
+    let token = env.json(&["token", &id, "--json"]).await;
+    assert_eq!(token["refreshed"], false);
+    let id_token = env.ok(&["token", "alice", "--id-token"]).await;
+    assert_eq!(id_token.trim(), stored["id_token"].as_str().unwrap());
+
+    let claims = env.json(&["claims", &id, "--id-token", "--json"]).await;
+    assert_eq!(claims["verified"], true, "{claims}");
+    let human = env.ok(&["claims", &id, "--id-token"]).await;
+    assert!(
+        human.contains("Verified.") && human.contains("✓ signature") && human.contains("Issuer"),
+        "{human}"
+    );
+    let opaque = env.json(&["claims", &id, "--json"]).await;
+    assert_eq!(opaque["format"], "opaque");
+
+    let refreshed = env.json(&["refresh", &id, "--json"]).await;
+    assert_eq!(refreshed["rotated"], false);
+    let forced = env.json(&["token", &id, "--refresh", "--json"]).await;
+    assert_eq!(forced["refreshed"], true);
+    assert_ne!(forced["token"], token["token"]);
+    assert_eq!(
+        env.json(&["userinfo", &id]).await["email"],
+        "alice@example.com"
+    );
+
+    let out = env.run(&["logout", &id], None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("revoked"));
+    assert!(
+        env.keychain(&format!("account/{id}")).await.is_none(),
+        "the keychain entry is gone"
+    );
+    assert_eq!(
+        env.refresh_at_idp(&refresh_token, "tessera-public").await["error"],
+        "invalid_grant"
+    );
+    assert_eq!(
+        env.json(&["accounts", "--json"]).await,
+        serde_json::json!([])
+    );
+    env.ok(&["provider", "remove", "local"]).await;
+}
+
+#[tokio::test]
+async fn confidential_clients_keep_their_credentials_in_the_keychain() {
+    assert_keychain_available();
+    let env = env(Profile::Plain).await;
+    let issuer = env.idp.issuer.clone();
+    let add = [
+        "provider",
+        "add",
+        "basic",
+        "--issuer",
+        &issuer,
+        "--client-id",
+        "tessera-basic",
+        "--client-secret-stdin",
+    ];
+    let out = env.run(&add, Some("basic-secret\n")).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let add = [
+        "provider",
+        "add",
+        "post",
+        "--issuer",
+        &issuer,
+        "--client-id",
+        "tessera-post",
+        "--client-secret-stdin",
+        "--auth",
+        "client_secret_post",
+    ];
+    assert_eq!(
+        env.run(&add, Some("post-secret")).await.status.code(),
+        Some(0)
+    );
+    let key_file = env
+        .dir
+        .path()
+        .join("..")
+        .join(format!("pkjwt-{}.pem", std::process::id()));
+    std::fs::write(&key_file, client_pkjwt_pem()).unwrap();
+    let key_path = key_file.to_str().unwrap();
+    env.ok(&[
+        "provider",
+        "add",
+        "pkjwt",
+        "--issuer",
+        &issuer,
+        "--client-id",
+        "tessera-pkjwt",
+        "--private-key-file",
+        key_path,
+    ])
+    .await;
+    std::fs::remove_file(&key_file).unwrap();
+
+    assert_eq!(
+        env.keychain("provider/basic").await.as_deref(),
+        Some("basic-secret")
+    );
+    assert!(
+        env.files_contain("basic-secret").is_empty() && env.files_contain("post-secret").is_empty()
+    );
+    assert!(env.files_contain("PRIVATE KEY").is_empty());
+
+    for (provider, client) in [
+        ("basic", "tessera-basic"),
+        ("post", "tessera-post"),
+        ("pkjwt", "tessera-pkjwt"),
+    ] {
+        let id = env.login(provider, "bob").await;
+        let out = env.json(&["refresh", &id, "--json"]).await;
+        assert_eq!(out["account_id"], id.as_str());
+        let rt = env.tokens(&id).await["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        env.ok(&["logout", &id]).await;
+        let introspected = reqwest::Client::new()
+            .post(format!("{issuer}/token/introspection"))
+            .basic_auth("tessera-basic", Some("basic-secret"))
+            .form(&[("token", rt.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        assert_eq!(
+            introspected["active"], false,
+            "{client}'s refresh token was revoked"
+        );
+    }
+}
+
+#[tokio::test]
+async fn device_flow_from_the_command_line() {
+    assert_keychain_available();
+    let env = env(Profile::Plain).await;
+    let mut child = env
+        .command(&["login", "local", "--device"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = stderr.next_line().await.unwrap().unwrap();
+    let rest = line
+        .strip_prefix("To sign in, visit ")
+        .unwrap_or_else(|| panic!("{line}"));
+    let (uri, code) = rest.split_once(" and enter the code ").unwrap();
+    Browser::new().approve_device(uri, code, "bob").await;
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let id = text(&out.stdout).trim().to_string();
+    assert_eq!(
+        env.json(&["accounts", "--json"]).await[0]["email"],
+        "bob@example.com"
+    );
+    assert!(env.tokens(&id).await["refresh_token"].is_string());
+}
+
+#[tokio::test]
+async fn concurrent_refreshing_processes_never_reuse_a_rotating_refresh_token() {
+    assert_keychain_available();
+    let env = env(Profile::Rotating).await;
+    let id = env.login("local", "alice").await;
+    let first = env.tokens(&id).await["refresh_token"].clone();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            env.command(&["token", &id, "--refresh"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut outputs = Vec::new();
+    for child in children {
+        outputs.push(child.wait_with_output().await.unwrap());
+    }
+    for out in &outputs {
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let mut tokens: Vec<String> = outputs.iter().map(|o| text(&o.stdout)).collect();
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(
+        tokens.len(),
+        4,
+        "each process refreshed in turn and got its own token"
+    );
+    let events = env.idp.events().await.to_string();
+    assert!(
+        !events.contains("grant.revoked") && !events.contains("grant.error"),
+        "{events}"
+    );
+    assert_ne!(env.tokens(&id).await["refresh_token"], first);
+    env.ok(&["refresh", &id]).await;
+}
+
+#[tokio::test]
+async fn invalid_grant_exits_3_and_keeps_the_account() {
+    assert_keychain_available();
+    let env = env(Profile::Rotating).await;
+    let id = env.login("local", "alice").await;
+    let stored = env.tokens(&id).await;
+    let rt = stored["refresh_token"].as_str().unwrap();
+    assert!(
+        env.refresh_at_idp(rt, "tessera-public").await["access_token"].is_string(),
+        "someone else used it"
+    );
+    let out = env.run(&["token", &id, "--refresh"], None).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let message = text(&out.stderr);
+    assert!(
+        message.contains("sign in again") && message.contains("[needs_sign_in]"),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 1, "one line on stderr");
+    assert_eq!(
+        env.json(&["accounts", "--json"]).await[0]["status"],
+        "needs_sign_in"
+    );
+    assert_eq!(
+        env.tokens(&id).await,
+        stored,
+        "nothing deleted from the keychain"
+    );
+    assert_eq!(env.run(&["token", &id], None).await.status.code(), Some(3));
+    assert_eq!(
+        env.login("local", "alice").await,
+        id,
+        "signing in again revives the account"
+    );
+    env.ok(&["token", &id, "--refresh"]).await;
+}
+
+#[tokio::test]
+async fn exit_codes_and_messages() {
+    assert_keychain_available();
+    let env = env(Profile::Plain).await;
+    let out = env.run(&["token", "nobody@example.com"], None).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("[unknown_account]"));
+    assert_eq!(
+        env.run(&["login"], None).await.status.code(),
+        Some(2),
+        "usage error"
+    );
+    let out = env
+        .run(
+            &[
+                "provider",
+                "add",
+                "x",
+                "--issuer",
+                "http://example.com",
+                "--client-id",
+                "c",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let out = env
+        .run(
+            &[
+                "provider",
+                "add",
+                "dead",
+                "--issuer",
+                &dead,
+                "--client-id",
+                "c",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("cannot reach"));
+
+    let id = env.login("local", "alice").await;
+    let before = std::fs::read(env.dir.path().join("tessera.json")).unwrap();
+    let mut no_keychain = env.command(&["token", &id, "--refresh"]);
+    no_keychain
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped());
+    let out = no_keychain.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("[keychain]"));
+    let mut no_keychain = env.command(&[
+        "provider",
+        "add",
+        "basic",
+        "--issuer",
+        &env.idp.issuer,
+        "--client-id",
+        "tessera-basic",
+        "--client-secret-stdin",
+    ]);
+    no_keychain
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = no_keychain.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"basic-secret")
+        .await
+        .unwrap();
+    assert_eq!(child.wait().await.unwrap().code(), Some(5));
+    assert_eq!(
+        std::fs::read(env.dir.path().join("tessera.json")).unwrap(),
+        before,
+        "nothing changed"
+    );
+
+    for command in [
+        &["--help"][..],
+        &["provider", "add", "--help"],
+        &["login", "--help"],
+        &["token", "--help"],
+        &["claims", "--help"],
+        &["logout", "--help"],
+    ] {
+        let out = env.run(command, None).await;
+        assert_eq!(out.status.code(), Some(0));
+        assert!(text(&out.stdout).contains("Usage:"));
+    }
+}
