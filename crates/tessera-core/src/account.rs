@@ -43,9 +43,39 @@ pub struct Account {
     /// When the stored access token expires (Unix seconds), if known.
     pub access_expires_at: Option<u64>,
     pub scope: Option<String>,
+    /// The organization used when none is named (Auth0: the org of the latest org sign-in).
+    #[serde(default)]
+    pub current_org: Option<String>,
+    /// Organizations with their own sign-in (Auth0 org-bound token sets).
+    #[serde(default)]
+    pub signed_in_orgs: Vec<String>,
+    /// Display names of organizations, by id, where the provider told them.
+    #[serde(default)]
+    pub org_names: std::collections::BTreeMap<String, String>,
 }
 
 impl Account {
+    /// A new, active account with nothing known about the person yet.
+    pub fn new(provider: &str, issuer: &str, subject: &str, now: u64) -> Self {
+        Account {
+            id: Account::id_for(provider, subject),
+            provider: provider.to_string(),
+            issuer: issuer.to_string(),
+            subject: subject.to_string(),
+            email: None,
+            name: None,
+            orgs: Vec::new(),
+            status: AccountStatus::Active,
+            created_at: now,
+            updated_at: now,
+            access_expires_at: None,
+            scope: None,
+            current_org: None,
+            signed_in_orgs: Vec::new(),
+            org_names: Default::default(),
+        }
+    }
+
     /// The stable id of `subject` at `provider`.
     pub fn id_for(provider: &str, subject: &str) -> String {
         format!(
@@ -65,10 +95,27 @@ impl Account {
         {
             self.name = Some(name.to_string());
         }
-        let orgs = orgs_from_claims(&id_token.payload);
-        if !orgs.is_empty() {
-            self.orgs = orgs;
+        for org in orgs_from_claims(&id_token.payload) {
+            if !self.orgs.contains(&org) {
+                self.orgs.push(org);
+            }
         }
+        if let (Some(id), Some(name)) =
+            (id_token.claim_str("org_id"), id_token.claim_str("org_name"))
+        {
+            self.org_names.insert(id.to_string(), name.to_string());
+        }
+    }
+
+    /// The organization `query` names: an id, or a display name (case-insensitive).
+    pub fn resolve_org(&self, query: &str) -> Option<String> {
+        if self.orgs.iter().any(|o| o == query) {
+            return Some(query.to_string());
+        }
+        self.org_names
+            .iter()
+            .find(|(_, name)| name.eq_ignore_ascii_case(query))
+            .map(|(id, _)| id.clone())
     }
 
     /// Whether `query` names this account: its id, or exactly its email or subject.
@@ -241,17 +288,8 @@ mod tests {
     fn account(id: &str, sub: &str, email: &str) -> Account {
         Account {
             id: id.into(),
-            provider: "p".into(),
-            issuer: "i".into(),
-            subject: sub.into(),
             email: Some(email.into()),
-            name: None,
-            orgs: vec![],
-            status: AccountStatus::Active,
-            created_at: 0,
-            updated_at: 0,
-            access_expires_at: None,
-            scope: None,
+            ..Account::new("p", "i", sub, 0)
         }
     }
 

@@ -76,6 +76,10 @@ pub enum Error {
     NotAJwt(String, String),
     #[error("account {0} must sign in again")]
     NeedsSignIn(String),
+    #[error(
+        "account {account} is not signed in to organization \"{org}\"; sign in to it first (tessera login PROVIDER --org {org})"
+    )]
+    OrgSignInRequired { account: String, org: String },
 
     #[error("keychain: {0}")]
     Keychain(String),
@@ -137,6 +141,7 @@ impl Error {
             Error::TokenRejected { .. } => "token_rejected",
             Error::NotAJwt(..) => "not_a_jwt",
             Error::NeedsSignIn(_) => "needs_sign_in",
+            Error::OrgSignInRequired { .. } => "org_sign_in_required",
             Error::Keychain(_) => "keychain",
             Error::Storage(_) => "storage",
             Error::Browser(_) => "browser",
@@ -152,7 +157,7 @@ impl Error {
             | Error::UnknownAccount(_)
             | Error::AmbiguousAccount { .. }
             | Error::InsecureUrl(_) => ErrorKind::Usage,
-            Error::NeedsSignIn(_) => ErrorKind::NeedsSignIn,
+            Error::NeedsSignIn(_) | Error::OrgSignInRequired { .. } => ErrorKind::NeedsSignIn,
             Error::Keychain(_) => ErrorKind::Keychain,
             Error::Storage(_) | Error::Browser(_) => ErrorKind::Local,
             _ => ErrorKind::Provider,

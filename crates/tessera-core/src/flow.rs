@@ -33,6 +33,8 @@ pub struct PendingFlow {
     pub created_at: u64,
     pub(crate) verifier: PkceCodeVerifier,
     pub(crate) nonce: String,
+    /// The organization this sign-in is for, where that binds the tokens (Auth0).
+    pub org: Option<String>,
 }
 
 /// The random values of a new flow.
@@ -238,6 +240,7 @@ mod tests {
             created_at: at,
             verifier: s.verifier,
             nonce: s.nonce,
+            org: None,
         }
     }
 

@@ -20,6 +20,7 @@ pub mod grant;
 pub mod http;
 pub mod jwt;
 pub mod loopback;
+pub mod organizations;
 pub mod provider;
 pub mod secret;
 mod tessera;
@@ -28,7 +29,8 @@ pub mod vault;
 pub use account::{Account, AccountStatus};
 pub use error::{Error, ErrorKind, Result};
 pub use jwt::TokenKind;
-pub use provider::{ClientAuth, ProviderConfig, ProviderKind, RedirectMode};
+pub use organizations::OrgView;
+pub use provider::{ClientAuth, PresetInput, ProviderConfig, ProviderKind, RedirectMode};
 pub use secret::SecretString;
 pub use tessera::{
     ClaimChange, ClaimsReport, DeviceSignIn, IssuedToken, Options, RefreshOutcome, SignInStart,

@@ -13,14 +13,89 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::http::{HttpClient, ensure_allowed};
 
-/// Which adapter speaks to the provider. Only generic OpenID Connect exists today; provider
-/// specific adapters (Auth0, Logto, Stitch, Stytch B2B, Stack Auth) add variants.
+/// Which adapter speaks to the provider. Auth0, Logto and Stitch are OpenID Connect with
+/// their own parameters and organization rules; Stytch B2B and Stack Auth have REST adapters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ProviderKind {
     #[default]
     Oidc,
+    Auth0,
+    Logto,
+    Stitch,
+    StytchB2b,
+    StackAuth,
+}
+
+/// How a provider's organizations relate to tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgModel {
+    /// No organizations.
+    None,
+    /// Each organization is its own sign-in with its own token set (Auth0 `organization=`).
+    SignInPerOrg,
+    /// Organization tokens come from the account's refresh token (Logto `organization_id`).
+    TokenPerOrg,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 6] = [
+        ProviderKind::Oidc,
+        ProviderKind::Auth0,
+        ProviderKind::Logto,
+        ProviderKind::Stitch,
+        ProviderKind::StytchB2b,
+        ProviderKind::StackAuth,
+    ];
+
+    pub fn parse(value: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == value)
+            .ok_or_else(|| Error::InvalidConfig(format!("unknown provider kind \"{value}\"")))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Oidc => "oidc",
+            ProviderKind::Auth0 => "auth0",
+            ProviderKind::Logto => "logto",
+            ProviderKind::Stitch => "stitch",
+            ProviderKind::StytchB2b => "stytch_b2b",
+            ProviderKind::StackAuth => "stack_auth",
+        }
+    }
+
+    /// Whether the provider is spoken to with OpenID Connect (discovery, code flow, ID token).
+    pub fn is_oidc(self) -> bool {
+        matches!(
+            self,
+            ProviderKind::Oidc | ProviderKind::Auth0 | ProviderKind::Logto | ProviderKind::Stitch
+        )
+    }
+
+    pub fn org_model(self) -> OrgModel {
+        match self {
+            ProviderKind::Auth0 => OrgModel::SignInPerOrg,
+            ProviderKind::Logto => OrgModel::TokenPerOrg,
+            _ => OrgModel::None,
+        }
+    }
+
+    /// The scopes a new provider of this kind asks for by default.
+    pub fn default_scopes(self) -> Vec<String> {
+        let mut scopes: Vec<&str> = DEFAULT_SCOPES.to_vec();
+        match self {
+            ProviderKind::Logto => scopes.extend([
+                "urn:logto:scope:organizations",
+                "urn:logto:scope:organization_roles",
+            ]),
+            ProviderKind::Stitch => scopes = vec!["openid", "offline_access"],
+            _ => {}
+        }
+        scopes.into_iter().map(String::from).collect()
+    }
 }
 
 /// How the client proves itself at the token endpoint.
@@ -92,6 +167,17 @@ pub struct ProviderConfig {
     pub redirect_mode: RedirectMode,
 }
 
+/// Where a provider of a given kind lives, as people know it.
+#[derive(Debug, Clone, Default)]
+pub struct PresetInput {
+    /// Auth0 tenant domain (`example.eu.auth0.com`).
+    pub domain: Option<String>,
+    /// Logto endpoint (`https://tenant.logto.app`).
+    pub endpoint: Option<String>,
+    /// An explicit issuer; overrides what `domain` or `endpoint` imply.
+    pub issuer: Option<String>,
+}
+
 impl ProviderConfig {
     /// A public OpenID Connect client with the default scopes.
     pub fn new(name: &str, issuer: &str, client_id: &str) -> Self {
@@ -107,6 +193,51 @@ impl ProviderConfig {
             extra_params: BTreeMap::new(),
             redirect_mode: RedirectMode::Loopback,
         }
+    }
+
+    /// A provider of `kind` with its usual issuer shape, scopes and resources.
+    pub fn preset(
+        kind: ProviderKind,
+        name: &str,
+        client_id: &str,
+        input: &PresetInput,
+    ) -> Result<Self> {
+        if !kind.is_oidc() {
+            return Err(Error::Unsupported(format!(
+                "{} providers in this build",
+                kind.as_str()
+            )));
+        }
+        let issuer = match (&input.issuer, kind, &input.domain, &input.endpoint) {
+            (Some(issuer), ..) => issuer.clone(),
+            (None, ProviderKind::Auth0, Some(domain), _) => {
+                let host = domain.trim_start_matches("https://").trim_end_matches('/');
+                format!("https://{host}/")
+            }
+            (None, ProviderKind::Logto, _, Some(endpoint)) => {
+                format!("{}/oidc", endpoint.trim_end_matches('/'))
+            }
+            (None, ProviderKind::Auth0, None, _) => {
+                return Err(Error::InvalidConfig(
+                    "an Auth0 provider needs --domain (or --issuer)".into(),
+                ));
+            }
+            (None, ProviderKind::Logto, _, None) => {
+                return Err(Error::InvalidConfig(
+                    "a Logto provider needs --endpoint (or --issuer)".into(),
+                ));
+            }
+            (None, ..) => return Err(Error::InvalidConfig("the provider needs --issuer".into())),
+        };
+        let mut config = ProviderConfig::new(name, &issuer, client_id);
+        config.kind = kind;
+        config.scopes = kind.default_scopes();
+        if kind == ProviderKind::Logto {
+            config
+                .resources
+                .push("urn:logto:resource:organizations".into());
+        }
+        Ok(config)
     }
 
     /// Checks what can be checked without the network.

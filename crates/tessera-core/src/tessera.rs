@@ -30,9 +30,12 @@ use crate::jwt::{
     Check, CheckStatus, DecodedJwt, Expectations, JwksCache, TokenKind, Verification,
 };
 use crate::loopback::LoopbackReceiver;
-use crate::provider::{ClientAuth, Discovery, ProviderConfig, ProviderMetadata, RESERVED_PARAMS};
+use crate::provider::{
+    ClientAuth, Discovery, OrgModel, ProviderConfig, ProviderKind, ProviderMetadata,
+    RESERVED_PARAMS,
+};
 use crate::secret::SecretString;
-use crate::vault::{SecretStore, TokenSet, Vault};
+use crate::vault::{SecretStore, Slot, TokenSet, Vault};
 
 /// What the core is built from; tests swap each part.
 pub struct Options {
@@ -119,6 +122,25 @@ pub struct Tessera {
     jwks: JwksCache,
     flows: PendingFlows,
     account_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Which refresh token to use and where the new access token goes. Usually one slot; for a
+/// Logto organization token the account's refresh token buys an organization's access token.
+#[derive(Debug, Clone)]
+pub(crate) struct RefreshPlan {
+    pub rt_slot: Slot,
+    pub at_slot: Slot,
+    pub extra: Vec<(String, String)>,
+}
+
+impl RefreshPlan {
+    pub fn own(slot: Slot) -> Self {
+        RefreshPlan {
+            rt_slot: slot.clone(),
+            at_slot: slot,
+            extra: Vec::new(),
+        }
+    }
 }
 
 /// Seconds of validity the stored access token must still have to be handed out as is.
@@ -208,6 +230,24 @@ impl Tessera {
             let _ = self.vault.delete_client_credential(&config.name);
         }
         saved
+    }
+
+    /// The provider registered under `name`.
+    pub fn provider(&self, name: &str) -> Result<ProviderConfig> {
+        self.data.read()?.provider(name).cloned()
+    }
+
+    /// Changes an account's metadata under the state lock.
+    pub(crate) fn update_account(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Account),
+    ) -> Result<Account> {
+        self.data.update(|s| {
+            let a = s.account_mut(id)?;
+            change(a);
+            Ok(a.clone())
+        })
     }
 
     pub fn providers(&self) -> Result<Vec<ProviderConfig>> {
@@ -301,6 +341,7 @@ impl Tessera {
                 created_at: now,
                 verifier: secrets.verifier,
                 nonce: secrets.nonce,
+                org: requested_org(&config, params),
             },
         );
         Ok(SignInStart {
@@ -363,7 +404,8 @@ impl Tessera {
             .exchange_code(code, flow.verifier, &flow.redirect_uri)
             .await?;
         tokens.nonce = Some(flow.nonce);
-        self.store_sign_in(&config, &metadata, tokens).await
+        self.store_sign_in(&config, &metadata, tokens, flow.org)
+            .await
     }
 
     /// The whole loopback sign-in: listen on a random port, hand the authorization URL to
@@ -420,7 +462,7 @@ impl Tessera {
             t = endpoint.finish_device(&device.authorization) => t?,
             _ = cancel => return Err(Error::Cancelled("the device sign-in".into())),
         };
-        self.store_sign_in(&config, &metadata, tokens).await
+        self.store_sign_in(&config, &metadata, tokens, None).await
     }
 
     async fn store_sign_in(
@@ -428,6 +470,7 @@ impl Tessera {
         config: &ProviderConfig,
         metadata: &ProviderMetadata,
         tokens: TokenSet,
+        org: Option<String>,
     ) -> Result<Account> {
         let id_token = tokens
             .id_token
@@ -460,27 +503,24 @@ impl Tessera {
             })?
             .to_string();
         let id = Account::id_for(&config.name, &subject);
-        self.vault.save_tokens(&id, &tokens)?;
+        let slot = match org.as_deref() {
+            Some(requested) => Slot::Org(confirm_org(&claims, requested)?),
+            None => Slot::Main,
+        };
+        self.vault.save_slot(&id, &slot, &tokens)?;
         let stored = self.data.update(|s| {
             let existing = s.accounts.iter().position(|a| a.id == id);
             let mut account = match existing {
                 Some(i) => s.accounts.remove(i),
-                None => Account {
-                    id: id.clone(),
-                    provider: config.name.clone(),
-                    issuer: metadata.issuer.clone(),
-                    subject: subject.clone(),
-                    email: None,
-                    name: None,
-                    orgs: Vec::new(),
-                    status: AccountStatus::Active,
-                    created_at: now,
-                    updated_at: now,
-                    access_expires_at: None,
-                    scope: None,
-                },
+                None => Account::new(&config.name, &metadata.issuer, &subject, now),
             };
             account.absorb_claims(&claims);
+            if let Slot::Org(org_id) = &slot {
+                if !account.signed_in_orgs.contains(org_id) {
+                    account.signed_in_orgs.push(org_id.clone());
+                }
+                account.current_org = Some(org_id.clone());
+            }
             account.status = AccountStatus::Active;
             account.updated_at = now;
             account.access_expires_at = tokens.expires_at;
@@ -489,7 +529,7 @@ impl Tessera {
             Ok(account)
         });
         if stored.is_err() {
-            let _ = self.vault.delete_tokens(&id);
+            let _ = self.vault.delete_slot(&id, &slot);
         }
         stored
     }
@@ -522,7 +562,9 @@ impl Tessera {
         min_valid: u64,
         force: bool,
     ) -> Result<IssuedToken> {
-        let (tokens, refreshed) = self.fresh_tokens(query, min_valid, force).await?;
+        let account = self.account(query)?;
+        let plan = self.default_plan(&account)?;
+        let (tokens, refreshed) = self.fresh_tokens(&account, plan, min_valid, force).await?;
         Ok(IssuedToken {
             token: tokens.access_token,
             expires_at: tokens.expires_at,
@@ -532,7 +574,9 @@ impl Tessera {
 
     /// The current ID token (refreshing first under the same rules as [`Self::access_token`]).
     pub async fn id_token(&self, query: &str, min_valid: u64, force: bool) -> Result<IssuedToken> {
-        let (tokens, refreshed) = self.fresh_tokens(query, min_valid, force).await?;
+        let account = self.account(query)?;
+        let plan = self.default_plan(&account)?;
+        let (tokens, refreshed) = self.fresh_tokens(&account, plan, min_valid, force).await?;
         let token = tokens
             .id_token
             .ok_or_else(|| Error::Unsupported("an ID token for this account".into()))?;
@@ -549,8 +593,9 @@ impl Tessera {
     /// Refreshes now, whatever the expiry.
     pub async fn refresh(&self, query: &str) -> Result<RefreshOutcome> {
         let account = self.account(query)?;
-        let before = self.load_tokens(&account)?;
-        let (after, _) = self.refresh_single_flight(&account.id, None).await?;
+        let plan = self.default_plan(&account)?;
+        let before = self.load_slot(&account, &plan.at_slot)?;
+        let (after, _) = self.refresh_single_flight(&account.id, &plan, None).await?;
         Ok(RefreshOutcome {
             account_id: account.id,
             rotated: refresh_secret(&before) != refresh_secret(&after),
@@ -560,29 +605,52 @@ impl Tessera {
         })
     }
 
-    async fn fresh_tokens(
+    /// The token set `access_token` hands out: the account's own, or, for an account signed
+    /// in only through organizations, its current organization's.
+    pub(crate) fn default_plan(&self, account: &Account) -> Result<RefreshPlan> {
+        if let Some(org) = &account.current_org
+            && self.vault.load_slot(&account.id, &Slot::Main)?.is_none()
+        {
+            return Ok(RefreshPlan::own(Slot::Org(org.clone())));
+        }
+        Ok(RefreshPlan::own(Slot::Main))
+    }
+
+    pub(crate) async fn fresh_tokens(
         &self,
-        query: &str,
+        account: &Account,
+        plan: RefreshPlan,
         min_valid: u64,
         force: bool,
     ) -> Result<(TokenSet, bool)> {
-        let account = self.account(query)?;
         if account.status == AccountStatus::NeedsSignIn {
-            return Err(Error::NeedsSignIn(account.id));
+            return Err(Error::NeedsSignIn(account.id.clone()));
         }
-        let tokens = self.load_tokens(&account)?;
         let min_valid = min_valid.max(MIN_USEFUL);
-        if !force && is_fresh(&tokens, min_valid, self.now()) {
+        if !force
+            && let Some(tokens) = self.vault.load_slot(&account.id, &plan.at_slot)?
+            && is_fresh(&tokens, min_valid, self.now())
+        {
             return Ok((tokens, false));
         }
-        self.refresh_single_flight(&account.id, (!force).then_some(min_valid))
+        self.refresh_single_flight(&account.id, &plan, (!force).then_some(min_valid))
             .await
     }
 
     fn load_tokens(&self, account: &Account) -> Result<TokenSet> {
+        self.load_slot(account, &Slot::Main)
+    }
+
+    fn load_slot(&self, account: &Account, slot: &Slot) -> Result<TokenSet> {
         self.vault
-            .load_tokens(&account.id)?
-            .ok_or_else(|| Error::NeedsSignIn(account.id.clone()))
+            .load_slot(&account.id, slot)?
+            .ok_or_else(|| match slot {
+                Slot::Main => Error::NeedsSignIn(account.id.clone()),
+                Slot::Org(org) => Error::OrgSignInRequired {
+                    account: account.id.clone(),
+                    org: org.clone(),
+                },
+            })
     }
 
     fn account_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -591,10 +659,12 @@ impl Tessera {
     }
 
     /// Refreshes one account with at most one refresh in flight across threads and
-    /// processes. With `skip_if_valid`, a refresh someone else finished meanwhile is reused.
-    async fn refresh_single_flight(
+    /// processes (whatever the slot: a Logto organization token rotates the account's refresh
+    /// token too). With `skip_if_valid`, a refresh someone else finished meanwhile is reused.
+    pub(crate) async fn refresh_single_flight(
         &self,
         id: &str,
+        plan: &RefreshPlan,
         skip_if_valid: Option<u64>,
     ) -> Result<(TokenSet, bool)> {
         let lock = self.account_lock(id);
@@ -605,37 +675,44 @@ impl Tessera {
         if account.status == AccountStatus::NeedsSignIn {
             return Err(Error::NeedsSignIn(account.id));
         }
-        let current = self.load_tokens(&account)?;
+        let current = self.vault.load_slot(&account.id, &plan.at_slot)?;
         if let Some(min_valid) = skip_if_valid
-            && is_fresh(&current, min_valid, self.now())
+            && let Some(current) = &current
+            && is_fresh(current, min_valid, self.now())
         {
-            return Ok((current, false));
+            return Ok((self.load_slot(&account, &plan.at_slot)?, false));
         }
-        let Some(refresh_token) = current.refresh_token.clone() else {
-            return Err(Error::NeedsSignIn(account.id));
+        let holder = self.load_slot(&account, &plan.rt_slot)?;
+        let Some(refresh_token) = holder.refresh_token.clone() else {
+            return Err(self.grant_lost(&account, &plan.rt_slot)?);
         };
         let (config, metadata, credential) = self.provider_context(&account.provider).await?;
         let endpoint = self.endpoint(&config, &metadata, credential.as_ref());
-        let mut fresh = match endpoint.refresh(&refresh_token, &[]).await {
+        let mut fresh = match endpoint.refresh(&refresh_token, &plan.extra).await {
             Ok(t) => t,
             Err(e) if e.oauth_error() == Some("invalid_grant") => {
-                self.data.update(|s| {
-                    let a = s.account_mut(&account.id)?;
-                    a.status = AccountStatus::NeedsSignIn;
-                    a.updated_at = self.now();
-                    Ok(())
-                })?;
-                return Err(Error::NeedsSignIn(account.id));
+                return Err(self.grant_lost(&account, &plan.rt_slot)?);
             }
             Err(e) => return Err(e),
         };
 
         // Persist the (possibly rotated) refresh token before anything else can fail.
+        if plan.rt_slot != plan.at_slot {
+            let rotated = TokenSet {
+                refresh_token: fresh.refresh_token.take().or(holder.refresh_token),
+                ..holder
+            };
+            self.vault.save_slot(&account.id, &plan.rt_slot, &rotated)?;
+            fresh.id_token = None;
+            self.vault.save_slot(&account.id, &plan.at_slot, &fresh)?;
+            return Ok((fresh, true));
+        }
+        let previous = current.unwrap_or(holder);
         let new_id_token = fresh.id_token.take();
-        fresh.id_token = current.id_token.clone();
-        fresh.nonce = current.nonce.clone();
+        fresh.id_token = previous.id_token.clone();
+        fresh.nonce = previous.nonce.clone();
         fresh.id_token_matches_access_token = false;
-        self.vault.save_tokens(&account.id, &fresh)?;
+        self.vault.save_slot(&account.id, &plan.at_slot, &fresh)?;
 
         let mut verified_claims: Option<DecodedJwt> = None;
         if let Some(id_token) = new_id_token {
@@ -661,7 +738,7 @@ impl Tessera {
             fresh.id_token = Some(id_token);
             fresh.nonce = None;
             fresh.id_token_matches_access_token = true;
-            self.vault.save_tokens(&account.id, &fresh)?;
+            self.vault.save_slot(&account.id, &plan.at_slot, &fresh)?;
             verified_claims = Some(claims);
         }
         let now = self.now();
@@ -670,12 +747,36 @@ impl Tessera {
             if let Some(c) = &verified_claims {
                 a.absorb_claims(c);
             }
-            a.status = AccountStatus::Active;
-            a.access_expires_at = fresh.expires_at;
+            if plan.at_slot == Slot::Main {
+                a.status = AccountStatus::Active;
+                a.access_expires_at = fresh.expires_at;
+            }
             a.updated_at = now;
             Ok(())
         })?;
         Ok((fresh, true))
+    }
+
+    /// The provider refused a refresh token (`invalid_grant`): the account (or only that
+    /// organization's sign-in) needs a new sign-in. Nothing is deleted.
+    fn grant_lost(&self, account: &Account, slot: &Slot) -> Result<Error> {
+        let now = self.now();
+        self.data.update(|s| {
+            let a = s.account_mut(&account.id)?;
+            match slot {
+                Slot::Main => a.status = AccountStatus::NeedsSignIn,
+                Slot::Org(org) => a.signed_in_orgs.retain(|o| o != org),
+            }
+            a.updated_at = now;
+            Ok(())
+        })?;
+        Ok(match slot {
+            Slot::Main => Error::NeedsSignIn(account.id.clone()),
+            Slot::Org(org) => Error::OrgSignInRequired {
+                account: account.id.clone(),
+                org: org.clone(),
+            },
+        })
     }
 
     // ---- inspection ------------------------------------------------------------------
@@ -821,30 +922,36 @@ impl Tessera {
     /// and the account. If revocation fails nothing is removed.
     pub async fn sign_out(&self, query: &str, revoke: bool) -> Result<SignOutOutcome> {
         let account = self.account(query)?;
-        let tokens = self.vault.load_tokens(&account.id)?;
+        let slots: Vec<Slot> = std::iter::once(Slot::Main)
+            .chain(account.orgs.iter().map(|o| Slot::Org(o.clone())))
+            .collect();
+        let mut refresh_tokens = Vec::new();
+        for slot in &slots {
+            if let Some(rt) = self
+                .vault
+                .load_slot(&account.id, slot)?
+                .and_then(|t| t.refresh_token)
+            {
+                refresh_tokens.push(rt);
+            }
+        }
         let mut revoked = false;
         let mut logout_url = None;
         if revoke {
             let (config, metadata, credential) = self.provider_context(&account.provider).await?;
-            if let Some(rt) = tokens.as_ref().and_then(|t| t.refresh_token.as_ref()) {
-                match self
-                    .endpoint(&config, &metadata, credential.as_ref())
-                    .revoke(rt)
-                    .await
-                {
+            let endpoint = self.endpoint(&config, &metadata, credential.as_ref());
+            for rt in &refresh_tokens {
+                match endpoint.revoke(rt).await {
                     Ok(()) => revoked = true,
                     Err(Error::Unsupported(_)) => {}
                     Err(e) => return Err(e),
                 }
             }
-            logout_url = metadata.end_session_endpoint.as_deref().and_then(|e| {
-                let mut url = url::Url::parse(e).ok()?;
-                url.query_pairs_mut()
-                    .append_pair("client_id", &config.client_id);
-                Some(url.to_string())
-            });
+            logout_url = logout_url_for(&config, &metadata);
         }
-        self.vault.delete_tokens(&account.id)?;
+        for slot in &slots {
+            self.vault.delete_slot(&account.id, slot)?;
+        }
         self.data.update(|s: &mut State| {
             s.accounts.retain(|a| a.id != account.id);
             Ok(())
@@ -855,6 +962,56 @@ impl Tessera {
             logout_url,
         })
     }
+}
+
+/// Where to end the provider's browser session: Auth0's `/v2/logout`, else the RP-initiated
+/// logout endpoint of the discovery document.
+fn logout_url_for(config: &ProviderConfig, metadata: &ProviderMetadata) -> Option<String> {
+    let base = match config.kind {
+        ProviderKind::Auth0 => format!("{}/v2/logout", metadata.issuer.trim_end_matches('/')),
+        _ => metadata.end_session_endpoint.clone()?,
+    };
+    let mut url = url::Url::parse(&base).ok()?;
+    url.query_pairs_mut()
+        .append_pair("client_id", &config.client_id);
+    Some(url.to_string())
+}
+
+/// The organization a sign-in asks for, where each organization is its own sign-in (Auth0's
+/// `organization` parameter, per sign-in or fixed in the provider's configuration).
+fn requested_org(config: &ProviderConfig, params: &[(String, String)]) -> Option<String> {
+    if config.kind.org_model() != OrgModel::SignInPerOrg {
+        return None;
+    }
+    params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "organization")
+        .map(|(_, v)| v.clone())
+        .or_else(|| config.extra_params.get("organization").cloned())
+}
+
+/// Auth0: the ID token of an organization sign-in must name the organization asked for
+/// (by id `org_…`, or by name when a name was asked for).
+fn confirm_org(claims: &DecodedJwt, requested: &str) -> Result<String> {
+    let reject = |reason: String| Error::TokenRejected {
+        token: "ID token".into(),
+        reason,
+    };
+    let org_id = claims.claim_str("org_id").ok_or_else(|| {
+        reject(format!(
+            "it carries no org_id although organization \"{requested}\" was requested"
+        ))
+    })?;
+    let named = claims
+        .claim_str("org_name")
+        .is_some_and(|n| n.eq_ignore_ascii_case(requested));
+    if org_id != requested && (requested.starts_with("org_") || !named) {
+        return Err(reject(format!(
+            "its org_id \"{org_id}\" is not the requested organization \"{requested}\""
+        )));
+    }
+    Ok(org_id.to_string())
 }
 
 fn is_fresh(tokens: &TokenSet, min_valid: u64, now: u64) -> bool {

@@ -1,8 +1,8 @@
 //! The secret side of Tessera. `SecretStore` is the injected keychain (the real OS keychain
 //! through `keyring`, or memory in tests); `Vault` lays Tessera's secrets out in it:
-//! one entry per account holding its whole token set (so a rotated refresh token and the
-//! access token it came with are written in one step), and one per provider holding its
-//! client secret or private key. Entries are namespaced by the data directory's random id,
+//! one entry per account and [`Slot`] holding a whole token set (so a rotated refresh token
+//! and the access token it came with are written in one step), and one per provider holding
+//! its client secret or private key. Entries are namespaced by the data directory's random id,
 //! so two data directories never share an entry.
 //!
 //! Invariant: refresh tokens, client secrets and private keys exist only here — never in a
@@ -136,6 +136,20 @@ impl SecretStore for MemoryStore {
     }
 }
 
+/// Which token set of an account: the account's own, or one bound to an organization
+/// (Auth0 org sign-ins, Logto organization tokens, Stytch org sessions).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Slot {
+    Main,
+    Org(String),
+}
+
+impl Slot {
+    pub fn org(org: Option<&str>) -> Slot {
+        org.map_or(Slot::Main, |o| Slot::Org(o.to_string()))
+    }
+}
+
 /// Everything the provider handed out for one account.
 #[derive(Debug)]
 pub struct TokenSet {
@@ -189,9 +203,16 @@ impl Vault {
         }
     }
 
-    /// The keychain account name of an account's entry.
+    /// The keychain account name of an account's main entry.
     pub fn account_key(&self, account_id: &str) -> String {
         format!("{}/account/{account_id}", self.namespace)
+    }
+
+    fn slot_key(&self, account_id: &str, slot: &Slot) -> String {
+        match slot {
+            Slot::Main => self.account_key(account_id),
+            Slot::Org(org) => format!("{}/org/{org}", self.account_key(account_id)),
+        }
     }
 
     fn provider_key(&self, provider: &str) -> String {
@@ -199,7 +220,11 @@ impl Vault {
     }
 
     pub fn load_tokens(&self, account_id: &str) -> Result<Option<TokenSet>> {
-        let Some(raw) = self.store.get(&self.account_key(account_id))? else {
+        self.load_slot(account_id, &Slot::Main)
+    }
+
+    pub fn load_slot(&self, account_id: &str, slot: &Slot) -> Result<Option<TokenSet>> {
+        let Some(raw) = self.store.get(&self.slot_key(account_id, slot))? else {
             return Ok(None);
         };
         let s: StoredTokens = serde_json::from_str(raw.expose_secret()).map_err(|_| {
@@ -221,6 +246,10 @@ impl Vault {
     }
 
     pub fn save_tokens(&self, account_id: &str, tokens: &TokenSet) -> Result<()> {
+        self.save_slot(account_id, &Slot::Main, tokens)
+    }
+
+    pub fn save_slot(&self, account_id: &str, slot: &Slot, tokens: &TokenSet) -> Result<()> {
         let stored = StoredTokens {
             v: 1,
             access_token: tokens.access_token.expose_secret().to_string(),
@@ -242,11 +271,15 @@ impl Vault {
         let json = serde_json::to_string(&stored)
             .map_err(|e| Error::Keychain(format!("cannot encode the token set: {e}")))?;
         self.store
-            .set(&self.account_key(account_id), &SecretString::new(json))
+            .set(&self.slot_key(account_id, slot), &SecretString::new(json))
     }
 
     pub fn delete_tokens(&self, account_id: &str) -> Result<()> {
-        self.store.delete(&self.account_key(account_id))
+        self.delete_slot(account_id, &Slot::Main)
+    }
+
+    pub fn delete_slot(&self, account_id: &str, slot: &Slot) -> Result<()> {
+        self.store.delete(&self.slot_key(account_id, slot))
     }
 
     /// The client secret or private key (PEM or JWK) of a provider.
