@@ -17,7 +17,8 @@ use tessera_core::clock::SystemClock;
 use tessera_core::http::HttpConfig;
 use tessera_core::vault::KeyringStore;
 use tessera_core::{
-    ClientAuth, Error, ErrorKind, Options, ProviderConfig, SecretString, Tessera, TokenKind,
+    ClientAuth, Error, ErrorKind, Options, PresetInput, ProviderConfig, ProviderKind, SecretString,
+    Tessera, TokenKind,
 };
 
 #[derive(Parser)]
@@ -65,6 +66,14 @@ enum Command {
     },
     /// Show the provider's userinfo for an account
     Userinfo { account: String },
+    /// List the organizations (teams) an account can use: which are signed in, which is current
+    Orgs {
+        account: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an organization the current one, where the provider has one
+    Switch { account: String, org: String },
     /// Sign out: revoke the refresh token, then forget the account and its keychain entry
     Logout {
         account: String,
@@ -90,9 +99,18 @@ enum ProviderCommand {
 #[derive(Args)]
 struct AddProviderArgs {
     name: String,
+    /// Provider kind: oidc, auth0, logto, stitch, stytch_b2b, stack_auth
+    #[arg(long, default_value = "oidc")]
+    kind: String,
     /// The OpenID issuer URL (https, or http on 127.0.0.1 / localhost)
+    #[arg(long, required_unless_present_any = ["domain", "endpoint"])]
+    issuer: Option<String>,
+    /// Auth0 tenant domain, e.g. example.eu.auth0.com (--kind auth0)
     #[arg(long)]
-    issuer: String,
+    domain: Option<String>,
+    /// Logto endpoint, e.g. https://tenant.logto.app (--kind logto)
+    #[arg(long)]
+    endpoint: Option<String>,
     #[arg(long)]
     client_id: String,
     /// Read the client secret from standard input
@@ -130,6 +148,9 @@ struct LoginArgs {
     /// Extra authorization parameter for this sign-in (repeatable)
     #[arg(long = "param", value_name = "K=V", value_parser = parse_param)]
     params: Vec<(String, String)>,
+    /// Sign in to this organization (Auth0: id org_… or name)
+    #[arg(long)]
+    org: Option<String>,
     /// Give up after this many seconds
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     timeout: u64,
@@ -145,8 +166,11 @@ struct TokenArgs {
     #[arg(long)]
     refresh: bool,
     /// Print the ID token instead of the access token
-    #[arg(long)]
+    #[arg(long, conflicts_with = "org")]
     id_token: bool,
+    /// A token for this organization, obtained the provider's way
+    #[arg(long)]
+    org: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -237,6 +261,16 @@ async fn run(cli: Cli) -> tessera_core::Result<()> {
             output::refresh(&tessera.refresh(&account).await?, json)
         }
         Command::Userinfo { account } => output::json(&tessera.userinfo(&account).await?),
+        Command::Orgs { account, json } => output::orgs(&tessera.organizations(&account)?, json),
+        Command::Switch { account, org } => {
+            let account = tessera.switch_org(&account, &org)?;
+            eprintln!(
+                "{} now uses organization {}.",
+                account.id,
+                account.current_org.unwrap_or_default()
+            );
+            Ok(())
+        }
         Command::Logout { account, no_revoke } => {
             let out = tessera.sign_out(&account, !no_revoke).await?;
             let how = if out.revoked {
@@ -257,7 +291,13 @@ async fn run(cli: Cli) -> tessera_core::Result<()> {
 }
 
 async fn add_provider(tessera: &Tessera, args: AddProviderArgs) -> tessera_core::Result<()> {
-    let mut config = ProviderConfig::new(&args.name, &args.issuer, &args.client_id);
+    let input = PresetInput {
+        domain: args.domain,
+        endpoint: args.endpoint,
+        issuer: args.issuer,
+    };
+    let kind = ProviderKind::parse(&args.kind)?;
+    let mut config = ProviderConfig::preset(kind, &args.name, &args.client_id, &input)?;
     let auth = match (&args.auth, args.client_secret_stdin, &args.private_key_file) {
         (Some(a), _, _) => ClientAuth::parse(a)?,
         (None, _, Some(_)) => ClientAuth::PrivateKeyJwt,
@@ -269,7 +309,7 @@ async fn add_provider(tessera: &Tessera, args: AddProviderArgs) -> tessera_core:
         config.scopes = args.scopes;
     }
     config.audience = args.audience;
-    config.resources = args.resources;
+    config.resources.extend(args.resources);
     config.extra_params = args.params.into_iter().collect();
     let credential = if let Some(path) = &args.private_key_file {
         let text = std::fs::read_to_string(path)
@@ -295,7 +335,19 @@ async fn add_provider(tessera: &Tessera, args: AddProviderArgs) -> tessera_core:
     Ok(())
 }
 
-async fn login(tessera: &Tessera, args: LoginArgs) -> tessera_core::Result<()> {
+async fn login(tessera: &Tessera, mut args: LoginArgs) -> tessera_core::Result<()> {
+    if let Some(org) = args.org.take() {
+        match tessera.provider(&args.provider)?.kind {
+            ProviderKind::Auth0 => args.params.push(("organization".into(), org)),
+            ProviderKind::Logto => args.params.push(("organization_id".into(), org)),
+            kind => {
+                return Err(Error::Unsupported(format!(
+                    "signing in to an organization at a {} provider",
+                    kind.as_str()
+                )));
+            }
+        }
+    }
     let cancel = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -4,7 +4,8 @@ use serde::Serialize;
 use tessera_core::claims::{ClaimRow, relative, utc};
 use tessera_core::jwt::CheckStatus;
 use tessera_core::{
-    Account, AccountStatus, ClaimsReport, Error, IssuedToken, ProviderConfig, RefreshOutcome,
+    Account, AccountStatus, ClaimsReport, Error, IssuedToken, OrgView, ProviderConfig,
+    RefreshOutcome,
 };
 
 type Out = tessera_core::Result<()>;
@@ -61,6 +62,31 @@ pub fn accounts(accounts: &[Account], as_json: bool) -> Out {
             a.email.as_deref().unwrap_or(&a.subject),
             status,
             a.orgs.join(",")
+        );
+    }
+    Ok(())
+}
+
+pub fn orgs(orgs: &[OrgView], as_json: bool) -> Out {
+    if as_json {
+        return json(&orgs);
+    }
+    if orgs.is_empty() {
+        eprintln!("This account belongs to no organization the provider told Tessera about.");
+    }
+    for o in orgs {
+        let mut flags = Vec::new();
+        if o.current {
+            flags.push("current");
+        }
+        if o.signed_in {
+            flags.push("signed in");
+        }
+        println!(
+            "{}\t{}\t{}",
+            o.id,
+            o.name.as_deref().unwrap_or(""),
+            flags.join(", ")
         );
     }
     Ok(())
