@@ -86,7 +86,7 @@ enum Command {
 #[derive(Subcommand)]
 enum ProviderCommand {
     /// Register a provider (its discovery document is checked first)
-    Add(AddProviderArgs),
+    Add(Box<AddProviderArgs>),
     /// List registered providers
     List {
         #[arg(long)]
@@ -217,7 +217,7 @@ async fn run(cli: Cli) -> tessera_core::Result<()> {
         http: HttpConfig::default(),
     })?;
     match cli.command {
-        Command::Provider(ProviderCommand::Add(args)) => add_provider(&tessera, args).await,
+        Command::Provider(ProviderCommand::Add(args)) => add_provider(&tessera, *args).await,
         Command::Provider(ProviderCommand::List { json }) => {
             output::providers(&tessera.providers()?, json)
         }
