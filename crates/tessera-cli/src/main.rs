@@ -103,7 +103,7 @@ struct AddProviderArgs {
     #[arg(long, default_value = "oidc")]
     kind: String,
     /// The OpenID issuer URL (https, or http on 127.0.0.1 / localhost)
-    #[arg(long, required_unless_present_any = ["domain", "endpoint"])]
+    #[arg(long, required_unless_present_any = ["domain", "endpoint", "project_id"])]
     issuer: Option<String>,
     /// Auth0 tenant domain, e.g. example.eu.auth0.com (--kind auth0)
     #[arg(long)]
@@ -111,8 +111,18 @@ struct AddProviderArgs {
     /// Logto endpoint, e.g. https://tenant.logto.app (--kind logto)
     #[arg(long)]
     endpoint: Option<String>,
+    /// Client id (OpenID kinds)
     #[arg(long)]
-    client_id: String,
+    client_id: Option<String>,
+    /// Project id (stack_auth, stytch_b2b)
+    #[arg(long)]
+    project_id: Option<String>,
+    /// Publishable client key (stack_auth)
+    #[arg(long)]
+    publishable_key: Option<String>,
+    /// API base URL (stack_auth, stytch_b2b)
+    #[arg(long)]
+    base_url: Option<String>,
     /// Read the client secret from standard input
     #[arg(long)]
     client_secret_stdin: bool,
@@ -151,6 +161,13 @@ struct LoginArgs {
     /// Sign in to this organization (Auth0: id org_… or name)
     #[arg(long)]
     org: Option<String>,
+    /// Sign in with this e-mail address inside Tessera (Stack Auth: with --password-stdin,
+    /// else by a mailed sign-in link that comes back to Tessera)
+    #[arg(long, conflicts_with_all = ["device", "no_browser"])]
+    email: Option<String>,
+    /// Read the password from standard input (with --email)
+    #[arg(long, requires = "email")]
+    password_stdin: bool,
     /// Give up after this many seconds
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     timeout: u64,
@@ -173,6 +190,52 @@ struct TokenArgs {
     org: Option<String>,
     #[arg(long)]
     json: bool,
+}
+
+/// Stack Auth sign-in by e-mail: with a password from stdin, or with a mailed link whose
+/// code comes back to a loopback listener when the person clicks it.
+async fn email_login(
+    tessera: &Tessera,
+    args: &LoginArgs,
+    email: &str,
+) -> tessera_core::Result<tessera_core::Account> {
+    if args.password_stdin {
+        let password = read_stdin("password")?;
+        return tessera
+            .sign_in_with_password(&args.provider, email, &password)
+            .await;
+    }
+    let receiver = tessera_core::loopback::LoopbackReceiver::bind().await?;
+    tessera
+        .send_sign_in_code(&args.provider, email, &receiver.redirect_uri())
+        .await?;
+    eprintln!("Sent a sign-in link to {email}. Open it on this computer (Ctrl-C to cancel)…");
+    let url = tokio::select! {
+        url = receiver.receive() => url?,
+        _ = tokio::time::sleep(Duration::from_secs(args.timeout)) => {
+            return Err(Error::Timeout("the sign-in link".into()));
+        }
+        _ = tokio::signal::ctrl_c() => return Err(Error::Cancelled("the sign-in".into())),
+    };
+    let code = tessera_core::flow::query_param(&url, "code")
+        .ok_or_else(|| Error::MalformedCallback("the sign-in link carried no code".into()))?;
+    tessera
+        .sign_in_with_code(&args.provider, &SecretString::new(code))
+        .await
+}
+
+fn read_stdin(what: &str) -> tessera_core::Result<SecretString> {
+    let mut value = String::new();
+    std::io::stdin()
+        .read_to_string(&mut value)
+        .map_err(|e| Error::InvalidConfig(format!("cannot read the {what} from stdin: {e}")))?;
+    let value = value.trim_end_matches(['\r', '\n']).to_string();
+    if value.is_empty() {
+        return Err(Error::InvalidConfig(format!(
+            "the {what} on stdin is empty"
+        )));
+    }
+    Ok(SecretString::new(value))
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -261,9 +324,11 @@ async fn run(cli: Cli) -> tessera_core::Result<()> {
             output::refresh(&tessera.refresh(&account).await?, json)
         }
         Command::Userinfo { account } => output::json(&tessera.userinfo(&account).await?),
-        Command::Orgs { account, json } => output::orgs(&tessera.organizations(&account)?, json),
+        Command::Orgs { account, json } => {
+            output::orgs(&tessera.organizations(&account).await?, json)
+        }
         Command::Switch { account, org } => {
-            let account = tessera.switch_org(&account, &org)?;
+            let account = tessera.switch_org(&account, &org).await?;
             eprintln!(
                 "{} now uses organization {}.",
                 account.id,
@@ -291,13 +356,21 @@ async fn run(cli: Cli) -> tessera_core::Result<()> {
 }
 
 async fn add_provider(tessera: &Tessera, args: AddProviderArgs) -> tessera_core::Result<()> {
+    let kind = ProviderKind::parse(&args.kind)?;
+    let client_id = match (&args.client_id, &args.project_id) {
+        (Some(id), _) => id.clone(),
+        (None, Some(project)) if !kind.is_oidc() => project.clone(),
+        _ => return Err(Error::InvalidConfig("--client-id is required".into())),
+    };
     let input = PresetInput {
         domain: args.domain,
         endpoint: args.endpoint,
         issuer: args.issuer,
+        project_id: args.project_id,
+        client_key: args.publishable_key,
+        base_url: args.base_url,
     };
-    let kind = ProviderKind::parse(&args.kind)?;
-    let mut config = ProviderConfig::preset(kind, &args.name, &args.client_id, &input)?;
+    let mut config = ProviderConfig::preset(kind, &args.name, &client_id, &input)?;
     let auth = match (&args.auth, args.client_secret_stdin, &args.private_key_file) {
         (Some(a), _, _) => ClientAuth::parse(a)?,
         (None, _, Some(_)) => ClientAuth::PrivateKeyJwt,
@@ -308,7 +381,9 @@ async fn add_provider(tessera: &Tessera, args: AddProviderArgs) -> tessera_core:
     if !args.scopes.is_empty() {
         config.scopes = args.scopes;
     }
-    config.audience = args.audience;
+    if args.audience.is_some() {
+        config.audience = args.audience;
+    }
     config.resources.extend(args.resources);
     config.extra_params = args.params.into_iter().collect();
     let credential = if let Some(path) = &args.private_key_file {
@@ -316,17 +391,7 @@ async fn add_provider(tessera: &Tessera, args: AddProviderArgs) -> tessera_core:
             .map_err(|e| Error::InvalidConfig(format!("cannot read {}: {e}", path.display())))?;
         Some(SecretString::new(text))
     } else if args.client_secret_stdin {
-        let mut secret = String::new();
-        std::io::stdin()
-            .read_to_string(&mut secret)
-            .map_err(|e| Error::InvalidConfig(format!("cannot read the secret from stdin: {e}")))?;
-        let secret = secret.trim_end_matches(['\r', '\n']).to_string();
-        if secret.is_empty() {
-            return Err(Error::InvalidConfig(
-                "the client secret on stdin is empty".into(),
-            ));
-        }
-        Some(SecretString::new(secret))
+        Some(read_stdin("client secret")?)
     } else {
         None
     };
@@ -351,7 +416,9 @@ async fn login(tessera: &Tessera, mut args: LoginArgs) -> tessera_core::Result<(
     let cancel = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let account = if args.device {
+    let account = if let Some(email) = &args.email {
+        email_login(tessera, &args, email).await?
+    } else if args.device {
         let device = tessera.start_device_sign_in(&args.provider).await?;
         let a = &device.authorization;
         eprintln!(

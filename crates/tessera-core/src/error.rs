@@ -172,6 +172,15 @@ impl Error {
         }
     }
 
+    /// Whether the provider said the refresh token (or session) no longer exists, so only a
+    /// new sign-in helps: OAuth `invalid_grant`, Stack Auth `REFRESH_TOKEN_NOT_FOUND_OR_EXPIRED`.
+    pub fn grant_is_gone(&self) -> bool {
+        matches!(
+            self.oauth_error(),
+            Some("invalid_grant" | "REFRESH_TOKEN_NOT_FOUND_OR_EXPIRED")
+        )
+    }
+
     pub(crate) fn storage(context: &str, err: impl fmt::Display) -> Error {
         Error::Storage(format!("{context}: {err}"))
     }

@@ -214,6 +214,19 @@ pub fn parse_callback(raw: &str) -> Result<Callback> {
     Ok(callback)
 }
 
+/// The value of query parameter `name` in `url`, if it appears exactly once.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let url = Url::parse(url).ok()?;
+    let mut values = url
+        .query_pairs()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.to_string());
+    match (values.next(), values.next()) {
+        (Some(v), None) => Some(v),
+        _ => None,
+    }
+}
+
 /// Whether the callback arrived at the redirect URI the flow registered (same scheme, host,
 /// port and path).
 pub(crate) fn same_redirect(callback: &Url, redirect_uri: &str) -> bool {

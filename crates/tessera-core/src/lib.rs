@@ -23,6 +23,7 @@ pub mod loopback;
 pub mod organizations;
 pub mod provider;
 pub mod secret;
+pub mod stack;
 mod tessera;
 pub mod vault;
 

@@ -30,10 +30,13 @@ impl Tessera {
         Ok(self.provider(&account.provider)?.kind.org_model())
     }
 
-    /// The organizations the account's person can use.
-    pub fn organizations(&self, query: &str) -> Result<Vec<OrgView>> {
-        let account = self.account(query)?;
+    /// The organizations the account's person can use (for Stack Auth, fetched afresh).
+    pub async fn organizations(&self, query: &str) -> Result<Vec<OrgView>> {
+        let mut account = self.account(query)?;
         let model = self.org_model(&account)?;
+        if model == OrgModel::CurrentOrg {
+            account = self.stack_teams(&account).await?;
+        }
         Ok(account
             .orgs
             .iter()
@@ -42,7 +45,7 @@ impl Tessera {
                 name: account.org_names.get(id).cloned(),
                 signed_in: match model {
                     OrgModel::SignInPerOrg => account.signed_in_orgs.contains(id),
-                    OrgModel::TokenPerOrg => true,
+                    OrgModel::TokenPerOrg | OrgModel::CurrentOrg => true,
                     OrgModel::None => false,
                 },
                 current: account.current_org.as_deref() == Some(id.as_str()),
@@ -67,6 +70,13 @@ impl Tessera {
                 extra: vec![("organization_id".into(), org_id.clone())],
                 at_slot: Slot::Org(org_id),
             },
+            OrgModel::CurrentOrg => {
+                let team = account.resolve_org(org).unwrap_or_else(|| org.to_string());
+                if account.current_org.as_deref() != Some(team.as_str()) {
+                    self.stack_switch(&account, &team).await?;
+                }
+                return self.access_token(&account.id, min_valid, force).await;
+            }
             OrgModel::None => {
                 return Err(Error::Unsupported(format!(
                     "organization tokens at \"{}\"",
@@ -82,11 +92,17 @@ impl Tessera {
         })
     }
 
-    /// Makes `org` the organization used when none is named. Only where an organization has
-    /// its own sign-in (Auth0); it must be signed in already.
-    pub fn switch_org(&self, query: &str, org: &str) -> Result<Account> {
+    /// Makes `org` the organization used when none is named: Stack Auth selects the team at
+    /// the provider; Auth0 uses that organization's own sign-in, which must exist already.
+    pub async fn switch_org(&self, query: &str, org: &str) -> Result<Account> {
         let account = self.account(query)?;
-        if self.org_model(&account)? != OrgModel::SignInPerOrg {
+        let model = self.org_model(&account)?;
+        if model == OrgModel::CurrentOrg {
+            let account = self.stack_teams(&account).await?;
+            let team = account.resolve_org(org).unwrap_or_else(|| org.to_string());
+            return self.stack_switch(&account, &team).await;
+        }
+        if model != OrgModel::SignInPerOrg {
             return Err(Error::Unsupported(format!(
                 "a current organization at \"{}\" (ask for an organization's token with --org)",
                 account.provider

@@ -37,6 +37,8 @@ pub enum OrgModel {
     SignInPerOrg,
     /// Organization tokens come from the account's refresh token (Logto `organization_id`).
     TokenPerOrg,
+    /// One session with a current organization chosen at the provider (Stack Auth teams).
+    CurrentOrg,
 }
 
 impl ProviderKind {
@@ -79,6 +81,7 @@ impl ProviderKind {
         match self {
             ProviderKind::Auth0 => OrgModel::SignInPerOrg,
             ProviderKind::Logto => OrgModel::TokenPerOrg,
+            ProviderKind::StackAuth => OrgModel::CurrentOrg,
             _ => OrgModel::None,
         }
     }
@@ -165,6 +168,15 @@ pub struct ProviderConfig {
     pub extra_params: BTreeMap<String, String>,
     #[serde(default)]
     pub redirect_mode: RedirectMode,
+    /// REST providers (Stack Auth, Stytch): the project id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// REST providers: the public client key (Stack publishable key, Stytch public token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<String>,
+    /// REST providers: the API base URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_base: Option<String>,
 }
 
 /// Where a provider of a given kind lives, as people know it.
@@ -176,7 +188,14 @@ pub struct PresetInput {
     pub endpoint: Option<String>,
     /// An explicit issuer; overrides what `domain` or `endpoint` imply.
     pub issuer: Option<String>,
+    /// REST providers: project id, public client key and API base URL.
+    pub project_id: Option<String>,
+    pub client_key: Option<String>,
+    pub base_url: Option<String>,
 }
+
+/// Stack Auth's API when no base URL is given.
+pub const STACK_DEFAULT_BASE: &str = "https://api.stack-auth.com";
 
 impl ProviderConfig {
     /// A public OpenID Connect client with the default scopes.
@@ -192,6 +211,9 @@ impl ProviderConfig {
             resources: Vec::new(),
             extra_params: BTreeMap::new(),
             redirect_mode: RedirectMode::Loopback,
+            project_id: None,
+            client_key: None,
+            api_base: None,
         }
     }
 
@@ -202,6 +224,9 @@ impl ProviderConfig {
         client_id: &str,
         input: &PresetInput,
     ) -> Result<Self> {
+        if kind == ProviderKind::StackAuth {
+            return stack_preset(name, input);
+        }
         if !kind.is_oidc() {
             return Err(Error::Unsupported(format!(
                 "{} providers in this build",
@@ -282,6 +307,28 @@ impl ProviderConfig {
     }
 }
 
+fn stack_preset(name: &str, input: &PresetInput) -> Result<ProviderConfig> {
+    let project = input
+        .project_id
+        .clone()
+        .ok_or_else(|| Error::InvalidConfig("a Stack Auth provider needs --project-id".into()))?;
+    let base = input
+        .base_url
+        .as_deref()
+        .unwrap_or(STACK_DEFAULT_BASE)
+        .trim_end_matches('/')
+        .to_string();
+    let mut config =
+        ProviderConfig::new(name, &format!("{base}/api/v1/projects/{project}"), &project);
+    config.kind = ProviderKind::StackAuth;
+    config.scopes = vec!["openid".into()];
+    config.audience = Some(project.clone());
+    config.project_id = Some(project);
+    config.client_key = input.client_key.clone();
+    config.api_base = Some(base);
+    Ok(config)
+}
+
 /// Authorization parameters Tessera sets itself; extra parameters may not override them.
 pub const RESERVED_PARAMS: [&str; 9] = [
     "response_type",
@@ -294,6 +341,28 @@ pub const RESERVED_PARAMS: [&str; 9] = [
     "scope",
     "client_secret",
 ];
+
+impl ProviderMetadata {
+    /// The endpoints of a provider that has no discovery document (Stack Auth).
+    pub fn synthesized(config: &ProviderConfig) -> Result<Self> {
+        let base = config.api_base.as_deref().unwrap_or(STACK_DEFAULT_BASE);
+        let metadata = ProviderMetadata {
+            issuer: config.issuer.clone(),
+            authorization_endpoint: format!("{base}/api/v1/auth/oauth/authorize"),
+            token_endpoint: format!("{base}/api/v1/auth/oauth/token"),
+            jwks_uri: format!("{}/.well-known/jwks.json", config.issuer),
+            userinfo_endpoint: Some(format!("{base}/api/v1/users/me")),
+            revocation_endpoint: None,
+            introspection_endpoint: None,
+            end_session_endpoint: None,
+            device_authorization_endpoint: None,
+            authorization_response_iss_parameter_supported: false,
+            code_challenge_methods_supported: None,
+        };
+        metadata.check(&config.issuer)?;
+        Ok(metadata)
+    }
+}
 
 /// The parts of an OpenID Provider's discovery document Tessera uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -178,7 +178,7 @@ impl Tessera {
         self.vault.account_key(account_id)
     }
 
-    fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.clock.now()
     }
 
@@ -214,8 +214,15 @@ impl Tessera {
         if self.data.read()?.provider(&config.name).is_ok() {
             return Err(Error::ProviderExists(config.name));
         }
-        let metadata = crate::provider::fetch(&self.http, &config.issuer).await?;
-        config.issuer = metadata.issuer.clone();
+        if config.kind.is_oidc() {
+            let metadata = crate::provider::fetch(&self.http, &config.issuer).await?;
+            config.issuer = metadata.issuer.clone();
+        } else {
+            let metadata = ProviderMetadata::synthesized(&config)?;
+            let jwks = url::Url::parse(&metadata.jwks_uri)
+                .map_err(|e| Error::InvalidConfig(format!("bad API base URL: {e}")))?;
+            self.http.get_json::<Value>(&jwks).await?;
+        }
         if let Some(c) = &credential {
             self.vault.save_client_credential(&config.name, c)?;
         }
@@ -273,15 +280,18 @@ impl Tessera {
         Ok(())
     }
 
-    async fn provider_context(
+    pub(crate) async fn provider_context(
         &self,
         name: &str,
     ) -> Result<(ProviderConfig, ProviderMetadata, Option<SecretString>)> {
         let config = self.data.read()?.provider(name)?.clone();
-        let metadata = self
-            .discovery
-            .metadata(&self.http, &config.issuer, self.now())
-            .await?;
+        let metadata = if config.kind.is_oidc() {
+            self.discovery
+                .metadata(&self.http, &config.issuer, self.now())
+                .await?
+        } else {
+            ProviderMetadata::synthesized(&config)?
+        };
         let credential = match config.client_auth {
             ClientAuth::None => None,
             _ => self.vault.load_client_credential(name)?,
@@ -289,7 +299,15 @@ impl Tessera {
         Ok((config, metadata, credential))
     }
 
-    fn endpoint<'a>(
+    pub(crate) fn stack<'a>(&'a self, config: &'a ProviderConfig) -> crate::stack::StackApi<'a> {
+        crate::stack::StackApi {
+            config,
+            http: &self.http,
+            now: self.now(),
+        }
+    }
+
+    pub(crate) fn endpoint<'a>(
         &'a self,
         config: &'a ProviderConfig,
         metadata: &'a ProviderMetadata,
@@ -494,19 +512,33 @@ impl Tessera {
             .verify(metadata, id_token.expose_secret(), &expect)
             .await?
             .into_result("ID token")?;
-        let subject = claims
-            .claim_str("sub")
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| Error::TokenRejected {
-                token: "ID token".into(),
-                reason: "it has no subject".into(),
-            })?
-            .to_string();
-        let id = Account::id_for(&config.name, &subject);
         let slot = match org.as_deref() {
             Some(requested) => Slot::Org(confirm_org(&claims, requested)?),
             None => Slot::Main,
         };
+        self.store_account(config, metadata, tokens, &claims, slot)
+    }
+
+    /// Stores a signed-in account whose identity `claims` were verified: keychain first, then
+    /// metadata; if the metadata cannot be written the keychain entry is removed again.
+    pub(crate) fn store_account(
+        &self,
+        config: &ProviderConfig,
+        metadata: &ProviderMetadata,
+        tokens: TokenSet,
+        claims: &DecodedJwt,
+        slot: Slot,
+    ) -> Result<Account> {
+        let now = self.now();
+        let subject = claims
+            .claim_str("sub")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::TokenRejected {
+                token: "sign-in token".into(),
+                reason: "it has no subject".into(),
+            })?
+            .to_string();
+        let id = Account::id_for(&config.name, &subject);
         self.vault.save_slot(&id, &slot, &tokens)?;
         let stored = self.data.update(|s| {
             let existing = s.accounts.iter().position(|a| a.id == id);
@@ -514,7 +546,7 @@ impl Tessera {
                 Some(i) => s.accounts.remove(i),
                 None => Account::new(&config.name, &metadata.issuer, &subject, now),
             };
-            account.absorb_claims(&claims);
+            account.absorb_claims(claims);
             if let Slot::Org(org_id) = &slot {
                 if !account.signed_in_orgs.contains(org_id) {
                     account.signed_in_orgs.push(org_id.clone());
@@ -534,7 +566,7 @@ impl Tessera {
         stored
     }
 
-    async fn verify(
+    pub(crate) async fn verify(
         &self,
         metadata: &ProviderMetadata,
         token: &str,
@@ -687,10 +719,17 @@ impl Tessera {
             return Err(self.grant_lost(&account, &plan.rt_slot)?);
         };
         let (config, metadata, credential) = self.provider_context(&account.provider).await?;
-        let endpoint = self.endpoint(&config, &metadata, credential.as_ref());
-        let mut fresh = match endpoint.refresh(&refresh_token, &plan.extra).await {
+        let refreshed = match config.kind {
+            ProviderKind::StackAuth => self.stack(&config).refresh(&refresh_token).await,
+            _ => {
+                self.endpoint(&config, &metadata, credential.as_ref())
+                    .refresh(&refresh_token, &plan.extra)
+                    .await
+            }
+        };
+        let mut fresh = match refreshed {
             Ok(t) => t,
-            Err(e) if e.oauth_error() == Some("invalid_grant") => {
+            Err(e) if e.grant_is_gone() => {
                 return Err(self.grant_lost(&account, &plan.rt_slot)?);
             }
             Err(e) => return Err(e),
@@ -746,6 +785,12 @@ impl Tessera {
             let a = s.account_mut(&account.id)?;
             if let Some(c) = &verified_claims {
                 a.absorb_claims(c);
+            }
+            if config.kind == ProviderKind::StackAuth
+                && let Ok(at) =
+                    crate::jwt::decode_unverified_for_display(fresh.access_token.expose_secret())
+            {
+                a.current_org = at.claim_str("selected_team_id").map(String::from);
             }
             if plan.at_slot == Slot::Main {
                 a.status = AccountStatus::Active;
@@ -901,6 +946,9 @@ impl Tessera {
         let account = self.account(query)?;
         let token = self.access_token(&account.id, 30, false).await?;
         let (config, metadata, credential) = self.provider_context(&account.provider).await?;
+        if config.kind == ProviderKind::StackAuth {
+            return self.stack(&config).me(&token.token).await;
+        }
         self.endpoint(&config, &metadata, credential.as_ref())
             .userinfo(&token.token)
             .await
@@ -937,7 +985,9 @@ impl Tessera {
         }
         let mut revoked = false;
         let mut logout_url = None;
-        if revoke {
+        if revoke && self.provider(&account.provider)?.kind == ProviderKind::StackAuth {
+            revoked = self.stack_sign_out(&account).await?;
+        } else if revoke {
             let (config, metadata, credential) = self.provider_context(&account.provider).await?;
             let endpoint = self.endpoint(&config, &metadata, credential.as_ref());
             for rt in &refresh_tokens {
