@@ -1,7 +1,8 @@
 //! Test harness for Tessera's integration tests. Not part of the product.
 //!
 //! - [`Idp`] starts the real OpenID provider in `tests/idp` (Node + `oidc-provider`) on
-//!   `127.0.0.1`, with its test hooks, and kills it when dropped.
+//!   `127.0.0.1`, with its test hooks, and kills it when dropped. [`IdpOptions::flavor`] makes it
+//!   emulate Auth0, Logto or Stitch SSO ([`Flavor`]).
 //! - [`Browser`] plays the person in the browser: follows the authorization URL, fills in the login
 //!   form, approves device codes, and hands back the redirect that would reach the app.
 //! - [`signing_key_pem`] and [`client_pkjwt_pem`] give the committed, test-only private keys.
@@ -41,16 +42,57 @@ impl Profile {
     }
 }
 
+/// Which identity provider `tests/idp` emulates (`--flavor`); see tests/idp/README.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flavor {
+    /// Plain oidc-provider: issuer `http://127.0.0.1:PORT`, routes `/auth`, `/token`, `/me`, …
+    #[default]
+    Generic,
+    /// Auth0: issuer `http://127.0.0.1:PORT/` (trailing slash), `/authorize`, `/oauth/token`,
+    /// `/userinfo`, `/oauth/revoke`, `/oauth/device/code`, `/v2/logout`; `audience`,
+    /// `organization` (`org_acme` / `acme`), `screen_hint`; `org_id` / `org_name` claims;
+    /// subjects `auth0|alice`; no introspection.
+    Auth0,
+    /// Logto: issuer `http://127.0.0.1:PORT/oidc`, everything under `/oidc`; organizations in
+    /// the ID token; organization tokens via the refresh grant with `organization_id`. Refresh
+    /// tokens of the public client always rotate (the `profile` option is not passed).
+    Logto,
+    /// Stitch SSO: `/connect/*` routes, `nonce` of 32–300 characters required, private_key_jwt
+    /// assertions with `aud` = token URL, single-use refresh tokens (the `profile` option is
+    /// not passed), 15-minute access tokens by default, no device flow, no organizations.
+    Stitch,
+}
+
+impl Flavor {
+    fn as_arg(self) -> &'static str {
+        match self {
+            Flavor::Generic => "generic",
+            Flavor::Auth0 => "auth0",
+            Flavor::Logto => "logto",
+            Flavor::Stitch => "stitch",
+        }
+    }
+
+    /// Whether `--profile` applies (Logto and Stitch always rotate public clients' tokens).
+    fn takes_profile(self) -> bool {
+        matches!(self, Flavor::Generic | Flavor::Auth0)
+    }
+}
+
 /// How to start the provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdpOptions {
+    /// Refresh-token rotation; applies to [`Flavor::Generic`] and [`Flavor::Auth0`] only.
     pub profile: Profile,
-    /// Access-token lifetime in seconds.
+    /// Access-token lifetime in seconds. The default, `3600`, means the flavor's own default:
+    /// 3600 (generic, Logto), 86400 (Auth0), 900 (Stitch); any other value is passed as is.
     pub access_ttl: u64,
     /// Signing keys published in the JWKS, `"a"` and/or `"b"`; the first signs new tokens.
     pub signing_keys: Vec<&'static str>,
     /// Port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// The provider to emulate.
+    pub flavor: Flavor,
 }
 
 impl Default for IdpOptions {
@@ -60,15 +102,21 @@ impl Default for IdpOptions {
             access_ttl: 3600,
             signing_keys: vec!["a"],
             port: 0,
+            flavor: Flavor::Generic,
         }
     }
 }
 
 /// A running `tests/idp/server.mjs` (always with `--test-hooks`). Killed on drop.
 pub struct Idp {
-    /// `http://127.0.0.1:PORT`, no trailing slash.
+    /// The issuer exactly as the provider states it: `http://127.0.0.1:PORT` (generic, Stitch),
+    /// `http://127.0.0.1:PORT/` (Auth0, trailing slash), `http://127.0.0.1:PORT/oidc` (Logto).
     pub issuer: String,
     pub port: u16,
+    /// The emulated provider.
+    pub flavor: Flavor,
+    /// `http://127.0.0.1:PORT` (where the test hooks and the login pages live).
+    pub origin: String,
     child: Child,
     log: Log,
     http: reqwest::Client,
@@ -148,10 +196,16 @@ impl Idp {
         let mut cmd = Command::new(&node);
         cmd.current_dir(&dir)
             .arg("server.mjs")
-            .args(["--port", &opts.port.to_string()])
-            .args(["--profile", opts.profile.as_arg()])
-            .args(["--access-ttl", &opts.access_ttl.to_string()])
-            .args(["--signing-keys", &opts.signing_keys.join(",")])
+            .args(["--flavor", opts.flavor.as_arg()])
+            .args(["--port", &opts.port.to_string()]);
+        if opts.flavor.takes_profile() {
+            cmd.args(["--profile", opts.profile.as_arg()]);
+        }
+        // 3600 (the default) means "the flavor's own default".
+        if opts.access_ttl != IdpOptions::default().access_ttl {
+            cmd.args(["--access-ttl", &opts.access_ttl.to_string()]);
+        }
+        cmd.args(["--signing-keys", &opts.signing_keys.join(",")])
             .arg("--test-hooks")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -203,6 +257,8 @@ impl Idp {
         Ok(Idp {
             issuer,
             port,
+            flavor: opts.flavor,
+            origin: format!("http://127.0.0.1:{port}"),
             child,
             log,
             http: test_client(),
@@ -210,7 +266,8 @@ impl Idp {
     }
 
     /// Stops the provider and starts it again on the same port (same issuer) with `opts`
-    /// (`opts.port` is ignored). All provider state (sessions, grants, tokens) is lost.
+    /// (`opts.port` is ignored). All provider state (sessions, grants, tokens) is lost. Keep
+    /// `opts.flavor`: the issuer must not change.
     pub async fn restart(&mut self, opts: IdpOptions) {
         let _ = self.child.kill().await;
         let opts = IdpOptions {
@@ -222,17 +279,29 @@ impl Idp {
         *self = new;
     }
 
-    /// `issuer + path`, e.g. `idp.url("/token")`.
+    /// `issuer + path` (without doubling the slash of Auth0's issuer), e.g.
+    /// `idp.url("/token")`; for Logto that is `http://127.0.0.1:PORT/oidc/token`.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.issuer, path)
+        format!("{}{}", self.issuer.trim_end_matches('/'), path)
     }
 
-    /// Arms a one-shot fault for the next request to `path` (e.g. `"/token"`). Kinds: `html`,
-    /// `truncated`, `huge`, `wrong_content_type`, `slow`, `redirect`, `status500_json`.
+    /// `http://127.0.0.1:PORT` + `path`, ignoring the issuer's path (Logto's `/oidc`).
+    pub fn origin_url(&self, path: &str) -> String {
+        format!("{}{}", self.origin, path)
+    }
+
+    /// The discovery document's URL: `<issuer without trailing slash>/.well-known/openid-configuration`.
+    pub fn discovery_url(&self) -> String {
+        self.url("/.well-known/openid-configuration")
+    }
+
+    /// Arms a one-shot fault for the next request to `path`, the full path as the client sends
+    /// it (e.g. `"/token"`, `"/oauth/token"` for Auth0, `"/oidc/token"` for Logto). Kinds:
+    /// `html`, `truncated`, `huge`, `wrong_content_type`, `slow`, `redirect`, `status500_json`.
     pub async fn sabotage(&self, path: &str, kind: &str) {
         let resp = self
             .http
-            .post(self.url("/__test/sabotage"))
+            .post(self.origin_url("/__test/sabotage"))
             .json(&serde_json::json!({ "path": path, "kind": kind }))
             .send()
             .await
@@ -249,7 +318,7 @@ impl Idp {
     pub async fn events(&self) -> serde_json::Value {
         let resp = self
             .http
-            .get(self.url("/__test/events"))
+            .get(self.origin_url("/__test/events"))
             .send()
             .await
             .unwrap_or_else(|e| panic!("GET /__test/events: {e}"));
@@ -310,10 +379,12 @@ enum Step {
 const MAX_HOPS: usize = 30;
 const DEMO_PASSWORD: &str = "demo";
 
+/// The uid of a login page URL `…/interaction/:uid` (at the root for every flavor; a mount
+/// prefix such as `/oidc` is tolerated).
 fn interaction_uid(url: &Url) -> Option<&str> {
-    let mut segments = url.path_segments()?;
-    match (segments.next(), segments.next(), segments.next()) {
-        (Some("interaction"), Some(uid), None) if !uid.is_empty() => Some(uid),
+    let segments: Vec<&str> = url.path_segments()?.collect();
+    match segments.as_slice() {
+        [.., "interaction", uid] if !uid.is_empty() => Some(uid),
         _ => None,
     }
 }
@@ -383,7 +454,17 @@ impl Browser {
     /// issuer, fills the login form for `user` with password `demo`, passes consent, and
     /// returns the first redirect Location that leaves the issuer (custom scheme or loopback
     /// callback) WITHOUT fetching it.
+    ///
+    /// Works for every [`Flavor`]: the login pages are at `/interaction/:uid` on the same
+    /// origin, whatever the authorization endpoint's path (`/auth`, `/authorize`,
+    /// `/oidc/auth`, `/connect/authorize`).
     pub async fn login(&self, authorization_url: &str, user: &str) -> String {
+        self.login_reporting(authorization_url, user).await.0
+    }
+
+    /// Like [`Browser::login`], and also tells whether the login form was shown (`false` when
+    /// the browser's session at the provider was still alive, e.g. to check a sign-out).
+    pub async fn login_reporting(&self, authorization_url: &str, user: &str) -> (String, bool) {
         let start = Url::parse(authorization_url)
             .unwrap_or_else(|e| panic!("bad authorization URL {authorization_url:?}: {e}"));
         let origin = start.origin();
@@ -393,7 +474,7 @@ impl Browser {
             next = match next {
                 Step::Redirect { to, raw } => {
                     if to.origin() != origin {
-                        return raw;
+                        return (raw, logins > 0);
                     }
                     self.get(&to).await
                 }
