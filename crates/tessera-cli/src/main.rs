@@ -123,6 +123,12 @@ struct AddProviderArgs {
     /// API base URL (stack_auth, stytch_b2b)
     #[arg(long)]
     base_url: Option<String>,
+    /// Public token for Stytch's frontend API (stytch_b2b)
+    #[arg(long, conflicts_with = "secret_stdin")]
+    public_token: Option<String>,
+    /// Read the Stytch project secret from stdin to use the backend API (stytch_b2b)
+    #[arg(long)]
+    secret_stdin: bool,
     /// Read the client secret from standard input
     #[arg(long)]
     client_secret_stdin: bool,
@@ -158,9 +164,9 @@ struct LoginArgs {
     /// Extra authorization parameter for this sign-in (repeatable)
     #[arg(long = "param", value_name = "K=V", value_parser = parse_param)]
     params: Vec<(String, String)>,
-    /// Sign in to this organization (Auth0: id org_… or name)
+    /// Sign in to this organization (Auth0: id org_… or name; Stytch: id or slug, repeatable)
     #[arg(long)]
-    org: Option<String>,
+    org: Vec<String>,
     /// Sign in with this e-mail address inside Tessera (Stack Auth: with --password-stdin,
     /// else by a mailed sign-in link that comes back to Tessera)
     #[arg(long, conflicts_with_all = ["device", "no_browser"])]
@@ -205,10 +211,17 @@ async fn email_login(
             .sign_in_with_password(&args.provider, email, &password)
             .await;
     }
+    let stytch = tessera.provider(&args.provider)?.kind == ProviderKind::StytchB2b;
     let receiver = tessera_core::loopback::LoopbackReceiver::bind().await?;
-    tessera
-        .send_sign_in_code(&args.provider, email, &receiver.redirect_uri())
-        .await?;
+    if stytch {
+        tessera
+            .start_email_sign_in(&args.provider, email, &receiver.redirect_uri())
+            .await?;
+    } else {
+        tessera
+            .send_sign_in_code(&args.provider, email, &receiver.redirect_uri())
+            .await?;
+    }
     eprintln!("Sent a sign-in link to {email}. Open it on this computer (Ctrl-C to cancel)…");
     let url = tokio::select! {
         url = receiver.receive() => url?,
@@ -217,11 +230,46 @@ async fn email_login(
         }
         _ = tokio::signal::ctrl_c() => return Err(Error::Cancelled("the sign-in".into())),
     };
+    if stytch {
+        let discovery = tessera.complete_email_link(&url).await?;
+        let picks = pick_organizations(&discovery, &args.org)?;
+        return tessera
+            .choose_organizations(&discovery.flow_id, &picks)
+            .await;
+    }
     let code = tessera_core::flow::query_param(&url, "code")
         .ok_or_else(|| Error::MalformedCallback("the sign-in link carried no code".into()))?;
     tessera
         .sign_in_with_code(&args.provider, &SecretString::new(code))
         .await
+}
+
+/// The organizations to sign in to: those named with --org, else every organization the
+/// person is an active member of.
+fn pick_organizations(
+    discovery: &tessera_core::stytch::Discovery,
+    named: &[String],
+) -> tessera_core::Result<Vec<String>> {
+    for o in &discovery.organizations {
+        let slug = o.slug.as_deref().unwrap_or(&o.id);
+        eprintln!("  {slug}\t{}\t{}", o.name, o.membership);
+    }
+    if !named.is_empty() {
+        return Ok(named.to_vec());
+    }
+    let members: Vec<String> = discovery
+        .organizations
+        .iter()
+        .filter(|o| o.membership == "active_member")
+        .map(|o| o.id.clone())
+        .collect();
+    if members.is_empty() {
+        return Err(Error::InvalidConfig(format!(
+            "{} is not an active member of any organization; name one with --org",
+            discovery.email
+        )));
+    }
+    Ok(members)
 }
 
 fn read_stdin(what: &str) -> tessera_core::Result<SecretString> {
@@ -367,7 +415,7 @@ async fn add_provider(tessera: &Tessera, args: AddProviderArgs) -> tessera_core:
         endpoint: args.endpoint,
         issuer: args.issuer,
         project_id: args.project_id,
-        client_key: args.publishable_key,
+        client_key: args.publishable_key.or(args.public_token),
         base_url: args.base_url,
     };
     let mut config = ProviderConfig::preset(kind, &args.name, &client_id, &input)?;
@@ -392,6 +440,9 @@ async fn add_provider(tessera: &Tessera, args: AddProviderArgs) -> tessera_core:
         Some(SecretString::new(text))
     } else if args.client_secret_stdin {
         Some(read_stdin("client secret")?)
+    } else if args.secret_stdin {
+        config.client_auth = ClientAuth::ClientSecretBasic;
+        Some(read_stdin("project secret")?)
     } else {
         None
     };
@@ -401,8 +452,11 @@ async fn add_provider(tessera: &Tessera, args: AddProviderArgs) -> tessera_core:
 }
 
 async fn login(tessera: &Tessera, mut args: LoginArgs) -> tessera_core::Result<()> {
-    if let Some(org) = args.org.take() {
-        match tessera.provider(&args.provider)?.kind {
+    let kind = tessera.provider(&args.provider)?.kind;
+    if kind != ProviderKind::StytchB2b
+        && let Some(org) = args.org.pop()
+    {
+        match kind {
             ProviderKind::Auth0 => args.params.push(("organization".into(), org)),
             ProviderKind::Logto => args.params.push(("organization_id".into(), org)),
             kind => {

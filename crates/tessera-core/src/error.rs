@@ -177,7 +177,7 @@ impl Error {
     pub fn grant_is_gone(&self) -> bool {
         matches!(
             self.oauth_error(),
-            Some("invalid_grant" | "REFRESH_TOKEN_NOT_FOUND_OR_EXPIRED")
+            Some("invalid_grant" | "REFRESH_TOKEN_NOT_FOUND_OR_EXPIRED" | "session_not_found")
         )
     }
 

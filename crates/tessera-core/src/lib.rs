@@ -24,6 +24,7 @@ pub mod organizations;
 pub mod provider;
 pub mod secret;
 pub mod stack;
+pub mod stytch;
 mod tessera;
 pub mod vault;
 

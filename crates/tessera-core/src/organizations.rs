@@ -44,7 +44,9 @@ impl Tessera {
                 id: id.clone(),
                 name: account.org_names.get(id).cloned(),
                 signed_in: match model {
-                    OrgModel::SignInPerOrg => account.signed_in_orgs.contains(id),
+                    OrgModel::SignInPerOrg | OrgModel::SessionPerOrg => {
+                        account.signed_in_orgs.contains(id)
+                    }
                     OrgModel::TokenPerOrg | OrgModel::CurrentOrg => true,
                     OrgModel::None => false,
                 },
@@ -65,6 +67,10 @@ impl Tessera {
         let org_id = account.resolve_org(org).unwrap_or_else(|| org.to_string());
         let plan = match self.org_model(&account)? {
             OrgModel::SignInPerOrg => RefreshPlan::own(Slot::Org(org_id)),
+            OrgModel::SessionPerOrg => {
+                self.stytch_org_session(&account, &org_id).await?;
+                RefreshPlan::own(Slot::Org(org_id))
+            }
             OrgModel::TokenPerOrg => RefreshPlan {
                 rt_slot: Slot::Main,
                 extra: vec![("organization_id".into(), org_id.clone())],
@@ -101,6 +107,11 @@ impl Tessera {
             let account = self.stack_teams(&account).await?;
             let team = account.resolve_org(org).unwrap_or_else(|| org.to_string());
             return self.stack_switch(&account, &team).await;
+        }
+        if model == OrgModel::SessionPerOrg {
+            let org_id = account.resolve_org(org).unwrap_or_else(|| org.to_string());
+            self.stytch_org_session(&account, &org_id).await?;
+            return self.update_account(&account.id, |a| a.current_org = Some(org_id.clone()));
         }
         if model != OrgModel::SignInPerOrg {
             return Err(Error::Unsupported(format!(

@@ -39,6 +39,8 @@ pub enum OrgModel {
     TokenPerOrg,
     /// One session with a current organization chosen at the provider (Stack Auth teams).
     CurrentOrg,
+    /// A session per organization, more obtained by exchanging one (Stytch B2B).
+    SessionPerOrg,
 }
 
 impl ProviderKind {
@@ -82,6 +84,7 @@ impl ProviderKind {
             ProviderKind::Auth0 => OrgModel::SignInPerOrg,
             ProviderKind::Logto => OrgModel::TokenPerOrg,
             ProviderKind::StackAuth => OrgModel::CurrentOrg,
+            ProviderKind::StytchB2b => OrgModel::SessionPerOrg,
             _ => OrgModel::None,
         }
     }
@@ -227,6 +230,9 @@ impl ProviderConfig {
         if kind == ProviderKind::StackAuth {
             return stack_preset(name, input);
         }
+        if kind == ProviderKind::StytchB2b {
+            return stytch_preset(name, input);
+        }
         if !kind.is_oidc() {
             return Err(Error::Unsupported(format!(
                 "{} providers in this build",
@@ -279,9 +285,13 @@ impl ProviderConfig {
                 self.name
             )));
         }
-        let issuer = Url::parse(&self.issuer).map_err(|e| {
-            Error::InvalidConfig(format!("issuer \"{}\" is not a URL: {e}", self.issuer))
-        })?;
+        // Stytch's JWT issuer is `stytch.com/<project>`, not a URL: check its API base instead.
+        let located = match self.kind {
+            ProviderKind::StytchB2b => self.api_base.as_deref().unwrap_or_default(),
+            _ => &self.issuer,
+        };
+        let issuer = Url::parse(located)
+            .map_err(|e| Error::InvalidConfig(format!("\"{located}\" is not a URL: {e}")))?;
         ensure_allowed(&issuer)?;
         if issuer.query().is_some() || issuer.fragment().is_some() {
             return Err(Error::InvalidConfig(
@@ -291,7 +301,7 @@ impl ProviderConfig {
         if self.client_id.trim().is_empty() {
             return Err(Error::InvalidConfig("the client id is empty".into()));
         }
-        if !self.scopes.iter().any(|s| s == "openid") {
+        if self.kind.is_oidc() && !self.scopes.iter().any(|s| s == "openid") {
             return Err(Error::InvalidConfig(
                 "the scopes must include \"openid\"".into(),
             ));
@@ -305,6 +315,41 @@ impl ProviderConfig {
         }
         Ok(())
     }
+}
+
+/// Stytch's API for a project: live projects use the live host.
+fn stytch_default_base(project: &str) -> &'static str {
+    if project.starts_with("project-live-") {
+        "https://api.stytch.com"
+    } else {
+        "https://test.stytch.com"
+    }
+}
+
+fn stytch_preset(name: &str, input: &PresetInput) -> Result<ProviderConfig> {
+    let project = input
+        .project_id
+        .clone()
+        .ok_or_else(|| Error::InvalidConfig("a Stytch provider needs --project-id".into()))?;
+    let base = input
+        .base_url
+        .as_deref()
+        .unwrap_or(stytch_default_base(&project))
+        .trim_end_matches('/')
+        .to_string();
+    ensure_allowed(
+        &Url::parse(&base).map_err(|e| Error::InvalidConfig(format!("--base-url: {e}")))?,
+    )?;
+    let mut config = ProviderConfig::new(name, &base, &project);
+    config.issuer = format!("stytch.com/{project}");
+    config.kind = ProviderKind::StytchB2b;
+    config.scopes = Vec::new();
+    config.audience = Some(project.clone());
+    config.project_id = Some(project);
+    config.client_key = input.client_key.clone();
+    config.api_base = Some(base);
+    config.redirect_mode = RedirectMode::DeepLink;
+    Ok(config)
 }
 
 fn stack_preset(name: &str, input: &PresetInput) -> Result<ProviderConfig> {
@@ -346,12 +391,27 @@ impl ProviderMetadata {
     /// The endpoints of a provider that has no discovery document (Stack Auth).
     pub fn synthesized(config: &ProviderConfig) -> Result<Self> {
         let base = config.api_base.as_deref().unwrap_or(STACK_DEFAULT_BASE);
+        let project = config.project_id.as_deref().unwrap_or_default();
+        let (authorization, token, jwks, userinfo) = match config.kind {
+            ProviderKind::StytchB2b => (
+                format!("{base}/v1/b2b/magic_links/email/discovery/send"),
+                format!("{base}/v1/b2b/sessions/authenticate"),
+                format!("{base}/v1/b2b/sessions/jwks/{project}"),
+                None,
+            ),
+            _ => (
+                format!("{base}/api/v1/auth/oauth/authorize"),
+                format!("{base}/api/v1/auth/oauth/token"),
+                format!("{}/.well-known/jwks.json", config.issuer),
+                Some(format!("{base}/api/v1/users/me")),
+            ),
+        };
         let metadata = ProviderMetadata {
             issuer: config.issuer.clone(),
-            authorization_endpoint: format!("{base}/api/v1/auth/oauth/authorize"),
-            token_endpoint: format!("{base}/api/v1/auth/oauth/token"),
-            jwks_uri: format!("{}/.well-known/jwks.json", config.issuer),
-            userinfo_endpoint: Some(format!("{base}/api/v1/users/me")),
+            authorization_endpoint: authorization,
+            token_endpoint: token,
+            jwks_uri: jwks,
+            userinfo_endpoint: userinfo,
             revocation_endpoint: None,
             introspection_endpoint: None,
             end_session_endpoint: None,
@@ -359,7 +419,9 @@ impl ProviderMetadata {
             authorization_response_iss_parameter_supported: false,
             code_challenge_methods_supported: None,
         };
-        metadata.check(&config.issuer)?;
+        if config.kind != ProviderKind::StytchB2b {
+            metadata.check(&config.issuer)?;
+        }
         Ok(metadata)
     }
 }

@@ -121,6 +121,7 @@ pub struct Tessera {
     discovery: Discovery,
     jwks: JwksCache,
     flows: PendingFlows,
+    pub(crate) email_flows: crate::stytch::EmailFlows,
     account_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -153,6 +154,7 @@ impl Tessera {
         Ok(Tessera {
             discovery: Discovery::new(data.cache_dir()),
             flows: PendingFlows::with_journal(data.cache_dir()),
+            email_flows: Default::default(),
             vault: Vault::new(options.store, &namespace),
             data,
             clock: options.clock,
@@ -180,6 +182,14 @@ impl Tessera {
 
     pub(crate) fn now(&self) -> u64 {
         self.clock.now()
+    }
+
+    pub(crate) fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    pub(crate) fn vault(&self) -> &Vault {
+        &self.vault
     }
 
     // ---- providers -------------------------------------------------------------------
@@ -302,7 +312,7 @@ impl Tessera {
     pub(crate) fn stack<'a>(&'a self, config: &'a ProviderConfig) -> crate::stack::StackApi<'a> {
         crate::stack::StackApi {
             config,
-            http: &self.http,
+            http: self.http(),
             now: self.now(),
         }
     }
@@ -531,7 +541,11 @@ impl Tessera {
     ) -> Result<Account> {
         let now = self.now();
         let subject = claims
-            .claim_str("sub")
+            .claim_str(if config.kind == ProviderKind::StytchB2b {
+                "email"
+            } else {
+                "sub"
+            })
             .filter(|s| !s.is_empty())
             .ok_or_else(|| Error::TokenRejected {
                 token: "sign-in token".into(),
@@ -721,6 +735,11 @@ impl Tessera {
         let (config, metadata, credential) = self.provider_context(&account.provider).await?;
         let refreshed = match config.kind {
             ProviderKind::StackAuth => self.stack(&config).refresh(&refresh_token).await,
+            ProviderKind::StytchB2b => self
+                .stytch(&config, credential.as_ref())
+                .authenticate_session(&refresh_token)
+                .await
+                .map(|s| s.tokens),
             _ => {
                 self.endpoint(&config, &metadata, credential.as_ref())
                     .refresh(&refresh_token, &plan.extra)
@@ -985,8 +1004,11 @@ impl Tessera {
         }
         let mut revoked = false;
         let mut logout_url = None;
-        if revoke && self.provider(&account.provider)?.kind == ProviderKind::StackAuth {
+        let kind = self.provider(&account.provider)?.kind;
+        if revoke && kind == ProviderKind::StackAuth {
             revoked = self.stack_sign_out(&account).await?;
+        } else if revoke && kind == ProviderKind::StytchB2b {
+            revoked = self.stytch_sign_out(&refresh_tokens, &account).await?;
         } else if revoke {
             let (config, metadata, credential) = self.provider_context(&account.provider).await?;
             let endpoint = self.endpoint(&config, &metadata, credential.as_ref());
