@@ -1017,6 +1017,7 @@ if (FLAVOR === 'auth0') {
         const claims = { sub: payload.sub };
         if (scopes.has('email')) Object.assign(claims, { email: user.email, email_verified: user.email_verified });
         if (scopes.has('profile')) claims.name = user.name;
+        if (payload.org_id) Object.assign(claims, { org_id: payload.org_id, org_name: payload.org_name });
         ctx.body = claims;
         return undefined;
       }

@@ -1113,6 +1113,7 @@ async fn auth0_flavor_organizations_audience_and_v2_logout() {
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["sub"], "auth0|alice");
     assert_eq!(me["email"], "alice@example.com");
+    assert_eq!(me["org_id"], "org_acme");
 
     // Refresh (here with a JSON body, which Auth0 accepts) keeps audience and organization; a
     // non-rotating refresh token is not sent again.
