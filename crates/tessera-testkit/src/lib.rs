@@ -6,8 +6,11 @@
 //! - [`Browser`] plays the person in the browser: follows the authorization URL, fills in the login
 //!   form, approves device codes, and hands back the redirect that would reach the app.
 //! - [`signing_key_pem`] and [`client_pkjwt_pem`] give the committed, test-only private keys.
+//! - [`fakes`] starts the hand-written stand-ins for the two closed cloud APIs in `tests/fakes`
+//!   ([`StytchFake`], [`StackFake`]).
 //!
-//! Needs `node` on `PATH` (or `TESSERA_TEST_NODE`) and `npm ci` run once in `tests/idp`.
+//! Needs `node` on `PATH` (or `TESSERA_TEST_NODE`) and, for [`Idp`], `npm ci` run once in
+//! `tests/idp` (the fakes have no npm dependencies).
 //! Everything here panics with context instead of returning errors: it is meant for tests.
 
 use std::collections::VecDeque;
@@ -21,6 +24,9 @@ use reqwest::redirect::Policy;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use url::Url;
+
+pub mod fakes;
+pub use fakes::{StackFake, StackFakeOptions, StytchFake, StytchFakeOptions};
 
 /// Refresh-token behaviour of the provider (`--profile`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -122,18 +128,23 @@ pub struct Idp {
     http: reqwest::Client,
 }
 
-type Log = Arc<Mutex<VecDeque<String>>>;
+pub(crate) type Log = Arc<Mutex<VecDeque<String>>>;
 const LOG_LINES: usize = 200;
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `<repo>/tests/idp`.
-pub fn idp_dir() -> PathBuf {
+/// The repository root.
+pub(crate) fn repo_dir() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let repo = manifest
+    manifest
         .parent()
         .and_then(Path::parent)
-        .expect("tessera-testkit lives at <repo>/crates/tessera-testkit");
-    repo.join("tests").join("idp")
+        .expect("tessera-testkit lives at <repo>/crates/tessera-testkit")
+        .to_path_buf()
+}
+
+/// `<repo>/tests/idp`.
+pub fn idp_dir() -> PathBuf {
+    repo_dir().join("tests").join("idp")
 }
 
 fn read_key(name: &str) -> String {
@@ -156,7 +167,7 @@ pub fn client_pkjwt_pem() -> String {
     read_key("client-pkjwt.pem")
 }
 
-fn test_client() -> reqwest::Client {
+pub(crate) fn test_client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(Policy::none())
         .timeout(Duration::from_secs(60))
@@ -191,69 +202,34 @@ impl Idp {
     }
 
     async fn spawn(opts: &IdpOptions) -> Result<Idp, String> {
-        let dir = idp_dir();
-        let node = std::env::var("TESSERA_TEST_NODE").unwrap_or_else(|_| "node".to_owned());
-        let mut cmd = Command::new(&node);
-        cmd.current_dir(&dir)
-            .arg("server.mjs")
-            .args(["--flavor", opts.flavor.as_arg()])
-            .args(["--port", &opts.port.to_string()]);
+        let mut args = vec![
+            "server.mjs".to_owned(),
+            "--flavor".to_owned(),
+            opts.flavor.as_arg().to_owned(),
+            "--port".to_owned(),
+            opts.port.to_string(),
+        ];
         if opts.flavor.takes_profile() {
-            cmd.args(["--profile", opts.profile.as_arg()]);
+            args.extend(["--profile".to_owned(), opts.profile.as_arg().to_owned()]);
         }
         // 3600 (the default) means "the flavor's own default".
         if opts.access_ttl != IdpOptions::default().access_ttl {
-            cmd.args(["--access-ttl", &opts.access_ttl.to_string()]);
+            args.extend(["--access-ttl".to_owned(), opts.access_ttl.to_string()]);
         }
-        cmd.args(["--signing-keys", &opts.signing_keys.join(",")])
-            .arg("--test-hooks")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot run {node:?} (is Node installed?): {e}"))?;
-
-        let log: Log = Arc::new(Mutex::new(VecDeque::new()));
-        let stderr = child.stderr.take().expect("piped stderr");
-        tokio::spawn(forward_stderr(stderr, log.clone()));
-
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(START_TIMEOUT, lines.next_line()).await;
-        let line = match first {
-            Ok(Ok(Some(line))) => line,
-            Ok(Ok(None)) | Ok(Err(_)) => {
-                let status = child.wait().await.ok();
-                // Give the stderr task a moment to collect the last lines.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                return Err(format!(
-                    "server exited before listening ({status:?}); stderr:\n{}",
-                    tail(&log)
-                ));
-            }
-            Err(_) => {
-                let _ = child.kill().await;
-                return Err(format!(
-                    "server did not print its JSON line within {START_TIMEOUT:?}; stderr:\n{}",
-                    tail(&log)
-                ));
-            }
-        };
-        // Keep draining stdout so a stray write can never block the server.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .map_err(|e| format!("bad first stdout line {line:?}: {e}"))?;
-        let issuer = v["issuer"]
+        args.extend([
+            "--signing-keys".to_owned(),
+            opts.signing_keys.join(","),
+            "--test-hooks".to_owned(),
+        ]);
+        let NodeChild { child, log, ready } = spawn_node(&idp_dir(), &args, "idp").await?;
+        let issuer = ready["issuer"]
             .as_str()
-            .ok_or_else(|| format!("no issuer in {line}"))?
+            .ok_or_else(|| format!("no issuer in {ready}"))?
             .to_owned();
-        let port = v["port"]
+        let port = ready["port"]
             .as_u64()
             .and_then(|p| u16::try_from(p).ok())
-            .ok_or_else(|| format!("no port in {line}"))?;
+            .ok_or_else(|| format!("no port in {ready}"))?;
         Ok(Idp {
             issuer,
             port,
@@ -336,10 +312,73 @@ impl Idp {
     }
 }
 
-async fn forward_stderr(stderr: impl AsyncRead + Unpin, log: Log) {
+/// A Node child process started by the harness: killed on drop, stderr forwarded to the test's
+/// stderr (prefixed with its label) and kept in `log`, stdout drained after the first line.
+pub(crate) struct NodeChild {
+    pub(crate) child: Child,
+    pub(crate) log: Log,
+    /// The first stdout line, parsed as JSON (the server's "ready" line).
+    pub(crate) ready: serde_json::Value,
+}
+
+/// Runs `node ARGS...` in `dir` (node from `TESSERA_TEST_NODE` or `PATH`) and waits up to 30 s
+/// for its first stdout line, which must be a JSON object. The error text contains the server's
+/// stderr (so callers can look for e.g. `EADDRINUSE`).
+pub(crate) async fn spawn_node(
+    dir: &Path,
+    args: &[String],
+    label: &'static str,
+) -> Result<NodeChild, String> {
+    let node = std::env::var("TESSERA_TEST_NODE").unwrap_or_else(|_| "node".to_owned());
+    let mut cmd = Command::new(&node);
+    cmd.current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {node:?} (is Node installed?): {e}"))?;
+
+    let log: Log = Arc::new(Mutex::new(VecDeque::new()));
+    let stderr = child.stderr.take().expect("piped stderr");
+    tokio::spawn(forward_stderr(stderr, log.clone(), label));
+
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(START_TIMEOUT, lines.next_line()).await;
+    let line = match first {
+        Ok(Ok(Some(line))) => line,
+        Ok(Ok(None)) | Ok(Err(_)) => {
+            let status = child.wait().await.ok();
+            // Give the stderr task a moment to collect the last lines.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return Err(format!(
+                "server exited before listening ({status:?}); stderr:\n{}",
+                tail(&log)
+            ));
+        }
+        Err(_) => {
+            let _ = child.kill().await;
+            return Err(format!(
+                "server did not print its JSON line within {START_TIMEOUT:?}; stderr:\n{}",
+                tail(&log)
+            ));
+        }
+    };
+    // Keep draining stdout so a stray write can never block the server.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let ready: serde_json::Value =
+        serde_json::from_str(&line).map_err(|e| format!("bad first stdout line {line:?}: {e}"))?;
+    Ok(NodeChild { child, log, ready })
+}
+
+async fn forward_stderr(stderr: impl AsyncRead + Unpin, log: Log, label: &'static str) {
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        eprintln!("[idp] {line}");
+        eprintln!("[{label}] {line}");
         let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
         if log.len() == LOG_LINES {
             log.pop_front();
@@ -348,7 +387,7 @@ async fn forward_stderr(stderr: impl AsyncRead + Unpin, log: Log) {
     }
 }
 
-fn tail(log: &Log) -> String {
+pub(crate) fn tail(log: &Log) -> String {
     let log = log.lock().unwrap_or_else(|p| p.into_inner());
     log.iter().cloned().collect::<Vec<_>>().join("\n")
 }

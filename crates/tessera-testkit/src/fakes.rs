@@ -1,0 +1,467 @@
+//! Stand-ins for the two closed cloud APIs, started from Rust tests: [`StytchFake`]
+//! (`tests/fakes/stytch.mjs`, Stytch B2B) and [`StackFake`] (`tests/fakes/stack.mjs`, Stack Auth).
+//!
+//! Each is a Node child process on `127.0.0.1` (no npm dependencies), killed on drop, with a fixed
+//! fixture and test hooks under `/__test/`: the outbox (the person's mailbox), a clock the test can
+//! move forward, and the log of what the client sent. What the fakes emulate, and what they
+//! deliberately do not, is in `tests/fakes/README.md`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::process::Child;
+
+use crate::{Log, NodeChild, repo_dir, spawn_node, tail, test_client};
+
+/// `<repo>/tests/fakes`.
+pub fn fakes_dir() -> PathBuf {
+    repo_dir().join("tests").join("fakes")
+}
+
+/// How long [`StytchFake::latest_link_to`] / [`StackFake::latest_code_to`] wait for mail.
+const MAIL_WAIT: Duration = Duration::from_secs(10);
+
+/// A running fake: the child process plus the plumbing for its test hooks.
+struct Process {
+    base_url: String,
+    port: u16,
+    /// The ready line the fake printed.
+    ready: Value,
+    label: &'static str,
+    child: Child,
+    log: Log,
+    http: reqwest::Client,
+}
+
+impl Process {
+    /// Starts `node <script> --port PORT ARGS...`; with a fixed port, retries while the port is
+    /// still held by a process that was just killed.
+    async fn start(script: &str, port: u16, extra: &[String], label: &'static str) -> Process {
+        let mut args = vec![script.to_owned(), "--port".to_owned(), port.to_string()];
+        args.extend_from_slice(extra);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match spawn_node(&fakes_dir(), &args, label).await {
+                Ok(NodeChild { child, log, ready }) => {
+                    let base_url = ready["base_url"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("tests/fakes/{script}: no base_url in {ready}"))
+                        .to_owned();
+                    let port = ready["port"]
+                        .as_u64()
+                        .and_then(|p| u16::try_from(p).ok())
+                        .unwrap_or_else(|| panic!("tests/fakes/{script}: no port in {ready}"));
+                    return Process {
+                        base_url,
+                        port,
+                        ready,
+                        label,
+                        child,
+                        log,
+                        http: test_client(),
+                    };
+                }
+                Err(e) if port != 0 && attempt < 20 && e.contains("EADDRINUSE") => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => panic!("starting tests/fakes/{script}: {e}"),
+            }
+        }
+    }
+
+    /// A string field of the ready line.
+    fn ready_str(&self, name: &str) -> String {
+        self.ready[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("[{}] no {name} in {}", self.label, self.ready))
+            .to_owned()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    async fn hook(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self.http.request(method.clone(), self.url(path));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("[{}] {method} {path}: {e}", self.label));
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "[{}] {method} {path}: {status} {text}\nstderr:\n{}",
+            self.label,
+            tail(&self.log)
+        );
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("[{}] {method} {path}: not JSON ({e}): {text}", self.label))
+    }
+
+    async fn outbox(&self) -> Vec<Value> {
+        match self
+            .hook(reqwest::Method::GET, "/__test/outbox", None)
+            .await
+        {
+            Value::Array(items) => items,
+            other => panic!("[{}] outbox is not an array: {other}", self.label),
+        }
+    }
+
+    /// The newest outbox entry addressed to `email` (case-insensitive); waits up to 10 s for one.
+    async fn latest_to(&self, email: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + MAIL_WAIT;
+        loop {
+            let outbox = self.outbox().await;
+            if let Some(mail) = outbox.iter().rev().find(|m| {
+                m["to"]
+                    .as_str()
+                    .is_some_and(|to| to.eq_ignore_ascii_case(email))
+            }) {
+                return mail.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "[{}] no mail to {email} within {MAIL_WAIT:?}; outbox: {}",
+                self.label,
+                Value::Array(outbox)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn advance_clock(&self, secs: u64) {
+        self.hook(
+            reqwest::Method::POST,
+            "/__test/clock",
+            Some(json!({ "advance_seconds": secs })),
+        )
+        .await;
+    }
+
+    async fn requests(&self) -> Vec<Value> {
+        match self
+            .hook(reqwest::Method::GET, "/__test/requests", None)
+            .await
+        {
+            Value::Array(items) => items,
+            other => panic!("[{}] request log is not an array: {other}", self.label),
+        }
+    }
+
+    async fn clear_requests(&self) {
+        self.hook(reqwest::Method::DELETE, "/__test/requests", None)
+            .await;
+    }
+
+    async fn rotate_signing_key(&self) -> String {
+        let v = self
+            .hook(
+                reqwest::Method::POST,
+                "/__test/rotate_keys",
+                Some(json!({})),
+            )
+            .await;
+        v["kid"]
+            .as_str()
+            .unwrap_or_else(|| panic!("[{}] rotate_keys: no kid in {v}", self.label))
+            .to_owned()
+    }
+
+    async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stytch B2B
+
+/// How to start [`StytchFake`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StytchFakeOptions {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+}
+
+/// A running `tests/fakes/stytch.mjs`: Stytch B2B's backend API (`/v1/b2b/…`, Basic
+/// `project_id:secret`) and frontend-SDK API (`/sdk/v1/b2b/…`, Basic
+/// `public_token:(public_token|session_token)`). Killed on drop.
+///
+/// Fixture: alice@example.com is an active member of `acme` and `globex` (which requires MFA) and
+/// may join `initech` by email domain; bob@example.com is a member of `acme` only. Registered
+/// discovery redirect URLs: `dev.tessera:/callback` (the default) and `http://127.0.0.1/callback`
+/// (any port).
+pub struct StytchFake {
+    /// `http://127.0.0.1:PORT`, no trailing slash; the API is at `/v1/…` and `/sdk/v1/…`.
+    pub base_url: String,
+    pub port: u16,
+    /// `project-test-11111111-1111-1111-1111-111111111111`.
+    pub project_id: String,
+    /// `public-token-test-fake`.
+    pub public_token: String,
+    /// `secret-test-fake`.
+    pub secret: String,
+    process: Process,
+}
+
+impl StytchFake {
+    /// Starts the fake on a random port and waits (up to 30 s) until it listens.
+    pub async fn start() -> StytchFake {
+        Self::start_with(StytchFakeOptions::default()).await
+    }
+
+    pub async fn start_with(opts: StytchFakeOptions) -> StytchFake {
+        let process = Process::start("stytch.mjs", opts.port, &[], "stytch").await;
+        StytchFake {
+            base_url: process.base_url.clone(),
+            port: process.port,
+            project_id: process.ready_str("project_id"),
+            public_token: process.ready_str("public_token"),
+            secret: process.ready_str("secret"),
+            process,
+        }
+    }
+
+    /// `base_url + path`, e.g. `fake.url("/v1/b2b/sessions/authenticate")`.
+    pub fn url(&self, path: &str) -> String {
+        self.process.url(path)
+    }
+
+    /// Every "email" sent so far: `{to, kind: "discovery_magic_link", link, token, redirect_url,
+    /// at}`, oldest first.
+    pub async fn outbox(&self) -> Vec<Value> {
+        self.process.outbox().await
+    }
+
+    /// The link of the newest discovery magic link sent to `email`
+    /// (`{discovery_redirect_url}?stytch_token_type=discovery&token=…`). Waits up to 10 s for one.
+    pub async fn latest_link_to(&self, email: &str) -> String {
+        let mail = self.process.latest_to(email).await;
+        mail["link"]
+            .as_str()
+            .unwrap_or_else(|| panic!("[stytch] mail without link: {mail}"))
+            .to_owned()
+    }
+
+    /// Moves the fake's clock forward (expires magic links, intermediate sessions, sessions, JWTs).
+    pub async fn advance_clock(&self, secs: u64) {
+        self.process.advance_clock(secs).await;
+    }
+
+    /// What clients sent, oldest first: `{method, path, query, family: "backend"|"sdk"|null,
+    /// auth: {scheme, username, password: "secret"|"public_token"|"session_token"|"other"},
+    /// headers: {content-type, x-sdk-client, x-sdk-parent-host}, body_fields, status,
+    /// error_type?, at}`. Secrets and token values are never logged.
+    pub async fn requests(&self) -> Vec<Value> {
+        self.process.requests().await
+    }
+
+    /// Empties the request log.
+    pub async fn clear_requests(&self) {
+        self.process.clear_requests().await;
+    }
+
+    /// Adds a new RS256 signing key that signs from now on; the old one stays in the JWKS.
+    /// Returns the new `kid`.
+    pub async fn rotate_signing_key(&self) -> String {
+        self.process.rotate_signing_key().await
+    }
+
+    /// The last lines the fake wrote to stderr (for assertion messages).
+    pub fn stderr_tail(&self) -> String {
+        tail(&self.process.log)
+    }
+
+    /// Stops the fake now (it is also killed on drop).
+    pub async fn stop(&mut self) {
+        self.process.kill().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stack Auth
+
+/// How to start [`StackFake`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackFakeOptions {
+    /// Access-token lifetime in seconds (Stack's default: 600).
+    pub access_ttl: u64,
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+}
+
+impl Default for StackFakeOptions {
+    fn default() -> Self {
+        StackFakeOptions {
+            access_ttl: 600,
+            port: 0,
+        }
+    }
+}
+
+/// A running `tests/fakes/stack.mjs`: Stack Auth's client API under `{base_url}/api/v1`.
+/// Killed on drop.
+///
+/// Fixture (password `demo` for everyone): alice@example.com (teams `Team Acme`, `Team Globex`;
+/// selected: Team Acme), bob@example.com (`Team Acme`), carol@example.com (`Team Acme`, TOTP
+/// second factor: password sign-in answers `MULTI_FACTOR_AUTHENTICATION_REQUIRED`).
+pub struct StackFake {
+    /// `http://127.0.0.1:PORT`, no trailing slash; the API is at `/api/v1/…`.
+    pub base_url: String,
+    pub port: u16,
+    /// `11111111-2222-3333-4444-555555555555`.
+    pub project_id: String,
+    /// `pck_fake`.
+    pub publishable_key: String,
+    process: Process,
+}
+
+/// Ids of the Stack fixture.
+pub mod stack_fixture {
+    pub const ALICE_ID: &str = "a11ce000-0000-4000-8000-000000000001";
+    pub const BOB_ID: &str = "b0b00000-0000-4000-8000-000000000002";
+    pub const CAROL_ID: &str = "ca401000-0000-4000-8000-000000000003";
+    pub const TEAM_ACME: &str = "acce0000-0000-4000-8000-000000000001";
+    pub const TEAM_GLOBEX: &str = "610be000-0000-4000-8000-000000000002";
+}
+
+/// Ids of the Stytch fixture.
+pub mod stytch_fixture {
+    pub const ORG_ACME: &str = "organization-test-a0000000-0000-4000-8000-000000000001";
+    pub const ORG_GLOBEX: &str = "organization-test-b0000000-0000-4000-8000-000000000002";
+    pub const ORG_INITECH: &str = "organization-test-c0000000-0000-4000-8000-000000000003";
+    pub const ALICE_ACME: &str = "member-test-a1100000-0000-4000-8000-00000000000a";
+    pub const ALICE_GLOBEX: &str = "member-test-a1200000-0000-4000-8000-00000000000a";
+    pub const BOB_ACME: &str = "member-test-b0100000-0000-4000-8000-00000000000b";
+}
+
+impl StackFake {
+    /// Starts the fake on a random port with 10-minute access tokens.
+    pub async fn start() -> StackFake {
+        Self::start_with(StackFakeOptions::default()).await
+    }
+
+    pub async fn start_with(opts: StackFakeOptions) -> StackFake {
+        let extra = ["--access-ttl".to_owned(), opts.access_ttl.to_string()];
+        let process = Process::start("stack.mjs", opts.port, &extra, "stack").await;
+        StackFake {
+            base_url: process.base_url.clone(),
+            port: process.port,
+            project_id: process.ready_str("project_id"),
+            publishable_key: process.ready_str("publishable_key"),
+            process,
+        }
+    }
+
+    /// `base_url + path`, e.g. `fake.url("/api/v1/users/me")`.
+    pub fn url(&self, path: &str) -> String {
+        self.process.url(path)
+    }
+
+    /// `base_url + "/api/v1" + path`, e.g. `fake.api("/users/me")`.
+    pub fn api(&self, path: &str) -> String {
+        self.process.url(&format!("/api/v1{path}"))
+    }
+
+    /// Every sign-in code mailed so far: `{to, kind: "otp_sign_in", link, code, otp, nonce, at}`
+    /// (`code` = the 45-character code, `otp` = its first 6 characters upper-cased as the mail
+    /// shows them, `nonce` = the rest, as `send-sign-in-code` returned it), oldest first.
+    pub async fn outbox(&self) -> Vec<Value> {
+        self.process.outbox().await
+    }
+
+    /// The full 45-character code of the newest mail to `email`, ready for
+    /// `POST /auth/otp/sign-in {code}`. Waits up to 10 s for one.
+    pub async fn latest_code_to(&self, email: &str) -> String {
+        let mail = self.process.latest_to(email).await;
+        mail["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("[stack] mail without code: {mail}"))
+            .to_owned()
+    }
+
+    /// The link (`callback_url?code=…`) of the newest mail to `email`.
+    pub async fn latest_link_to(&self, email: &str) -> String {
+        let mail = self.process.latest_to(email).await;
+        mail["link"]
+            .as_str()
+            .unwrap_or_else(|| panic!("[stack] mail without link: {mail}"))
+            .to_owned()
+    }
+
+    /// Moves the fake's clock forward (expires access tokens, codes, refresh tokens).
+    pub async fn advance_clock(&self, secs: u64) {
+        self.process.advance_clock(secs).await;
+    }
+
+    /// What clients sent, oldest first: `{method, path, query, headers: {x-stack-* (token
+    /// headers only as "present"), content-type}, body_fields, status, known_error?,
+    /// oauth_error?, at}`.
+    pub async fn requests(&self) -> Vec<Value> {
+        self.process.requests().await
+    }
+
+    /// Empties the request log.
+    pub async fn clear_requests(&self) {
+        self.process.clear_requests().await;
+    }
+
+    /// Adds a new ES256 signing key that signs from now on; the old one stays in the JWKS.
+    /// Returns the new `kid`.
+    pub async fn rotate_signing_key(&self) -> String {
+        self.process.rotate_signing_key().await
+    }
+
+    /// Who the (skipped) upstream OAuth provider signs in at `/auth/oauth/authorize/{provider}`
+    /// from now on; alice@example.com until changed.
+    pub async fn set_oauth_user(&self, email: &str) {
+        self.process
+            .hook(
+                reqwest::Method::POST,
+                "/__test/oauth_user",
+                Some(json!({ "email": email })),
+            )
+            .await;
+    }
+
+    /// The current TOTP code of a user with a second factor (carol@example.com).
+    pub async fn totp(&self, email: &str) -> String {
+        let path = format!(
+            "/__test/totp?email={}",
+            url::form_urlencoded::byte_serialize(email.as_bytes()).collect::<String>()
+        );
+        let v = self.process.hook(reqwest::Method::GET, &path, None).await;
+        v["totp"]
+            .as_str()
+            .unwrap_or_else(|| panic!("[stack] no totp in {v}"))
+            .to_owned()
+    }
+
+    /// Approves a waiting CLI login (`POST /auth/cli`'s `login_code`) as `email`, the way the
+    /// customer's confirm page would.
+    pub async fn approve_cli(&self, login_code: &str, email: &str) {
+        self.process
+            .hook(
+                reqwest::Method::POST,
+                "/__test/cli/approve",
+                Some(json!({ "login_code": login_code, "email": email })),
+            )
+            .await;
+    }
+
+    /// The last lines the fake wrote to stderr (for assertion messages).
+    pub fn stderr_tail(&self) -> String {
+        tail(&self.process.log)
+    }
+
+    /// Stops the fake now (it is also killed on drop).
+    pub async fn stop(&mut self) {
+        self.process.kill().await;
+    }
+}

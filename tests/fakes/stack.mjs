@@ -1,0 +1,951 @@
+// A fake Stack Auth API (client access type) for Tessera's tests: password, email one-time code,
+// TOTP second factor, anonymous users, OAuth authorize/token with PKCE, non-rotating refresh tokens,
+// sign-out, users/me, teams and the ES256 JWKS. NOT Stack Auth and NOT for production use: fixed
+// fixture, in-memory state, signing keys generated at start-up, test hooks under /__test/.
+//
+//   node tests/fakes/stack.mjs [--port N] [--access-ttl SECS]
+//
+// When listening, prints exactly one JSON line on stdout:
+//   {"base_url":"http://127.0.0.1:PORT","port":PORT,"project_id":…,"publishable_key":…}
+// Everything else goes to stderr. API base: {base_url}/api/v1. What is (and is not) emulated:
+// README.md next to this file; the contract it follows: shared/providers.md §3 and §7.9.
+
+import {
+  Clock, newSigningKey, parseAdvance, parseArgs, randomAlnum, randomToken, readBody, sendJson,
+  sendText, serve, sha256b64url, signJwt, totp, uuid, verifyJwtSignature,
+} from './common.mjs';
+
+const opts = parseArgs(
+  process.argv.slice(2),
+  {
+    port: { type: 'int', default: 0, min: 0, max: 65535 },
+    'access-ttl': { type: 'int', default: 600, min: 1 },
+  },
+  'node stack.mjs [--port N (0 = random)] [--access-ttl SECS (600)]',
+);
+const ACCESS_TTL = opts['access-ttl'];
+
+// ---------------------------------------------------------------------------------------------
+// Fixture
+
+const PROJECT_ID = '11111111-2222-3333-4444-555555555555';
+const PUBLISHABLE_KEY = 'pck_fake';
+const PUBLIC_CLIENT_SENTINEL = '__stack_public_client__';
+const BRANCH_ID = 'main';
+const OAUTH_PROVIDERS = ['github', 'google'];
+const TRUSTED_DOMAINS = ['https://app.example.com'];
+const REFRESH_TTL_MS = 365 * 24 * 3600 * 1000;
+const VERIFICATION_CODE_TTL_MS = 7 * 24 * 3600 * 1000;
+const MFA_ATTEMPT_TTL_MS = 10 * 60 * 1000;
+const AUTH_CODE_TTL_MS = 5 * 60 * 1000;
+
+let BASE_URL = ''; // set once listening; the issuer depends on it
+
+const clock = new Clock();
+
+const TEAMS = new Map([
+  ['acce0000-0000-4000-8000-000000000001', 'Team Acme'],
+  ['610be000-0000-4000-8000-000000000002', 'Team Globex'],
+].map(([id, name]) => [id, {
+  id,
+  display_name: name,
+  profile_image_url: null,
+  client_metadata: null,
+  client_read_only_metadata: null,
+}]));
+const TEAM_ACME = 'acce0000-0000-4000-8000-000000000001';
+const TEAM_GLOBEX = '610be000-0000-4000-8000-000000000002';
+
+const CAROL_TOTP_SECRET = Buffer.from('7465737365726120666b2074f07470206b657921', 'hex');
+
+const users = new Map(); // id → user
+function addUser(u) {
+  const user = {
+    password: null,
+    teams: [],
+    selected_team_id: null,
+    requires_totp_mfa: false,
+    totp_secret: null,
+    is_anonymous: false,
+    oauth_providers: [],
+    client_metadata: null,
+    profile_image_url: null,
+    otp_auth_enabled: true,
+    passkey_auth_enabled: false,
+    signed_up_at_millis: clock.nowMs(),
+    ...u,
+  };
+  users.set(user.id, user);
+  return user;
+}
+addUser({
+  id: 'a11ce000-0000-4000-8000-000000000001',
+  email: 'alice@example.com',
+  display_name: 'Alice Example',
+  password: 'demo',
+  teams: [TEAM_ACME, TEAM_GLOBEX],
+  selected_team_id: TEAM_ACME,
+});
+addUser({
+  id: 'b0b00000-0000-4000-8000-000000000002',
+  email: 'bob@example.com',
+  display_name: 'Bob Example',
+  password: 'demo',
+  teams: [TEAM_ACME],
+  selected_team_id: TEAM_ACME,
+});
+addUser({
+  id: 'ca401000-0000-4000-8000-000000000003',
+  email: 'carol@example.com',
+  display_name: 'Carol Example',
+  password: 'demo',
+  teams: [TEAM_ACME],
+  selected_team_id: TEAM_ACME,
+  requires_totp_mfa: true,
+  totp_secret: CAROL_TOTP_SECRET,
+});
+
+const userByEmail = (email) => [...users.values()].find((u) => u.email === email.toLowerCase());
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+const signingKeys = [newSigningKey('ES256', `stack-${uuid()}`)]; // [0] signs; all published
+const anonKeys = [newSigningKey('ES256', `stack-anon-${uuid()}`)];
+const refreshTokens = new Map(); // token → { id, userId, expiresAt }
+const refreshTokensById = new Map();
+const verificationCodes = new Map(); // code → { kind, email, userId?, expiresAt, usedAt }
+const authCodes = new Map(); // code → { userId, redirectUri, challenge, method, scope, after, expiresAt, used }
+const cliLogins = new Map(); // polling_code → { login_code, expiresAt, refreshToken, status }
+const outbox = [];
+const requestLog = [];
+let oauthIdentity = 'alice@example.com';
+
+// ---------------------------------------------------------------------------------------------
+// Known errors: status + `x-stack-known-error: CODE` + `{code, details?, error}`
+
+class KnownError extends Error {
+  constructor(status, code, message, details) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** A plain `StatusError`: text body, no known-error header. */
+class StatusError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** An error from the OAuth library: `{error, error_description}`. */
+class OAuthError extends Error {
+  constructor(status, error, description) {
+    super(description);
+    this.status = status;
+    this.error = error;
+  }
+}
+
+const K = {
+  schema: (path, problems) => {
+    const message = `Request validation failed on ${path}:\n${problems.map((p) => `  - ${p}`).join('\n')}`;
+    return new KnownError(400, 'SCHEMA_ERROR', message, { message });
+  },
+  bodyParsing: (m) => new KnownError(400, 'BODY_PARSING_ERROR', m),
+  accessTypeRequired: () => new KnownError(400, 'ACCESS_TYPE_REQUIRED',
+    "You must specify an access level for this Stack project. Make sure project API keys are provided (eg. x-stack-publishable-client-key) and you set the x-stack-access-type header to 'client', 'server', or 'admin'."),
+  keyWithoutAccessType: () => new KnownError(400, 'PROJECT_KEY_WITHOUT_ACCESS_TYPE',
+    "Either an API key or an admin access token was provided, but the x-stack-access-type header is missing. Set it to 'client', 'server', or 'admin' as appropriate."),
+  invalidAccessType: (t) => new KnownError(400, 'INVALID_ACCESS_TYPE',
+    `The x-stack-access-type header must be 'client', 'server', or 'admin', but was '${t}'.`),
+  accessTypeWithoutProjectId: (t) => new KnownError(400, 'ACCESS_TYPE_WITHOUT_PROJECT_ID',
+    `The x-stack-access-type header was '${t}', but the x-stack-project-id header was not provided.`,
+    { request_type: t }),
+  keyRequired: (projectId) => new KnownError(401, 'PUBLISHABLE_CLIENT_KEY_REQUIRED_FOR_PROJECT',
+    'Publishable client keys are required for this project. Create one in Project Keys, or disable this requirement there to allow keyless client access.',
+    { project_id: projectId }),
+  invalidKey: (projectId) => new KnownError(401, 'INVALID_PUBLISHABLE_CLIENT_KEY',
+    `The publishable key is not valid for the project ${JSON.stringify(projectId)}. Does the project and/or the key exist?`,
+    { project_id: projectId }),
+  invalidServerKey: (projectId) => new KnownError(401, 'INVALID_SECRET_SERVER_KEY',
+    `The secret server key is not valid for the project ${JSON.stringify(projectId)}. Does the project and/or the key exist?`,
+    { project_id: projectId }),
+  invalidAdminKey: (projectId) => new KnownError(401, 'INVALID_SUPER_SECRET_ADMIN_KEY',
+    `The super secret admin key is not valid for the project ${JSON.stringify(projectId)}. Does the project and/or the key exist?`,
+    { project_id: projectId }),
+  branch: (b) => new KnownError(400, 'BRANCH_DOES_NOT_EXIST', `The branch with ID ${b} does not exist.`, { branch_id: b }),
+  unparsableAt: () => new KnownError(401, 'UNPARSABLE_ACCESS_TOKEN', 'Access token is not parsable.'),
+  atExpired: (ms) => new KnownError(401, 'ACCESS_TOKEN_EXPIRED',
+    `Access token has expired. Please refresh it and try again. (The access token expired at ${new Date(ms).toISOString()}.)`,
+    { expired_at_millis: ms }),
+  atWrongProject: (expected, actual) => new KnownError(401, 'INVALID_PROJECT_FOR_ACCESS_TOKEN',
+    `Access token not valid for this project. Expected project ID ${JSON.stringify(expected)}, but the token is for project ID ${JSON.stringify(actual)}.`,
+    { expected_project_id: expected, actual_project_id: actual }),
+  anonNotAllowed: () => new KnownError(401, 'ANONYMOUS_AUTHENTICATION_NOT_ALLOWED',
+    "X-Stack-Access-Token is for an anonymous user, but anonymous users are not enabled. Set the X-Stack-Allow-Anonymous-User header of this request to 'true' to allow anonymous users."),
+  rtNotFound: () => new KnownError(401, 'REFRESH_TOKEN_NOT_FOUND_OR_EXPIRED',
+    'Refresh token not found for this project, or the session has expired/been revoked.'),
+  noUser: () => new KnownError(400, 'CANNOT_GET_OWN_USER_WITHOUT_USER',
+    "You have specified 'me' as a userId, but did not provide authentication for a user."),
+  emailPassword: () => new KnownError(400, 'EMAIL_PASSWORD_MISMATCH', 'Wrong e-mail or password.'),
+  redirect: () => new KnownError(400, 'REDIRECT_URL_NOT_WHITELISTED',
+    'Redirect URL not whitelisted. Did you forget to add this domain to the trusted domains list on the Stack Auth dashboard?'),
+  codeNotFound: () => new KnownError(404, 'VERIFICATION_CODE_NOT_FOUND', 'The verification code does not exist for this project.'),
+  codeExpired: () => new KnownError(400, 'VERIFICATION_CODE_EXPIRED', 'The verification code has expired.'),
+  codeUsed: () => new KnownError(409, 'VERIFICATION_CODE_ALREADY_USED', 'The verification link has already been used.'),
+  mfaRequired: (attemptCode) => new KnownError(400, 'MULTI_FACTOR_AUTHENTICATION_REQUIRED',
+    'Multi-factor authentication is required for this user.', { attempt_code: attemptCode }),
+  invalidTotp: () => new KnownError(400, 'INVALID_TOTP_CODE', 'The TOTP code is invalid. Please try again.'),
+  teamNotFound: (teamId) => new KnownError(404, 'TEAM_NOT_FOUND', `Team ${teamId} not found.`, { team_id: teamId }),
+  membershipNotFound: (teamId, userId) => new KnownError(404, 'TEAM_MEMBERSHIP_NOT_FOUND',
+    `User ${userId} is not found in team ${teamId}.`, { team_id: teamId, user_id: userId }),
+  oauthClient: (clientId) => new KnownError(400, 'INVALID_OAUTH_CLIENT_ID_OR_SECRET',
+    'The OAuth client ID or secret is invalid. The client ID must be equal to the project ID (potentially with a hash and a branch ID), and the client secret must be a publishable client key.',
+    { client_id: clientId ?? null }),
+  oauthProvider: () => new KnownError(400, 'OAUTH_PROVIDER_NOT_FOUND_OR_NOT_ENABLED', 'The OAuth provider is not found or not enabled.'),
+  invalidAuthCode: () => new KnownError(400, 'INVALID_AUTHORIZATION_CODE', 'The given authorization code is invalid.'),
+  projectNotFound: (id) => new KnownError(404, 'PROJECT_NOT_FOUND',
+    `Project ${id} not found or is not accessible with the current user.`, { project_id: id }),
+  pollingCode: () => new KnownError(400, 'INVALID_POLLING_CODE', 'The polling code is invalid or does not exist.'),
+};
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+const issuerFor = (anon) => (anon
+  ? `${BASE_URL}/api/v1/projects-anonymous-users/${PROJECT_ID}`
+  : `${BASE_URL}/api/v1/projects/${PROJECT_ID}`);
+const audienceFor = (anon) => (anon ? `${PROJECT_ID}:anon` : PROJECT_ID);
+
+function mintAccessToken(user, rt) {
+  const iat = clock.nowSec();
+  const anon = user.is_anonymous;
+  return signJwt(anon ? anonKeys[0] : signingKeys[0], {
+    sub: user.id,
+    iss: issuerFor(anon),
+    aud: audienceFor(anon),
+    iat,
+    exp: iat + ACCESS_TTL,
+    project_id: PROJECT_ID,
+    branch_id: BRANCH_ID,
+    refresh_token_id: rt.id,
+    role: 'authenticated',
+    name: user.display_name,
+    email: user.email,
+    email_verified: Boolean(user.email),
+    selected_team_id: user.selected_team_id,
+    signed_up_at: Math.floor(user.signed_up_at_millis / 1000),
+    is_anonymous: anon,
+    is_restricted: false,
+    restricted_reason: null,
+    requires_totp_mfa: user.requires_totp_mfa,
+  });
+}
+
+function createSession(user) {
+  const rt = { id: uuid(), token: randomToken(32), userId: user.id, expiresAt: clock.nowMs() + REFRESH_TTL_MS };
+  refreshTokens.set(rt.token, rt);
+  refreshTokensById.set(rt.id, rt);
+  return { rt, accessToken: mintAccessToken(user, rt) };
+}
+
+function liveRefreshToken(token) {
+  const rt = typeof token === 'string' ? refreshTokens.get(token) : undefined;
+  if (!rt || clock.nowMs() >= rt.expiresAt) throw K.rtNotFound();
+  return rt;
+}
+
+/** Decodes `x-stack-access-token` the way the real backend does before any handler runs. */
+function decodeAccessToken(token) {
+  const v = verifyJwtSignature(token, [...signingKeys, ...anonKeys]);
+  if (!v) throw K.unparsableAt();
+  const anon = anonKeys.includes(v.key);
+  const p = v.payload;
+  if (p.iss !== issuerFor(anon) || typeof p.sub !== 'string' || typeof p.exp !== 'number') {
+    throw K.unparsableAt();
+  }
+  if (p.exp <= clock.nowSec()) throw K.atExpired(p.exp * 1000);
+  const projectId = String(p.aud).replace(/:anon$/, '');
+  if (projectId !== PROJECT_ID) throw K.atWrongProject(PROJECT_ID, projectId);
+  return { userId: p.sub, refreshTokenId: p.refresh_token_id, anon };
+}
+
+function newVerificationCode(record) {
+  const code = randomAlnum(45);
+  verificationCodes.set(code, { ...record, usedAt: null });
+  return code;
+}
+
+/** Looks up a 45-character verification code of `kind`; marks it used. */
+function useVerificationCode(codeRaw, kind) {
+  const code = codeRaw.toLowerCase();
+  const vc = verificationCodes.get(code);
+  if (!vc || vc.kind !== kind) throw K.codeNotFound();
+  if (vc.expiresAt < clock.nowMs()) throw K.codeExpired();
+  if (vc.usedAt) throw K.codeUsed();
+  vc.usedAt = clock.nowMs();
+  return vc;
+}
+
+/** Signs in `user`, or refuses with MULTI_FACTOR_AUTHENTICATION_REQUIRED if TOTP is on. */
+function signInOrMfa(user) {
+  if (user.requires_totp_mfa) {
+    const attempt = newVerificationCode({
+      kind: 'mfa_attempt', userId: user.id, expiresAt: clock.nowMs() + MFA_ATTEMPT_TTL_MS,
+    });
+    throw K.mfaRequired(attempt);
+  }
+  return createSession(user);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Objects
+
+function teamObject(id) {
+  return { ...TEAMS.get(id) };
+}
+
+function userObject(u) {
+  return {
+    id: u.id,
+    primary_email: u.email,
+    primary_email_verified: Boolean(u.email),
+    primary_email_auth_enabled: Boolean(u.email),
+    display_name: u.display_name,
+    selected_team: u.selected_team_id ? teamObject(u.selected_team_id) : null,
+    selected_team_id: u.selected_team_id,
+    profile_image_url: u.profile_image_url,
+    signed_up_at_millis: u.signed_up_at_millis,
+    has_password: Boolean(u.password),
+    otp_auth_enabled: u.otp_auth_enabled,
+    passkey_auth_enabled: u.passkey_auth_enabled,
+    client_metadata: u.client_metadata,
+    client_read_only_metadata: null,
+    auth_with_email: Boolean(u.email),
+    oauth_providers: u.oauth_providers,
+    requires_totp_mfa: u.requires_totp_mfa,
+    is_anonymous: u.is_anonymous,
+    is_restricted: false,
+    restricted_reason: null,
+  };
+}
+
+function projectObject() {
+  return {
+    id: PROJECT_ID,
+    display_name: 'Tessera fake project',
+    config: {
+      sign_up_enabled: true,
+      credential_enabled: true,
+      magic_link_enabled: true,
+      passkey_enabled: false,
+      client_team_creation_enabled: false,
+      client_user_deletion_enabled: false,
+      allow_user_api_keys: false,
+      allow_team_api_keys: false,
+      oauth_providers: OAUTH_PROVIDERS.map((id) => ({ id, type: id })),
+      enabled_oauth_providers: OAUTH_PROVIDERS.map((id) => ({ id })),
+      domains: TRUSTED_DOMAINS.map((domain) => ({ domain, handler_path: '/handler' })),
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation (the real backend validates every request against a yup schema and rejects unknown
+// body and query fields)
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+function isUrl(s) {
+  try {
+    new URL(s); // eslint-disable-line no-new
+    return !/\s/.test(s);
+  } catch {
+    return false;
+  }
+}
+
+const TYPES = {
+  string: (v) => typeof v === 'string',
+  'string?': (v) => v === null || typeof v === 'string',
+  bool: (v) => typeof v === 'boolean',
+  number: (v) => typeof v === 'number' && Number.isFinite(v),
+  'object?': (v) => v === null || (typeof v === 'object' && !Array.isArray(v)),
+  email: (v) => typeof v === 'string' && EMAIL_RE.test(v),
+  url: (v) => typeof v === 'string' && isUrl(v),
+  'uuid?': (v) => v === null || (typeof v === 'string' && UUID_RE.test(v)),
+};
+
+/** Validates `obj` (body or query) against `spec` {name: [type, required]}; collects problems. */
+function validateFields(where, obj, spec, problems, allowUnknown = false) {
+  for (const [name, [type, required]] of Object.entries(spec)) {
+    const v = obj[name];
+    if (v === undefined) {
+      if (required) problems.push(`${where}.${name} must be defined`);
+    } else if (!TYPES[type](v)) {
+      problems.push(`${where}.${name} is not a valid ${type.replace('?', '')}`);
+    }
+  }
+  if (!allowUnknown) {
+    for (const key of Object.keys(obj)) {
+      if (!(key in spec)) problems.push(`${where} contains unknown properties: ${key}`);
+    }
+  }
+}
+
+function redirectAllowed(url) {
+  let u;
+  try {
+    u = new URL(url);
+  } catch {
+    return false;
+  }
+  if (u.protocol === 'stack-auth-mobile-oauth-url:') return true;
+  if (u.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(u.hostname)) return true;
+  return TRUSTED_DOMAINS.some((d) => {
+    const t = new URL(d);
+    return u.protocol === t.protocol && u.host === t.host;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints. `auth`: 'client' (needs the client headers) or 'none' (browser navigations, the OAuth
+// token endpoint and the JWKS, which the real backend also serves without project headers).
+// `body`: field spec, `'none'` (no fields allowed; absent or {}), or undefined (GET).
+
+const ROUTES = [
+  {
+    method: 'POST', path: /^\/auth\/password\/sign-in$/, auth: 'client',
+    body: { email: ['email', true], password: ['string', true] },
+    handler: ({ body }) => {
+      const user = userByEmail(body.email);
+      if (!user || !user.password || user.password !== body.password) throw K.emailPassword();
+      const { rt, accessToken } = signInOrMfa(user);
+      return [200, { access_token: accessToken, refresh_token: rt.token, user_id: user.id }];
+    },
+  },
+  {
+    method: 'POST', path: /^\/auth\/otp\/send-sign-in-code$/, auth: 'client',
+    body: { email: ['email', true], callback_url: ['url', true] },
+    handler: ({ body }) => {
+      if (!redirectAllowed(body.callback_url)) throw K.redirect();
+      const email = body.email.toLowerCase();
+      const code = newVerificationCode({ kind: 'otp_sign_in', email, expiresAt: clock.nowMs() + VERIFICATION_CODE_TTL_MS });
+      const link = new URL(body.callback_url);
+      link.searchParams.set('code', code);
+      const nonce = code.slice(6);
+      outbox.push({
+        to: email, kind: 'otp_sign_in', link: link.toString(), code, otp: code.slice(0, 6).toUpperCase(), nonce, at: new Date(clock.nowMs()).toISOString(),
+      });
+      console.error(`[stack] sign-in code for ${email}: ${code.slice(0, 6).toUpperCase()} (${link})`);
+      return [200, { nonce }];
+    },
+  },
+  {
+    method: 'POST', path: /^\/auth\/otp\/sign-in$/, auth: 'client',
+    body: { code: ['string', true] },
+    handler: ({ body, path }) => {
+      if (body.code.length !== 45) throw K.schema(path, ['body.code must be exactly 45 characters']);
+      const vc = useVerificationCode(body.code, 'otp_sign_in');
+      let user = userByEmail(vc.email);
+      let isNew = false;
+      if (!user) {
+        user = addUser({ id: uuid(), email: vc.email, display_name: null });
+        isNew = true;
+      }
+      const { rt, accessToken } = signInOrMfa(user);
+      return [200, { access_token: accessToken, refresh_token: rt.token, is_new_user: isNew, user_id: user.id }];
+    },
+  },
+  {
+    method: 'POST', path: /^\/auth\/mfa\/sign-in$/, auth: 'client',
+    body: { type: ['string', true], totp: ['string', true], code: ['string', true] },
+    handler: ({ body, path }) => {
+      if (body.type !== 'totp') throw K.schema(path, ['body.type must be one of the following values: totp']);
+      if (body.code.length !== 45) throw K.schema(path, ['body.code must be exactly 45 characters']);
+      const code = body.code.toLowerCase();
+      const vc = verificationCodes.get(code);
+      if (!vc || vc.kind !== 'mfa_attempt') throw K.codeNotFound();
+      if (vc.expiresAt < clock.nowMs()) throw K.codeExpired();
+      if (vc.usedAt) throw K.codeUsed();
+      const user = users.get(vc.userId);
+      const now = clock.nowMs();
+      if (![-1, 0, 1].some((step) => totp(user.totp_secret, now, step) === body.totp)) throw K.invalidTotp();
+      vc.usedAt = now;
+      const { rt, accessToken } = createSession(user);
+      return [200, { access_token: accessToken, refresh_token: rt.token, is_new_user: false, user_id: user.id }];
+    },
+  },
+  {
+    method: 'POST', path: /^\/auth\/anonymous\/sign-up$/, auth: 'client', body: 'none',
+    handler: () => {
+      const user = addUser({ id: uuid(), email: null, display_name: null, is_anonymous: true, otp_auth_enabled: false });
+      const { rt, accessToken } = createSession(user);
+      return [200, { access_token: accessToken, refresh_token: rt.token, user_id: user.id }];
+    },
+  },
+  {
+    method: 'GET', path: /^\/auth\/oauth\/authorize\/([^/]+)$/, auth: 'none',
+    query: {
+      type: ['string'], token: ['string'], provider_scope: ['string'], error_redirect_url: ['url'],
+      error_redirect_uri: ['url'], after_callback_redirect_url: ['string'], stack_response_mode: ['string'],
+      client_id: ['string', true], client_secret: ['string', true], redirect_uri: ['url', true],
+      scope: ['string', true], state: ['string', true], grant_type: ['string', true],
+      code_challenge: ['string', true], code_challenge_method: ['string', true], response_type: ['string', true],
+    },
+    handler: ({ query, match, path }) => {
+      const problems = [];
+      if (query.grant_type !== 'authorization_code') problems.push('query.grant_type must be one of the following values: authorization_code');
+      if (query.type !== undefined && !['authenticate', 'link'].includes(query.type)) problems.push('query.type must be one of the following values: authenticate, link');
+      if (query.stack_response_mode !== undefined && !['json', 'redirect'].includes(query.stack_response_mode)) problems.push('query.stack_response_mode must be one of the following values: json, redirect');
+      if (problems.length) throw K.schema(path, problems);
+      if (query.client_id !== PROJECT_ID && query.client_id !== `${PROJECT_ID}#${BRANCH_ID}`) throw K.oauthClient(query.client_id);
+      if (query.client_secret === PUBLIC_CLIENT_SENTINEL) throw K.keyRequired(PROJECT_ID);
+      if (query.client_secret !== PUBLISHABLE_KEY) throw K.invalidKey(PROJECT_ID);
+      if (!OAUTH_PROVIDERS.includes(match[1])) throw K.oauthProvider();
+      if (query.type === 'link') {
+        throw new StatusError(400, 'type=link (connecting an OAuth account to an existing user) is not emulated by the fake');
+      }
+      if (query.response_type !== 'code') throw new OAuthError(400, 'unsupported_response_type', 'Unsupported response type: `response_type` is not supported');
+      if (!['S256', 'plain'].includes(query.code_challenge_method)) throw new OAuthError(400, 'invalid_request', 'Invalid parameter: `code_challenge_method`');
+      if (!redirectAllowed(query.redirect_uri)) throw K.redirect();
+      if (query.after_callback_redirect_url !== undefined && !redirectAllowed(query.after_callback_redirect_url)) throw K.redirect();
+      const user = userByEmail(oauthIdentity);
+      if (!user.oauth_providers.some((p) => p.id === match[1])) {
+        user.oauth_providers.push({ id: match[1], account_id: `${match[1]}-${user.id.slice(0, 8)}`, email: user.email });
+      }
+      const code = randomAlnum(40);
+      authCodes.set(code, {
+        userId: user.id,
+        redirectUri: query.redirect_uri.split('#')[0],
+        challenge: query.code_challenge,
+        method: query.code_challenge_method,
+        scope: query.scope,
+        after: query.after_callback_redirect_url,
+        expiresAt: clock.nowMs() + AUTH_CODE_TTL_MS,
+        used: false,
+      });
+      const location = new URL(query.redirect_uri.split('#')[0]);
+      location.searchParams.set('code', code);
+      location.searchParams.set('state', query.state);
+      console.error(`[stack] oauth/${match[1]} signs in ${user.email}; back to ${location}`);
+      if (query.stack_response_mode === 'json') return [200, { location: location.toString() }];
+      return [307, null, { location: location.toString() }];
+    },
+  },
+  {
+    method: 'POST', path: /^\/auth\/oauth\/token$/, auth: 'none', body: 'form',
+    handler: ({ body, path }) => {
+      const problems = [];
+      validateFields('body', body, { grant_type: ['string', true], client_id: ['string'], client_secret: ['string'] }, problems, true);
+      if (body.grant_type !== undefined && !['authorization_code', 'refresh_token'].includes(body.grant_type)) {
+        problems.push('body.grant_type must be one of the following values: authorization_code, refresh_token');
+      }
+      if (problems.length) throw K.schema(path, problems);
+      if (body.client_id !== undefined) {
+        if (body.client_id !== PROJECT_ID && body.client_id !== `${PROJECT_ID}#${BRANCH_ID}`) throw K.oauthClient(body.client_id);
+        if (body.client_secret === undefined) throw K.keyRequired(PROJECT_ID);
+        if (body.client_secret !== PUBLISHABLE_KEY) throw K.oauthClient(body.client_id);
+      } else {
+        throw K.oauthClient(undefined);
+      }
+      if (body.grant_type === 'refresh_token') {
+        if (!body.refresh_token) throw new OAuthError(400, 'invalid_request', 'Missing parameter: `refresh_token`');
+        const rt = liveRefreshToken(body.refresh_token);
+        const user = users.get(rt.userId);
+        return [200, {
+          access_token: mintAccessToken(user, rt),
+          token_type: 'Bearer',
+          expires_in: ACCESS_TTL,
+          refresh_token: rt.token,
+          scope: 'legacy',
+        }];
+      }
+      if (!body.code) throw new OAuthError(400, 'invalid_request', 'Missing parameter: `code`');
+      const ac = authCodes.get(body.code);
+      if (!ac || ac.used || clock.nowMs() >= ac.expiresAt) throw K.invalidAuthCode();
+      if (body.redirect_uri !== ac.redirectUri) {
+        throw new StatusError(400, 'Invalid redirect URI. Your redirect URI must be the same as the one used to get the authorization code.');
+      }
+      if (!body.code_verifier) throw K.invalidAuthCode();
+      const derived = ac.method === 'S256' ? sha256b64url(body.code_verifier) : body.code_verifier;
+      if (derived !== ac.challenge) throw K.invalidAuthCode();
+      ac.used = true;
+      const user = users.get(ac.userId);
+      const { rt, accessToken } = createSession(user);
+      const out = {
+        access_token: accessToken,
+        token_type: 'Bearer',
+        expires_in: ACCESS_TTL,
+        refresh_token: rt.token,
+        scope: ac.scope,
+        is_new_user: false,
+      };
+      if (ac.after !== undefined) out.after_callback_redirect_url = ac.after;
+      return [200, out];
+    },
+  },
+  {
+    method: 'POST', path: /^\/auth\/sessions\/current\/refresh$/, auth: 'client', body: 'none',
+    handler: ({ req, path }) => {
+      const header = req.headers['x-stack-refresh-token'];
+      if (header === undefined) throw K.schema(path, ['headers.x-stack-refresh-token must be defined']);
+      const rt = liveRefreshToken(header);
+      return [200, { access_token: mintAccessToken(users.get(rt.userId), rt) }];
+    },
+  },
+  {
+    method: 'DELETE', path: /^\/auth\/sessions\/current$/, auth: 'client', body: 'none',
+    handler: ({ auth }) => {
+      if (!auth.refreshTokenId) throw K.atExpired(clock.nowMs());
+      const rt = refreshTokensById.get(auth.refreshTokenId);
+      if (!rt) throw K.rtNotFound();
+      refreshTokensById.delete(rt.id);
+      refreshTokens.delete(rt.token);
+      return [200, { success: true }];
+    },
+  },
+  {
+    method: 'GET', path: /^\/users\/me$/, auth: 'client',
+    handler: ({ auth }) => {
+      if (!auth.user) throw K.noUser();
+      return [200, userObject(auth.user)];
+    },
+  },
+  {
+    method: 'PATCH', path: /^\/users\/me$/, auth: 'client',
+    body: {
+      display_name: ['string?'], profile_image_url: ['string?'], client_metadata: ['object?'],
+      selected_team_id: ['uuid?'], otp_auth_enabled: ['bool'], passkey_auth_enabled: ['bool'],
+    },
+    handler: ({ auth, body }) => {
+      if (!auth.user) throw K.noUser();
+      const u = auth.user;
+      if (body.selected_team_id !== undefined && body.selected_team_id !== null) {
+        if (!TEAMS.has(body.selected_team_id)) throw K.teamNotFound(body.selected_team_id);
+        if (!u.teams.includes(body.selected_team_id)) throw K.membershipNotFound(body.selected_team_id, u.id);
+      }
+      for (const k of Object.keys(body)) u[k] = body[k];
+      return [200, userObject(u)];
+    },
+  },
+  {
+    method: 'GET', path: /^\/teams$/, auth: 'client',
+    query: { user_id: ['string'] },
+    handler: ({ auth, query }) => {
+      if (query.user_id === 'me' && !auth.user) throw K.noUser();
+      if (!auth.user || (query.user_id !== 'me' && query.user_id !== auth.user.id)) {
+        throw new StatusError(403, 'Client can only list teams for their own user. user_id must be either "me" or the ID of the current user');
+      }
+      return [200, { items: auth.user.teams.map(teamObject), is_paginated: false }];
+    },
+  },
+  {
+    method: 'GET', path: /^\/projects\/current$/, auth: 'client',
+    handler: () => [200, projectObject()],
+  },
+  {
+    method: 'GET', path: /^\/projects\/([^/]+)\/\.well-known\/jwks\.json$/, auth: 'none',
+    query: { include_anonymous: ['string'], include_restricted: ['string'] },
+    handler: ({ match, query }) => {
+      if (match[1] !== PROJECT_ID) throw K.projectNotFound(match[1]);
+      const keys = signingKeys.map((k) => k.publicJwk);
+      if (query.include_anonymous === 'true') keys.push(...anonKeys.map((k) => k.publicJwk));
+      return [200, { keys }, { 'cache-control': 'public, max-age=3600' }];
+    },
+  },
+  {
+    method: 'POST', path: /^\/auth\/cli$/, auth: 'client',
+    body: { expires_in_millis: ['number'], anon_refresh_token: ['string'] },
+    handler: ({ body }) => {
+      const ttl = Math.min(body.expires_in_millis ?? 2 * 3600 * 1000, 24 * 3600 * 1000);
+      const pollingCode = randomAlnum(45);
+      const loginCode = randomAlnum(45);
+      const expiresAt = clock.nowMs() + ttl;
+      cliLogins.set(pollingCode, { loginCode, expiresAt, refreshToken: null, status: 'waiting' });
+      return [200, { polling_code: pollingCode, login_code: loginCode, expires_at: new Date(expiresAt).toISOString() }];
+    },
+  },
+  {
+    method: 'POST', path: /^\/auth\/cli\/poll$/, auth: 'client',
+    body: { polling_code: ['string', true] },
+    handler: ({ body }) => {
+      const c = cliLogins.get(body.polling_code);
+      if (!c) throw K.pollingCode();
+      if (c.status === 'waiting' && clock.nowMs() >= c.expiresAt) c.status = 'expired';
+      if (c.status === 'success') {
+        c.status = 'used';
+        return [201, { status: 'success', refresh_token: c.refreshToken }];
+      }
+      return [200, { status: c.status }];
+    },
+  },
+];
+
+// ---------------------------------------------------------------------------------------------
+// The request pipeline: parse body → authenticate headers → validate → handler
+
+function parseRequestBody(req, raw) {
+  if (req.method === 'GET') return undefined;
+  const contentType = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  const text = raw.toString('utf8');
+  switch (contentType) {
+    case '':
+      return undefined;
+    case 'application/json':
+      try {
+        return JSON.parse(text);
+      } catch {
+        throw K.bodyParsing('Invalid JSON in request body');
+      }
+    case 'application/x-www-form-urlencoded':
+      return Object.fromEntries(new URLSearchParams(text).entries());
+    case 'text/plain':
+      return text;
+    default:
+      throw K.bodyParsing(`Unknown content type in request body: ${contentType}`);
+  }
+}
+
+function parseAuth(req) {
+  const h = (name) => {
+    const v = req.headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const projectId = h('x-stack-project-id');
+  const accessType = h('x-stack-access-type');
+  const publishable = h('x-stack-publishable-client-key');
+  const serverKey = h('x-stack-secret-server-key');
+  const adminKey = h('x-stack-super-secret-admin-key');
+  const adminToken = h('x-stack-admin-access-token');
+  const accessToken = h('x-stack-access-token');
+  const branchId = h('x-stack-branch-id') ?? BRANCH_ID;
+
+  if (!accessType && (publishable || serverKey || adminKey || adminToken)) throw K.keyWithoutAccessType();
+  if (!accessType) return null;
+  if (!['client', 'server', 'admin'].includes(accessType)) throw K.invalidAccessType(accessType);
+  if (!projectId) throw K.accessTypeWithoutProjectId(accessType);
+
+  let decoded = null;
+  if (accessToken) decoded = decodeAccessToken(accessToken);
+
+  if (accessType === 'client') {
+    if (!publishable) throw K.keyRequired(projectId);
+    if (projectId !== PROJECT_ID || publishable !== PUBLISHABLE_KEY) throw K.invalidKey(projectId);
+  } else if (accessType === 'server') {
+    throw K.invalidServerKey(projectId); // the fake has no server keys
+  } else {
+    throw K.invalidAdminKey(projectId); // … and no admin keys
+  }
+  if (branchId !== BRANCH_ID) throw K.branch(branchId);
+
+  let user;
+  if (decoded) {
+    user = users.get(decoded.userId);
+    if (decoded.anon && h('x-stack-allow-anonymous-user') !== 'true') throw K.anonNotAllowed();
+  }
+  return { type: accessType, user, refreshTokenId: decoded?.refreshTokenId };
+}
+
+function describeHeaders(req) {
+  const present = (n) => (req.headers[n] !== undefined ? 'present' : null);
+  const value = (n) => req.headers[n] ?? null;
+  return {
+    'x-stack-project-id': value('x-stack-project-id'),
+    'x-stack-access-type': value('x-stack-access-type'),
+    'x-stack-publishable-client-key': value('x-stack-publishable-client-key'),
+    'x-stack-branch-id': value('x-stack-branch-id'),
+    'x-stack-client-version': value('x-stack-client-version'),
+    'x-stack-override-error-status': value('x-stack-override-error-status'),
+    'x-stack-allow-anonymous-user': value('x-stack-allow-anonymous-user'),
+    'x-stack-access-token': present('x-stack-access-token'),
+    'x-stack-refresh-token': present('x-stack-refresh-token'),
+    'x-stack-secret-server-key': present('x-stack-secret-server-key'),
+    'content-type': value('content-type'),
+  };
+}
+
+const NOT_FOUND_TEXT = (url) => `404 — this page does not exist in Stack Auth's API.
+
+Please see the API documentation at https://docs.stack-auth.com, or visit the Stack Auth dashboard at https://app.stack-auth.com.
+
+URL: ${url}
+`;
+
+async function route(req, url, raw) {
+  const apiPath = url.pathname.startsWith('/api/v1/') ? url.pathname.slice('/api/v1'.length) : null;
+  const candidates = apiPath === null ? [] : ROUTES.filter((r) => r.path.test(apiPath));
+  const r = candidates.find((c) => c.method === req.method);
+  if (!r) {
+    if (candidates.length) throw new StatusError(405, 'Method not allowed');
+    return [404, NOT_FOUND_TEXT(`${BASE_URL}${url.pathname}${url.search}`)];
+  }
+  const path = `${req.method} ${url.pathname}`;
+  const match = r.path.exec(apiPath);
+
+  let body = parseRequestBody(req, raw);
+  const auth = parseAuth(req);
+  if (r.auth === 'client' && !auth) throw K.accessTypeRequired();
+
+  const query = Object.fromEntries(url.searchParams.entries());
+  const problems = [];
+  validateFields('query', query, r.query ?? {}, problems);
+  if (r.body === 'form') {
+    if (typeof body !== 'object' || body === null || (req.headers['content-type'] ?? '').split(';')[0].trim() !== 'application/x-www-form-urlencoded') {
+      throw new OAuthError(400, 'invalid_request', 'Invalid request: content must be application/x-www-form-urlencoded');
+    }
+  } else if (r.body === 'none') {
+    if (body !== undefined) {
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) problems.push('body must be a `object` type');
+      else validateFields('body', body, {}, problems);
+    }
+    body = {};
+  } else if (r.body) {
+    if (body === undefined) problems.push('body must be defined');
+    else if (typeof body !== 'object' || body === null || Array.isArray(body)) problems.push('body must be a `object` type');
+    else validateFields('body', body, r.body, problems);
+  }
+  if (problems.length) throw K.schema(path, problems);
+
+  return r.handler({ req, url, body, query, auth: auth ?? {}, match, path });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test hooks
+
+async function testHook(req, res, url) {
+  const path = url.pathname;
+  const jsonBody = async () => {
+    try {
+      return JSON.parse((await readBody(req)).toString('utf8') || '{}');
+    } catch {
+      return null;
+    }
+  };
+  if (req.method === 'GET' && path === '/__test/outbox') return sendJson(res, 200, outbox);
+  if (req.method === 'GET' && path === '/__test/requests') return sendJson(res, 200, requestLog);
+  if (req.method === 'DELETE' && path === '/__test/requests') {
+    requestLog.length = 0;
+    return sendJson(res, 200, {});
+  }
+  if (req.method === 'POST' && path === '/__test/clock') {
+    const s = parseAdvance(await readBody(req));
+    if (s === null) return sendJson(res, 400, { error: 'body must be {"advance_seconds": N} with N >= 0' });
+    clock.advance(s);
+    console.error(`[stack] clock advanced by ${s} s to ${new Date(clock.nowMs()).toISOString()}`);
+    return sendJson(res, 200, { now: new Date(clock.nowMs()).toISOString(), now_ms: clock.nowMs() });
+  }
+  if (req.method === 'POST' && path === '/__test/rotate_keys') {
+    const key = newSigningKey('ES256', `stack-${uuid()}`);
+    signingKeys.unshift(key);
+    return sendJson(res, 200, { kid: key.kid, published: signingKeys.map((k) => k.kid) });
+  }
+  if (req.method === 'POST' && path === '/__test/oauth_user') {
+    const b = await jsonBody();
+    if (!b || typeof b.email !== 'string' || !userByEmail(b.email)) {
+      return sendJson(res, 400, { error: 'body must be {"email": E} naming a known user' });
+    }
+    oauthIdentity = b.email.toLowerCase();
+    return sendJson(res, 200, { email: oauthIdentity });
+  }
+  if (req.method === 'GET' && path === '/__test/totp') {
+    const user = userByEmail(url.searchParams.get('email') ?? '');
+    if (!user || !user.totp_secret) return sendJson(res, 404, { error: 'no TOTP user with that email' });
+    return sendJson(res, 200, { totp: totp(user.totp_secret, clock.nowMs()) });
+  }
+  if (req.method === 'POST' && path === '/__test/cli/approve') {
+    const b = await jsonBody();
+    const user = b && typeof b.email === 'string' ? userByEmail(b.email) : undefined;
+    const entry = b && [...cliLogins.values()].find((c) => c.loginCode === b.login_code);
+    if (!user || !entry || entry.status !== 'waiting') {
+      return sendJson(res, 400, { error: 'body must be {"login_code": C, "email": E} for a waiting CLI login' });
+    }
+    entry.refreshToken = createSession(user).rt.token;
+    entry.status = 'success';
+    return sendJson(res, 200, {});
+  }
+  return sendJson(res, 404, { error: `no test hook ${req.method} ${path}` });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch
+
+async function handle(req, res, url) {
+  if (url.pathname.startsWith('/__test/')) return testHook(req, res, url);
+  const raw = await readBody(req);
+  const entry = {
+    method: req.method,
+    path: url.pathname,
+    query: url.search ? url.search.slice(1) : '',
+    headers: describeHeaders(req),
+    body_fields: [],
+    at: new Date(clock.nowMs()).toISOString(),
+  };
+  try {
+    const text = raw.toString('utf8');
+    const ct = (req.headers['content-type'] ?? '').split(';')[0].trim();
+    if (ct === 'application/json' && text) entry.body_fields = Object.keys(JSON.parse(text) ?? {});
+    if (ct === 'application/x-www-form-urlencoded') entry.body_fields = [...new URLSearchParams(text).keys()];
+  } catch {
+    // unparsable bodies are reported by the pipeline
+  }
+
+  let status;
+  let body;
+  let headers = {};
+  try {
+    [status, body, headers = {}] = await route(req, url, raw);
+  } catch (err) {
+    if (err instanceof KnownError) {
+      status = err.status;
+      body = { code: err.code, ...(err.details ? { details: err.details } : {}), error: err.message };
+      headers = { 'x-stack-known-error': err.code };
+      entry.known_error = err.code;
+    } else if (err instanceof OAuthError) {
+      status = err.status;
+      body = { error: err.error, error_description: err.message };
+      entry.oauth_error = err.error;
+    } else if (err instanceof StatusError) {
+      status = err.status;
+      body = err.message;
+    } else {
+      throw err;
+    }
+  }
+  const requestIdHeader = { 'x-stack-request-id': uuid(), 'cache-control': 'no-store, max-age=0', ...headers };
+  entry.status = status;
+  if (req.headers['x-stack-override-error-status'] !== undefined && status >= 400 && status < 500) {
+    requestIdHeader['x-stack-actual-status'] = String(status);
+    status = 200;
+  }
+  requestLog.push(entry);
+  console.error(`[stack] ${req.method} ${url.pathname} -> ${entry.status}${entry.known_error ? ` ${entry.known_error}` : ''}`);
+  if (body === null) {
+    res.writeHead(status, requestIdHeader);
+    res.end();
+  } else if (typeof body === 'string') {
+    sendText(res, status, body, requestIdHeader);
+  } else {
+    sendJson(res, status, body, requestIdHeader);
+  }
+}
+
+serve({
+  port: opts.port,
+  name: 'stack',
+  handler: handle,
+  readyFields: (baseUrl, port) => {
+    BASE_URL = baseUrl;
+    return {
+      base_url: baseUrl,
+      port,
+      project_id: PROJECT_ID,
+      publishable_key: PUBLISHABLE_KEY,
+    };
+  },
+});
