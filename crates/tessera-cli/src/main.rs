@@ -138,6 +138,9 @@ struct AddProviderArgs {
     /// PEM or JWK private key for private_key_jwt (stored in the keychain)
     #[arg(long, value_name = "FILE")]
     private_key_file: Option<PathBuf>,
+    /// Key id for the client assertion when the key file has none (a PEM)
+    #[arg(long, requires = "private_key_file")]
+    key_id: Option<String>,
     /// Scope to request (repeatable; default: openid profile email offline_access)
     #[arg(long = "scope", value_name = "S")]
     scopes: Vec<String>,
@@ -426,6 +429,7 @@ async fn add_provider(tessera: &Tessera, args: AddProviderArgs) -> tessera_core:
         (None, false, None) => ClientAuth::None,
     };
     config.client_auth = auth;
+    config.key_id = args.key_id;
     if !args.scopes.is_empty() {
         config.scopes = args.scopes;
     }

@@ -136,7 +136,13 @@ impl Endpoint<'_> {
                 self.config.name
             ))
         })?;
-        let assertion = client_assertion(&self.config.client_id, audience, key, self.now)?;
+        let assertion = client_assertion(
+            &self.config.client_id,
+            audience,
+            key,
+            self.config.key_id.as_deref(),
+            self.now,
+        )?;
         Ok(vec![
             (
                 "client_assertion_type".into(),
@@ -389,7 +395,7 @@ impl Endpoint<'_> {
             ClientAuth::None => params.push(("client_id".into(), id.clone())),
             ClientAuth::PrivateKeyJwt => {
                 params.push(("client_id".into(), id.clone()));
-                params.extend(self.assertion_params(endpoint)?);
+                params.extend(self.assertion_params(&self.metadata.token_endpoint)?);
             }
         }
         let body = url::form_urlencoded::Serializer::new(String::new())
@@ -495,15 +501,18 @@ fn token_set(
     }
 }
 
-/// Signs an RFC 7523 client assertion: `iss = sub = client_id`, `aud` = the endpoint,
+/// Signs an RFC 7523 client assertion: `iss = sub = client_id`, `aud` = the token endpoint
+/// (also for revocation and introspection: Stitch accepts nothing else),
 /// a random `jti`, valid for 60 s. The key is a PEM (RSA or EC) or a private JWK.
 pub fn client_assertion(
     client_id: &str,
     audience: &str,
     key: &SecretString,
+    key_id: Option<&str>,
     now: u64,
 ) -> Result<String> {
     let (encoding, alg, kid) = signing_key(key)?;
+    let kid = kid.or_else(|| key_id.map(String::from));
     let mut header = Header::new(alg);
     header.kid = kid;
     let jti = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 18]>());
@@ -609,10 +618,16 @@ mod tests {
             .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
             .unwrap()
             .to_string();
-        let jwt =
-            client_assertion("cli", "https://idp/token", &SecretString::new(pem), 1000).unwrap();
+        let jwt = client_assertion(
+            "cli",
+            "https://idp/token",
+            &SecretString::new(pem),
+            Some("k1"),
+            1000,
+        )
+        .unwrap();
         let d = crate::jwt::decode_unverified_for_display(&jwt).unwrap();
-        assert_eq!(d.alg(), Some("ES256"));
+        assert_eq!((d.alg(), d.kid()), (Some("ES256"), Some("k1")));
         assert_eq!(
             (d.claim_str("iss"), d.claim_str("sub")),
             (Some("cli"), Some("cli"))

@@ -180,6 +180,10 @@ pub struct ProviderConfig {
     /// REST providers: the API base URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_base: Option<String>,
+    /// `private_key_jwt`: the `kid` to put in client assertions when the key itself has none
+    /// (a PEM); Stitch requires one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// Where a provider of a given kind lives, as people know it.
@@ -217,6 +221,7 @@ impl ProviderConfig {
             project_id: None,
             client_key: None,
             api_base: None,
+            key_id: None,
         }
     }
 

@@ -3,125 +3,20 @@
 //! sign-out. Secrets go to an in-memory store here (so a test can lock it); the command-line
 //! tests use the real keychain.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use tessera_core::clock::ShiftedClock;
 use tessera_core::flow::DEEP_LINK_REDIRECT;
 use tessera_core::http::{HttpClient, HttpConfig};
 use tessera_core::jwt::{CheckStatus, Expectations, JwksCache, TokenKind};
-use tessera_core::vault::{MemoryStore, SecretStore};
-use tessera_core::{AccountStatus, ClientAuth, Options, ProviderConfig, SecretString, Tessera};
-use tessera_testkit::{Browser, Idp, IdpOptions, Profile, client_pkjwt_pem, signing_key_pem};
+use tessera_core::{AccountStatus, ClientAuth, ProviderConfig};
+use tessera_testkit::{Browser, IdpOptions, Profile, client_pkjwt_pem, signing_key_pem};
 
-struct Env {
-    idp: Idp,
-    tessera: Arc<Tessera>,
-    store: MemoryStore,
-    clock: ShiftedClock,
-    dir: tempfile::TempDir,
-    browser: Browser,
-}
-
-async fn env_with(opts: IdpOptions, http: HttpConfig) -> Env {
-    let idp = Idp::start(opts).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = MemoryStore::default();
-    let clock = ShiftedClock::default();
-    let tessera = Tessera::open(Options {
-        data_dir: dir.path().to_path_buf(),
-        store: Arc::new(store.clone()),
-        clock: Arc::new(clock.clone()),
-        http,
-    })
-    .unwrap();
-    let env = Env {
-        idp,
-        tessera: Arc::new(tessera),
-        store,
-        clock,
-        dir,
-        browser: Browser::new(),
-    };
-    env.add("local", "tessera-public", ClientAuth::None, None)
-        .await;
-    env
-}
-
-async fn env(profile: Profile) -> Env {
-    env_with(
-        IdpOptions {
-            profile,
-            ..Default::default()
-        },
-        HttpConfig::default(),
-    )
-    .await
-}
-
-impl Env {
-    async fn add(&self, name: &str, client: &str, auth: ClientAuth, credential: Option<&str>) {
-        let mut config = ProviderConfig::new(name, &self.idp.issuer, client);
-        config.client_auth = auth;
-        self.tessera
-            .add_provider(config, credential.map(SecretString::new))
-            .await
-            .unwrap();
-    }
-
-    async fn callback(&self, provider: &str, user: &str) -> String {
-        let start = self
-            .tessera
-            .start_sign_in(provider, DEEP_LINK_REDIRECT, &[])
-            .await
-            .unwrap();
-        self.browser.login(&start.authorization_url, user).await
-    }
-
-    async fn sign_in(&self, user: &str) -> tessera_core::Account {
-        let callback = self.callback("local", user).await;
-        self.tessera.complete_sign_in(&callback).await.unwrap()
-    }
-
-    fn state_file(&self) -> Vec<u8> {
-        std::fs::read(self.dir.path().join("tessera.json")).unwrap()
-    }
-
-    fn stored(&self, account_id: &str) -> Option<Value> {
-        let raw = self
-            .store
-            .get(&self.tessera.keychain_key(account_id))
-            .unwrap()?;
-        Some(serde_json::from_str(raw.expose_secret()).unwrap())
-    }
-
-    fn refresh_token(&self, account_id: &str) -> String {
-        self.stored(account_id).unwrap()["refresh_token"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    /// Uses a refresh token at the provider directly, as another client would.
-    async fn refresh_at_idp(&self, refresh_token: &str) -> (u16, Value) {
-        let response = reqwest::Client::new()
-            .post(format!("{}/token", self.idp.issuer))
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token),
-                ("client_id", "tessera-public"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap())
-    }
-}
+mod common;
+use common::{env, env_with, walk};
 
 #[tokio::test]
 async fn deep_link_sign_in_verifies_and_stores_secrets_only_in_the_store() {
@@ -162,19 +57,6 @@ async fn deep_link_sign_in_verifies_and_stores_secrets_only_in_the_store() {
             file.display()
         );
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[tokio::test]

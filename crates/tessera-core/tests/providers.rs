@@ -1,0 +1,326 @@
+//! The provider adapters end to end: Auth0, Logto and Stitch against the real oidc-provider
+//! dressed as each (`tests/idp --flavor`), with their organization rules.
+
+use tessera_core::flow::DEEP_LINK_REDIRECT;
+use tessera_core::http::HttpConfig;
+use tessera_core::jwt::decode_unverified_for_display;
+use tessera_core::vault::SecretStore;
+use tessera_core::{ClientAuth, PresetInput, ProviderConfig, ProviderKind, SecretString};
+use tessera_testkit::{Flavor, IdpOptions, Profile, client_pkjwt_pem};
+
+mod common;
+use common::{Env, env_with};
+
+async fn flavored(flavor: Flavor) -> Env {
+    env_with(
+        IdpOptions {
+            flavor,
+            ..Default::default()
+        },
+        HttpConfig::default(),
+    )
+    .await
+}
+
+impl Env {
+    async fn add_kind(
+        &self,
+        name: &str,
+        kind: ProviderKind,
+        client: &str,
+        edit: impl FnOnce(&mut ProviderConfig),
+    ) {
+        let input = PresetInput {
+            issuer: Some(self.idp.issuer.clone()),
+            ..Default::default()
+        };
+        let mut config = ProviderConfig::preset(kind, name, client, &input).unwrap();
+        edit(&mut config);
+        let credential = (config.client_auth == ClientAuth::PrivateKeyJwt)
+            .then(|| SecretString::new(client_pkjwt_pem()));
+        self.tessera.add_provider(config, credential).await.unwrap();
+    }
+
+    async fn sign_in_with(
+        &self,
+        provider: &str,
+        user: &str,
+        params: &[(&str, &str)],
+    ) -> tessera_core::Result<tessera_core::Account> {
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let start = self
+            .tessera
+            .start_sign_in(provider, DEEP_LINK_REDIRECT, &params)
+            .await?;
+        let callback = match user {
+            "alice" => self.browser.login(&start.authorization_url, user).await,
+            _ => {
+                tessera_testkit::Browser::new()
+                    .login(&start.authorization_url, user)
+                    .await
+            }
+        };
+        self.tessera.complete_sign_in(&callback).await
+    }
+}
+
+fn claim(token: &SecretString, name: &str) -> serde_json::Value {
+    decode_unverified_for_display(token.expose_secret())
+        .unwrap()
+        .payload
+        .get(name)
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn auth0_keeps_one_token_set_per_organization() {
+    let env = flavored(Flavor::Auth0).await;
+    env.add_kind("auth0", ProviderKind::Auth0, "tessera-public", |c| {
+        c.audience = Some("https://api.example.test".into())
+    })
+    .await;
+
+    let acme = env
+        .sign_in_with("auth0", "alice", &[("organization", "acme")])
+        .await
+        .unwrap();
+    assert_eq!(acme.signed_in_orgs, ["org_acme"]);
+    assert_eq!(
+        acme.org_names.get("org_acme").map(String::as_str),
+        Some("acme")
+    );
+    let globex = env
+        .sign_in_with("auth0", "alice", &[("organization", "org_globex")])
+        .await
+        .unwrap();
+    assert_eq!(globex.id, acme.id, "the same person, another organization");
+    assert_eq!(globex.signed_in_orgs, ["org_acme", "org_globex"]);
+    assert_eq!(globex.current_org.as_deref(), Some("org_globex"));
+
+    let views = env.tessera.organizations(&acme.id).await.unwrap();
+    assert!(
+        views.iter().all(|o| o.signed_in) && views.len() == 2,
+        "{views:?}"
+    );
+    let token = env
+        .tessera
+        .org_token(&acme.id, "acme", 0, false)
+        .await
+        .unwrap();
+    assert_eq!(claim(&token.token, "org_id"), "org_acme");
+    let refreshed = env
+        .tessera
+        .org_token(&acme.id, "org_acme", 0, true)
+        .await
+        .unwrap();
+    assert!(refreshed.refreshed);
+    assert_eq!(
+        claim(&refreshed.token, "org_id"),
+        "org_acme",
+        "the refresh stays bound to its organization"
+    );
+    assert_eq!(
+        claim(
+            &env.tessera
+                .org_token(&acme.id, "globex", 0, false)
+                .await
+                .unwrap()
+                .token,
+            "org_id"
+        ),
+        "org_globex"
+    );
+
+    env.tessera.switch_org(&acme.id, "acme").await.unwrap();
+    let current = env.tessera.access_token(&acme.id, 0, false).await.unwrap();
+    assert_eq!(claim(&current.token, "org_id"), "org_acme");
+
+    let denied = env
+        .sign_in_with("auth0", "bob", &[("organization", "globex")])
+        .await
+        .unwrap_err();
+    assert_eq!(denied.oauth_error(), Some("access_denied"));
+    assert!(denied.to_string().contains("org_globex"), "{denied}");
+    assert_eq!(
+        env.tessera.accounts().unwrap().len(),
+        1,
+        "nothing stored for bob"
+    );
+
+    let bob = env
+        .sign_in_with("auth0", "bob", &[("organization", "acme")])
+        .await
+        .unwrap();
+    let err = env
+        .tessera
+        .org_token(&bob.id, "globex", 0, false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "org_sign_in_required");
+
+    let out = env.tessera.sign_out(&acme.id, true).await.unwrap();
+    assert!(out.revoked);
+    assert!(
+        out.logout_url
+            .unwrap()
+            .contains("/v2/logout?client_id=tessera-public")
+    );
+}
+
+#[tokio::test]
+async fn logto_organization_tokens_rotate_through_the_single_flight_path() {
+    let env = flavored(Flavor::Logto).await;
+    env.add_kind("logto", ProviderKind::Logto, "tessera-public", |_| {})
+        .await;
+    let account = env.sign_in_with("logto", "alice", &[]).await.unwrap();
+    assert_eq!(account.orgs, ["acme", "globex"]);
+    let before = env.refresh_token(&account.id);
+
+    let acme = env
+        .tessera
+        .org_token(&account.id, "acme", 0, false)
+        .await
+        .unwrap();
+    assert_eq!(claim(&acme.token, "aud"), "urn:logto:organization:acme");
+    assert_eq!(claim(&acme.token, "organization_id"), "acme");
+    let after = env.refresh_token(&account.id);
+    assert_ne!(
+        before, after,
+        "the organization token rotated the account's refresh token, and it was kept"
+    );
+
+    let cached = env
+        .tessera
+        .org_token(&account.id, "acme", 0, false)
+        .await
+        .unwrap();
+    assert!(!cached.refreshed, "a valid organization token is reused");
+    let globex = env
+        .tessera
+        .org_token(&account.id, "globex", 0, false)
+        .await
+        .unwrap();
+    assert_eq!(claim(&globex.token, "aud"), "urn:logto:organization:globex");
+    env.tessera.refresh(&account.id).await.unwrap();
+    let events = env.idp.events().await.to_string();
+    assert!(
+        !events.contains("grant.revoked"),
+        "no refresh token was ever reused: {events}"
+    );
+
+    let bob = env.sign_in_with("logto", "bob", &[]).await.unwrap();
+    let kept = env.stored(&bob.id);
+    let err = env
+        .tessera
+        .org_token(&bob.id, "globex", 0, false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.oauth_error(), Some("access_denied"), "{err}");
+    assert_eq!(
+        env.stored(&bob.id),
+        kept,
+        "a refused organization token changes nothing"
+    );
+    assert_eq!(
+        env.tessera
+            .switch_org(&bob.id, "acme")
+            .await
+            .unwrap_err()
+            .code(),
+        "unsupported"
+    );
+}
+
+#[tokio::test]
+async fn stitch_with_private_key_jwt_and_single_use_refresh_tokens() {
+    let env = flavored(Flavor::Stitch).await;
+    env.add_kind("stitch", ProviderKind::Stitch, "tessera-pkjwt", |c| {
+        c.client_auth = ClientAuth::PrivateKeyJwt;
+        c.key_id = Some("client-pkjwt".into());
+    })
+    .await;
+    let account = match env.sign_in_with("stitch", "alice", &[]).await {
+        Ok(a) => a,
+        Err(e) => panic!("{e}: {}", env.idp.events().await),
+    };
+    let first = env.refresh_token(&account.id);
+    assert!(env.tessera.refresh(&account.id).await.unwrap().rotated);
+    assert!(env.tessera.refresh(&account.id).await.unwrap().rotated);
+    assert_ne!(env.refresh_token(&account.id), first);
+    let err = env.tessera.organizations(&account.id).await.unwrap();
+    assert!(err.is_empty(), "Stitch has no organizations");
+    assert!(
+        env.tessera
+            .sign_out(&account.id, true)
+            .await
+            .unwrap()
+            .revoked
+    );
+}
+
+#[tokio::test]
+async fn rotating_auth0_profile_and_org_refresh_loss_marks_only_that_org() {
+    let env = env_with(
+        IdpOptions {
+            flavor: Flavor::Auth0,
+            profile: Profile::Rotating,
+            ..Default::default()
+        },
+        HttpConfig::default(),
+    )
+    .await;
+    env.add_kind("auth0", ProviderKind::Auth0, "tessera-public", |_| {})
+        .await;
+    let account = env
+        .sign_in_with("auth0", "alice", &[("organization", "acme")])
+        .await
+        .unwrap();
+    env.sign_in_with("auth0", "alice", &[("organization", "globex")])
+        .await
+        .unwrap();
+    let raw = env
+        .store
+        .get(&format!(
+            "{}/org/org_acme",
+            env.tessera.keychain_key(&account.id)
+        ))
+        .unwrap()
+        .unwrap();
+    let rt =
+        serde_json::from_str::<serde_json::Value>(raw.expose_secret()).unwrap()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let response = reqwest::Client::new()
+        .post(env.idp.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt.as_str()),
+            ("client_id", "tessera-public"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let err = env
+        .tessera
+        .org_token(&account.id, "acme", 0, true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "org_sign_in_required");
+    let now = env.tessera.account(&account.id).unwrap();
+    assert_eq!(
+        now.signed_in_orgs,
+        ["org_globex"],
+        "only the organization whose grant died is signed out"
+    );
+    assert_eq!(now.status, tessera_core::AccountStatus::Active);
+    env.tessera
+        .org_token(&account.id, "globex", 0, true)
+        .await
+        .unwrap();
+}
