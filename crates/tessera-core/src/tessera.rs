@@ -683,10 +683,6 @@ impl Tessera {
             .await
     }
 
-    fn load_tokens(&self, account: &Account) -> Result<TokenSet> {
-        self.load_slot(account, &Slot::Main)
-    }
-
     fn load_slot(&self, account: &Account, slot: &Slot) -> Result<TokenSet> {
         self.vault
             .load_slot(&account.id, slot)?
@@ -848,7 +844,7 @@ impl Tessera {
     /// The access or ID token explained and verified. Never contains the token itself.
     pub async fn claims(&self, query: &str, kind: TokenKind) -> Result<ClaimsReport> {
         let account = self.account(query)?;
-        let tokens = self.load_tokens(&account)?;
+        let tokens = self.load_slot(&account, &self.default_plan(&account)?.at_slot)?;
         let (config, metadata, credential) = self.provider_context(&account.provider).await?;
         let now = self.now();
         let (name, token) = match kind {
@@ -976,7 +972,7 @@ impl Tessera {
     /// RFC 7662 introspection of the account's access token.
     pub async fn introspect(&self, query: &str) -> Result<Value> {
         let account = self.account(query)?;
-        let tokens = self.load_tokens(&account)?;
+        let tokens = self.load_slot(&account, &self.default_plan(&account)?.at_slot)?;
         let (config, metadata, credential) = self.provider_context(&account.provider).await?;
         self.endpoint(&config, &metadata, credential.as_ref())
             .introspect(&tokens.access_token, "access_token")

@@ -324,3 +324,238 @@ async fn rotating_auth0_profile_and_org_refresh_loss_marks_only_that_org() {
         .await
         .unwrap();
 }
+
+/// A `Tessera` with no OpenID provider around: for the REST providers and their fakes.
+fn bare() -> (
+    std::sync::Arc<tessera_core::Tessera>,
+    tessera_core::vault::MemoryStore,
+    tessera_core::clock::ShiftedClock,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tessera_core::vault::MemoryStore::default();
+    let clock = tessera_core::clock::ShiftedClock::default();
+    let tessera = tessera_core::Tessera::open(tessera_core::Options {
+        data_dir: dir.path().to_path_buf(),
+        store: std::sync::Arc::new(store.clone()),
+        clock: std::sync::Arc::new(clock.clone()),
+        http: HttpConfig::default(),
+    })
+    .unwrap();
+    (std::sync::Arc::new(tessera), store, clock, dir)
+}
+
+#[tokio::test]
+async fn stack_auth_password_and_mailed_code_sign_in_with_team_switching() {
+    let fake = tessera_testkit::fakes::StackFake::start().await;
+    let (tessera, store, clock, _dir) = bare();
+    let input = PresetInput {
+        project_id: Some(fake.project_id.clone()),
+        client_key: Some(fake.publishable_key.clone()),
+        base_url: Some(fake.base_url.clone()),
+        ..Default::default()
+    };
+    let config =
+        ProviderConfig::preset(ProviderKind::StackAuth, "stack", &fake.project_id, &input).unwrap();
+    tessera.add_provider(config, None).await.unwrap();
+
+    let password = SecretString::new("demo");
+    let alice = tessera
+        .sign_in_with_password("stack", "alice@example.com", &password)
+        .await
+        .unwrap();
+    assert_eq!(alice.email.as_deref(), Some("alice@example.com"));
+    let teams = tessera.organizations(&alice.id).await.unwrap();
+    assert_eq!(teams.len(), 2, "{teams:?}");
+    let acme = teams
+        .iter()
+        .find(|t| t.name.as_deref() == Some("Team Acme"))
+        .unwrap();
+    assert!(acme.current && acme.signed_in);
+    let report = tessera
+        .claims(&alice.id, tessera_core::TokenKind::AccessToken)
+        .await
+        .unwrap();
+    assert!(
+        report.verified,
+        "ES256 access token verified: {:?}",
+        report.checks
+    );
+
+    let globex = tessera
+        .org_token(&alice.id, "Team Globex", 0, false)
+        .await
+        .unwrap();
+    let globex_id = teams
+        .iter()
+        .find(|t| t.name.as_deref() == Some("Team Globex"))
+        .unwrap()
+        .id
+        .clone();
+    assert_eq!(claim(&globex.token, "selected_team_id"), globex_id.as_str());
+    assert_eq!(
+        tessera.account(&alice.id).unwrap().current_org,
+        Some(globex_id)
+    );
+    let switched = tessera.switch_org(&alice.id, "Team Acme").await.unwrap();
+    assert_eq!(switched.current_org.as_deref(), Some(acme.id.as_str()));
+    assert!(
+        !tessera.refresh(&alice.id).await.unwrap().rotated,
+        "Stack never rotates refresh tokens"
+    );
+
+    fake.advance_clock(700).await;
+    clock.advance(700);
+    let fresh = tessera.access_token(&alice.id, 30, false).await.unwrap();
+    assert!(fresh.refreshed, "an expired access token is refreshed");
+
+    let entries = store.len();
+    let mfa = tessera
+        .sign_in_with_password("stack", "carol@example.com", &password)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        mfa.oauth_error(),
+        Some("MULTI_FACTOR_AUTHENTICATION_REQUIRED")
+    );
+    assert!(mfa.to_string().contains("authenticator"), "{mfa}");
+    let wrong = tessera
+        .sign_in_with_password("stack", "alice@example.com", &SecretString::new("nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.oauth_error(), Some("EMAIL_PASSWORD_MISMATCH"));
+    assert_eq!(
+        (store.len(), tessera.accounts().unwrap().len()),
+        (entries, 1),
+        "failed sign-ins store nothing"
+    );
+
+    tessera
+        .send_sign_in_code("stack", "bob@example.com", "http://127.0.0.1:9/callback")
+        .await
+        .unwrap();
+    let link = fake.latest_link_to("bob@example.com").await;
+    let code = tessera_core::flow::query_param(&link, "code").unwrap();
+    let bob = tessera
+        .sign_in_with_code("stack", &SecretString::new(code.clone()))
+        .await
+        .unwrap();
+    assert_eq!(bob.email.as_deref(), Some("bob@example.com"));
+    let reused = tessera
+        .sign_in_with_code("stack", &SecretString::new(code))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        reused.oauth_error(),
+        Some("VERIFICATION_CODE_ALREADY_USED"),
+        "{reused}"
+    );
+
+    let out = tessera.sign_out(&alice.id, true).await.unwrap();
+    assert!(out.revoked);
+    assert_eq!(tessera.accounts().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn stytch_discovery_link_org_pick_refresh_and_sign_out_through_both_apis() {
+    let fake = tessera_testkit::fakes::StytchFake::start().await;
+    let (tessera, store, clock, _dir) = bare();
+    for (name, secret) in [
+        ("stytch-sdk", None),
+        ("stytch-backend", Some(fake.secret.clone())),
+    ] {
+        let input = PresetInput {
+            project_id: Some(fake.project_id.clone()),
+            client_key: secret.is_none().then(|| fake.public_token.clone()),
+            base_url: Some(fake.base_url.clone()),
+            ..Default::default()
+        };
+        let mut config =
+            ProviderConfig::preset(ProviderKind::StytchB2b, name, &fake.project_id, &input)
+                .unwrap();
+        if secret.is_some() {
+            config.client_auth = ClientAuth::ClientSecretBasic;
+        }
+        tessera
+            .add_provider(config, secret.map(SecretString::new))
+            .await
+            .unwrap();
+    }
+
+    for provider in ["stytch-sdk", "stytch-backend"] {
+        tessera
+            .start_email_sign_in(provider, "alice@example.com", DEEP_LINK_REDIRECT)
+            .await
+            .unwrap();
+        let link = fake.latest_link_to("alice@example.com").await;
+        assert!(link.starts_with("dev.tessera:/callback?"), "{link}");
+        let discovery = tessera.complete_email_link(&link).await.unwrap();
+        assert_eq!(discovery.provider, provider);
+        let slugs: Vec<_> = discovery
+            .organizations
+            .iter()
+            .filter_map(|o| o.slug.clone())
+            .collect();
+        assert!(
+            slugs.contains(&"acme".into()) && slugs.contains(&"globex".into()),
+            "{slugs:?}"
+        );
+        assert_eq!(
+            tessera.complete_email_link(&link).await.unwrap_err().code(),
+            "unknown_state",
+            "a link works once"
+        );
+
+        let account = tessera
+            .choose_organizations(&discovery.flow_id, &["acme".into()])
+            .await
+            .unwrap();
+        assert_eq!(account.subject, "alice@example.com");
+        assert_eq!(account.signed_in_orgs.len(), 1);
+        let report = tessera
+            .claims(&account.id, tessera_core::TokenKind::AccessToken)
+            .await
+            .unwrap();
+        assert!(report.verified, "{provider}: {:?}", report.checks);
+        assert!(
+            report
+                .claims
+                .iter()
+                .any(|c| c.name == "https://stytch.com/organization")
+        );
+
+        let kept = store.len();
+        let mfa = tessera
+            .org_token(&account.id, "globex", 0, false)
+            .await
+            .unwrap_err();
+        assert_eq!(mfa.oauth_error(), Some("mfa_required"), "{mfa}");
+        assert!(mfa.to_string().contains("Globex"), "{mfa}");
+        assert_eq!(
+            store.len(),
+            kept,
+            "an organization that needs MFA stores nothing"
+        );
+
+        let outcome = tessera.refresh(&account.id).await.unwrap();
+        assert!(!outcome.rotated, "the session token never rotates");
+        fake.advance_clock(301).await;
+        clock.advance(301);
+        assert!(
+            tessera
+                .access_token(&account.id, 30, false)
+                .await
+                .unwrap()
+                .refreshed
+        );
+
+        let orgs = tessera.organizations(&account.id).await.unwrap();
+        assert!(
+            orgs.iter()
+                .any(|o| o.current && o.signed_in && o.name.as_deref() == Some("Acme")),
+            "{orgs:?}"
+        );
+        assert!(tessera.sign_out(&account.id, true).await.unwrap().revoked);
+        assert!(tessera.accounts().unwrap().is_empty());
+    }
+}
