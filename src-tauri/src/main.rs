@@ -1,6 +1,9 @@
-//! Placeholder for the Tessera desktop shell; the command-line program `tessera` is the
-//! current front end.
+//! The Tessera desktop app. Everything lives in the library so tests can build the app with
+//! Tauri's mock runtime.
+
+// No console window on Windows release builds.
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 fn main() {
-    eprintln!("The Tessera desktop app is not built yet; use the `tessera` command line.");
+    tessera_desktop::run();
 }

@@ -1,0 +1,27 @@
+//! Generates the Tauri context from the root `tauri.conf.json`, and one permission per app
+//! command (`allow-<command>`), so the capability in `tauri.conf.json` can grant the web view
+//! exactly the app's own commands and nothing by default.
+
+/// Every command in `commands::handler()`; a command missing here cannot be granted.
+const COMMANDS: &[&str] = &[
+    "list_providers",
+    "check_discovery",
+    "add_provider",
+    "remove_provider",
+    "start_sign_in",
+    "cancel_sign_in",
+    "ui_ready",
+    "list_accounts",
+    "token_report",
+    "refresh_account",
+    "copy_access_token",
+    "sign_out",
+];
+
+fn main() {
+    tauri_build::try_build(
+        tauri_build::Attributes::new()
+            .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS)),
+    )
+    .expect("tauri-build failed (is tauri.conf.json valid?)");
+}

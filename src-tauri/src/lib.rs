@@ -1,0 +1,86 @@
+//! Tessera's desktop shell: a Tauri window over `tessera-core`. No protocol logic lives here —
+//! the shell opens the core, wires deep links and the system browser to it, and exposes thin
+//! commands ([`commands`]) that hand view models ([`views`]) to the web UI in `ui/`.
+//!
+//! Security posture: tokens, the PKCE verifier, `state` and nonce stay in Rust; the web view
+//! gets view models and may call only the commands in [`commands::handler`] and listen to
+//! events (capability in `tauri.conf.json`); the clipboard and the browser are driven from
+//! Rust.
+
+pub mod commands;
+mod deep_link;
+pub mod demo;
+pub mod desktop;
+pub mod error;
+pub mod sign_in;
+pub mod state;
+pub mod views;
+
+use std::sync::Arc;
+
+use tauri::Manager;
+use tessera_core::clock::SystemClock;
+use tessera_core::http::HttpConfig;
+use tessera_core::vault::KeyringStore;
+use tessera_core::{Options, Tessera};
+
+use crate::desktop::TauriDesktop;
+use crate::state::AppState;
+
+/// Opens the core on the real keychain and `TESSERA_DATA_DIR` (default: the data directory
+/// shared with the `tessera` command line).
+pub fn open_tessera() -> tessera_core::Result<Tessera> {
+    let data_dir = std::env::var_os("TESSERA_DATA_DIR")
+        .map(Into::into)
+        .unwrap_or_else(Tessera::default_data_dir);
+    Tessera::open(Options {
+        data_dir,
+        store: Arc::new(KeyringStore::new()),
+        clock: Arc::new(SystemClock),
+        http: HttpConfig::default(),
+    })
+}
+
+/// Runs the desktop app.
+pub fn run() {
+    tauri::Builder::default()
+        // First: a second launch (the OS handing us a dev.tessera: link) must be forwarded to
+        // this window, never start a second app.
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            if let Some(state) = app.try_state::<AppState>() {
+                state.desktop().focus();
+            }
+        }))
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .invoke_handler(commands::handler())
+        .setup(|app| {
+            let tessera = open_tessera().map_err(|e| {
+                format!("Tessera cannot open its data directory: {e} [{}]", e.code())
+            })?;
+            let desktop = Arc::new(TauriDesktop::new(app.handle().clone()));
+            let state = AppState::new(Arc::new(tessera), desktop);
+            app.manage(state.clone());
+            deep_link::install(app, &state);
+            if let Some(issuer) = std::env::var("TESSERA_DEMO_ISSUER")
+                .ok()
+                .filter(|i| !i.is_empty())
+            {
+                tauri::async_runtime::spawn(async move { demo::ensure(&state, &issuer).await });
+            }
+            Ok(())
+        })
+        .run(tauri::generate_context!())
+        .expect("error while running Tessera");
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regenerates `ui/src/bindings/`; `scripts/test` then fails if git sees a difference.
+    #[test]
+    fn bindings_are_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/src/bindings");
+        crate::views::export_bindings(&dir).expect("exporting TypeScript bindings");
+    }
+}

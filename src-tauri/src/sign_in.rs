@@ -1,0 +1,165 @@
+//! Browser sign-in from the desktop: start a flow, open the system browser, and finish it when
+//! the provider's redirect comes back.
+//!
+//! Two ways back, chosen by the provider's `redirect_mode`:
+//! - deep link (`dev.tessera:/callback`, RFC 8252 §7.1): the OS hands the URL to a second
+//!   launch of the app, single-instance forwards it to this process, and [`complete`] runs;
+//! - loopback (`http://127.0.0.1:PORT/callback`, RFC 8252 §7.3, what the CLI uses): the core
+//!   listens in a background task, which Cancel stops.
+//!
+//! The state, PKCE verifier and nonce never leave the core; the outcome reaches the window as
+//! a `sign-in-completed` or `sign-in-failed` event tagged with the flow id (the `state`).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tessera_core::flow::{DEEP_LINK_REDIRECT, FLOW_TTL};
+use tessera_core::{Error, RedirectMode, SignInStart};
+use tokio::sync::oneshot;
+
+use crate::error::{IpcError, IpcResult};
+use crate::state::AppState;
+use crate::views::{AppEvent, SignInCompleted, SignInFailed, SignInStarted};
+
+/// Starts a sign-in at `provider` and opens the browser. `someone_else` forces the provider's
+/// login screen (`prompt=login`) so another person can sign in.
+pub async fn start(
+    state: &AppState,
+    provider: &str,
+    someone_else: bool,
+) -> IpcResult<SignInStarted> {
+    let config = state.tessera().provider(provider)?;
+    let params = if someone_else {
+        vec![("prompt".to_string(), "login".to_string())]
+    } else {
+        Vec::new()
+    };
+    let start = match config.redirect_mode {
+        RedirectMode::DeepLink => {
+            state
+                .tessera()
+                .start_sign_in(provider, DEEP_LINK_REDIRECT, &params)
+                .await?
+        }
+        RedirectMode::Loopback => start_loopback(state, provider, params).await?,
+    };
+    let opened = state.desktop().open_url(&start.authorization_url);
+    Ok(SignInStarted {
+        flow_id: start.flow_id,
+        provider: start.provider,
+        authorization_url: start.authorization_url,
+        redirect_mode: config.redirect_mode.into(),
+        expires_at: start.expires_at,
+        browser_opened: opened.is_ok(),
+        browser_error: opened.err(),
+    })
+}
+
+/// Abandons a sign-in; a late callback for it is refused.
+pub fn cancel(state: &AppState, flow_id: &str) -> bool {
+    state.cancel_loopback(flow_id) || state.tessera().cancel_sign_in(flow_id)
+}
+
+/// Completes a sign-in from a `dev.tessera:/callback?...` URL and tells the window.
+pub async fn complete(state: &AppState, url: &str) {
+    let flow_id = url::Url::parse(url).ok().and_then(|u| {
+        u.query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned())
+    });
+    state.desktop().focus();
+    let result = state.tessera().complete_sign_in(url).await;
+    report(state, flow_id, result.map(Into::into));
+}
+
+fn report(
+    state: &AppState,
+    flow_id: Option<String>,
+    result: Result<crate::views::AccountView, Error>,
+) {
+    match result {
+        Ok(account) => {
+            state.notify(AppEvent::SignInCompleted(SignInCompleted {
+                flow_id,
+                account,
+            }));
+            state.notify(AppEvent::AccountsChanged);
+        }
+        Err(Error::Cancelled(_)) => {}
+        Err(e) => {
+            eprintln!("tessera: sign-in failed: {e} [{}]", e.code());
+            state.notify(AppEvent::SignInFailed(SignInFailed {
+                flow_id,
+                code: e.code().to_string(),
+                message: e.to_string(),
+            }));
+        }
+    }
+}
+
+type Started = Result<SignInStart, IpcError>;
+
+/// Runs the core's loopback sign-in in the background and returns once it has started.
+async fn start_loopback(
+    state: &AppState,
+    provider: &str,
+    params: Vec<(String, String)>,
+) -> IpcResult<SignInStart> {
+    let (started_tx, started_rx) = oneshot::channel::<Started>();
+    let started_tx = Arc::new(Mutex::new(Some(started_tx)));
+    let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+    let flow_id: Arc<Mutex<Option<String>>> = Arc::default();
+
+    let task_state = state.clone();
+    let provider = provider.to_string();
+    let (task_started, task_flow) = (started_tx.clone(), flow_id.clone());
+    tauri::async_runtime::spawn(async move {
+        let result = task_state
+            .tessera()
+            .sign_in_with_loopback(
+                &provider,
+                &params,
+                |start| {
+                    *task_flow.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(start.flow_id.clone());
+                    if let Some(tx) = task_started
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take()
+                    {
+                        let _ = tx.send(Ok(start.clone()));
+                    }
+                },
+                Duration::from_secs(FLOW_TTL),
+                async {
+                    let _ = cancel_rx.await;
+                },
+            )
+            .await;
+        // Failed before the flow started: the command itself reports it.
+        if let Some(tx) = task_started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = tx.send(Err(result.err().map(IpcError::from).unwrap_or_else(|| {
+                IpcError::new("internal", "the sign-in ended before it began")
+            })));
+            return;
+        }
+        let flow_id = task_flow.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(id) = &flow_id {
+            task_state.forget_loopback(id);
+        }
+        if result.is_ok() {
+            task_state.desktop().focus();
+        }
+        report(&task_state, flow_id, result.map(Into::into));
+    });
+
+    let start = started_rx
+        .await
+        .map_err(|_| IpcError::new("internal", "the sign-in task stopped unexpectedly"))??;
+    state.track_loopback(&start.flow_id, cancel_tx);
+    Ok(start)
+}

@@ -1,0 +1,114 @@
+//! The shell's state: the core, the desktop, and two small pieces of bookkeeping — loopback
+//! sign-ins running in the background (so Cancel can stop them) and events that happened
+//! before the window was listening (a cold start opened by a deep link).
+//!
+//! Everything is internally synchronized and cheap to clone, so background tasks own a copy.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tessera_core::Tessera;
+use tokio::sync::oneshot;
+
+use crate::desktop::Desktop;
+use crate::views::{AppEvent, StartupNotice};
+
+/// How long a copied token stays on the clipboard.
+pub const CLIPBOARD_CLEAR_AFTER: Duration = Duration::from_secs(60);
+
+/// Managed by Tauri; commands take `State<'_, AppState>`.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tessera: Arc<Tessera>,
+    desktop: Arc<dyn Desktop>,
+    clipboard_clear_after: Duration,
+    /// Cancel handles of loopback sign-ins, by flow id.
+    loopback: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    window: Mutex<Window>,
+}
+
+/// Whether the web view listens yet, and what it missed.
+#[derive(Default)]
+struct Window {
+    ready: bool,
+    missed: Vec<StartupNotice>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl AppState {
+    pub fn new(tessera: Arc<Tessera>, desktop: Arc<dyn Desktop>) -> Self {
+        Self::with_clipboard_delay(tessera, desktop, CLIPBOARD_CLEAR_AFTER)
+    }
+
+    /// As [`AppState::new`] with another clipboard delay (tests).
+    pub fn with_clipboard_delay(
+        tessera: Arc<Tessera>,
+        desktop: Arc<dyn Desktop>,
+        clipboard_clear_after: Duration,
+    ) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                tessera,
+                desktop,
+                clipboard_clear_after,
+                loopback: Mutex::new(HashMap::new()),
+                window: Mutex::new(Window::default()),
+            }),
+        }
+    }
+
+    pub fn tessera(&self) -> &Arc<Tessera> {
+        &self.inner.tessera
+    }
+
+    pub fn desktop(&self) -> &Arc<dyn Desktop> {
+        &self.inner.desktop
+    }
+
+    pub fn clipboard_clear_after(&self) -> Duration {
+        self.inner.clipboard_clear_after
+    }
+
+    /// Tells the window, or keeps the event for `ui_ready` if it is not listening yet.
+    pub fn notify(&self, event: AppEvent) {
+        {
+            let mut window = lock(&self.inner.window);
+            if !window.ready {
+                window.missed.extend(event.as_notice());
+                return;
+            }
+        }
+        self.inner.desktop.emit(&event);
+    }
+
+    /// The window listens from now on; returns what it missed.
+    pub fn window_ready(&self) -> Vec<StartupNotice> {
+        let mut window = lock(&self.inner.window);
+        window.ready = true;
+        std::mem::take(&mut window.missed)
+    }
+
+    pub fn track_loopback(&self, flow_id: &str, cancel: oneshot::Sender<()>) {
+        lock(&self.inner.loopback).insert(flow_id.to_string(), cancel);
+    }
+
+    /// Stops a loopback sign-in; false if none runs under `flow_id`.
+    pub fn cancel_loopback(&self, flow_id: &str) -> bool {
+        match lock(&self.inner.loopback).remove(flow_id) {
+            Some(cancel) => cancel.send(()).is_ok(),
+            None => false,
+        }
+    }
+
+    pub fn forget_loopback(&self, flow_id: &str) {
+        lock(&self.inner.loopback).remove(flow_id);
+    }
+}

@@ -1,0 +1,88 @@
+// The only module that talks to the Rust side: typed wrappers around the app's commands and
+// events. Types come from ./bindings (generated from Rust by ts-rs; do not edit them).
+// Every command failure becomes a CommandError with the core's stable `code`.
+
+import { invoke } from '@tauri-apps/api/core';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import type { AccountView } from './bindings/AccountView';
+import type { CopiedToken } from './bindings/CopiedToken';
+import type { DiscoveryView } from './bindings/DiscoveryView';
+import type { IpcError } from './bindings/IpcError';
+import type { NewProvider } from './bindings/NewProvider';
+import type { ProviderView } from './bindings/ProviderView';
+import type { RefreshView } from './bindings/RefreshView';
+import type { SignInCompleted } from './bindings/SignInCompleted';
+import type { SignInFailed } from './bindings/SignInFailed';
+import type { SignInStarted } from './bindings/SignInStarted';
+import type { SignOutView } from './bindings/SignOutView';
+import type { StartupNotice } from './bindings/StartupNotice';
+import type { TokenKindView } from './bindings/TokenKindView';
+import type { TokenReport } from './bindings/TokenReport';
+
+export class CommandError extends Error {
+  readonly code: string;
+
+  constructor(e: IpcError) {
+    super(e.message);
+    this.code = e.code;
+  }
+}
+
+function isIpcError(e: unknown): e is IpcError {
+  return typeof e === 'object' && e !== null
+    && typeof (e as IpcError).code === 'string' && typeof (e as IpcError).message === 'string';
+}
+
+/** Any thrown value as a CommandError. */
+export function asCommandError(e: unknown): CommandError {
+  if (e instanceof CommandError) return e;
+  if (isIpcError(e)) return new CommandError(e);
+  return new CommandError({ code: 'internal', message: e instanceof Error ? e.message : String(e) });
+}
+
+async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(command, args);
+  } catch (e) {
+    throw asCommandError(e);
+  }
+}
+
+export const api = {
+  listProviders: () => call<ProviderView[]>('list_providers'),
+  checkDiscovery: (issuer: string) => call<DiscoveryView>('check_discovery', { issuer }),
+  addProvider: (provider: NewProvider) => call<ProviderView>('add_provider', { provider }),
+  removeProvider: (name: string) => call<null>('remove_provider', { name }),
+
+  startSignIn: (provider: string, someoneElse: boolean) =>
+    call<SignInStarted>('start_sign_in', { provider, someoneElse }),
+  cancelSignIn: (flowId: string) => call<boolean>('cancel_sign_in', { flowId }),
+  uiReady: () => call<StartupNotice[]>('ui_ready'),
+
+  listAccounts: () => call<AccountView[]>('list_accounts'),
+  refreshAccount: (accountId: string) => call<RefreshView>('refresh_account', { accountId }),
+  signOut: (accountId: string, revoke: boolean) =>
+    call<SignOutView>('sign_out', { accountId, revoke }),
+
+  tokenReport: (accountId: string, kind: TokenKindView) =>
+    call<TokenReport>('token_report', { accountId, kind }),
+  copyAccessToken: (accountId: string) => call<CopiedToken>('copy_access_token', { accountId }),
+};
+
+export interface AppEvents {
+  signInCompleted: (e: SignInCompleted) => void;
+  signInFailed: (e: SignInFailed) => void;
+  accountsChanged: () => void;
+  appError: (e: IpcError) => void;
+}
+
+/** Subscribes to the shell's events; resolves to a function that unsubscribes all. */
+export async function subscribe(handlers: AppEvents): Promise<UnlistenFn> {
+  const offs = await Promise.all([
+    listen<SignInCompleted>('sign-in-completed', (e) => handlers.signInCompleted(e.payload)),
+    listen<SignInFailed>('sign-in-failed', (e) => handlers.signInFailed(e.payload)),
+    listen<null>('accounts-changed', () => handlers.accountsChanged()),
+    listen<IpcError>('app-error', (e) => handlers.appError(e.payload)),
+  ]);
+  return () => offs.forEach((off) => off());
+}
