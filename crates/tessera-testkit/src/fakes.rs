@@ -114,25 +114,44 @@ impl Process {
         }
     }
 
-    /// The newest outbox entry addressed to `email` (case-insensitive); waits up to 10 s for one.
-    async fn latest_to(&self, email: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + MAIL_WAIT;
-        loop {
-            let outbox = self.outbox().await;
-            if let Some(mail) = outbox.iter().rev().find(|m| {
+    /// The outbox entries addressed to `email` (case-insensitive), oldest first.
+    async fn mails_to(&self, email: &str) -> Vec<Value> {
+        self.outbox()
+            .await
+            .into_iter()
+            .filter(|m| {
                 m["to"]
                     .as_str()
                     .is_some_and(|to| to.eq_ignore_ascii_case(email))
-            }) {
-                return mail.clone();
+            })
+            .collect()
+    }
+
+    /// The mail to `email` number `index` (0-based); waits up to 10 s for it to arrive.
+    async fn wait_mail(&self, email: &str, index: usize) -> Value {
+        let deadline = tokio::time::Instant::now() + MAIL_WAIT;
+        loop {
+            let mut mails = self.mails_to(email).await;
+            if mails.len() > index {
+                return mails.swap_remove(index);
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "[{}] no mail to {email} within {MAIL_WAIT:?}; outbox: {}",
+                "[{}] no mail #{} to {email} within {MAIL_WAIT:?}; outbox: {}",
                 self.label,
-                Value::Array(outbox)
+                index + 1,
+                Value::Array(self.outbox().await)
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The newest mail to `email`; waits up to 10 s for one.
+    async fn latest_to(&self, email: &str) -> Value {
+        let mut mails = self.mails_to(email).await;
+        match mails.pop() {
+            Some(mail) => mail,
+            None => self.wait_mail(email, 0).await,
         }
     }
 
@@ -243,6 +262,21 @@ impl StytchFake {
     /// (`{discovery_redirect_url}?stytch_token_type=discovery&token=…`). Waits up to 10 s for one.
     pub async fn latest_link_to(&self, email: &str) -> String {
         let mail = self.process.latest_to(email).await;
+        mail["link"]
+            .as_str()
+            .unwrap_or_else(|| panic!("[stytch] mail without link: {mail}"))
+            .to_owned()
+    }
+
+    /// How many mails `email` has received so far (to pass to [`StytchFake::next_link_to`]).
+    pub async fn mail_count_to(&self, email: &str) -> usize {
+        self.process.mails_to(email).await.len()
+    }
+
+    /// The link of the first mail to `email` after the first `seen` ones: call
+    /// [`StytchFake::mail_count_to`] before triggering the send, then this. Waits up to 10 s.
+    pub async fn next_link_to(&self, email: &str, seen: usize) -> String {
+        let mail = self.process.wait_mail(email, seen).await;
         mail["link"]
             .as_str()
             .unwrap_or_else(|| panic!("[stytch] mail without link: {mail}"))
@@ -392,6 +426,21 @@ impl StackFake {
         mail["link"]
             .as_str()
             .unwrap_or_else(|| panic!("[stack] mail without link: {mail}"))
+            .to_owned()
+    }
+
+    /// How many mails `email` has received so far (to pass to [`StackFake::next_code_to`]).
+    pub async fn mail_count_to(&self, email: &str) -> usize {
+        self.process.mails_to(email).await.len()
+    }
+
+    /// The 45-character code of the first mail to `email` after the first `seen` ones: call
+    /// [`StackFake::mail_count_to`] before triggering the send, then this. Waits up to 10 s.
+    pub async fn next_code_to(&self, email: &str, seen: usize) -> String {
+        let mail = self.process.wait_mail(email, seen).await;
+        mail["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("[stack] mail without code: {mail}"))
             .to_owned()
     }
 

@@ -827,8 +827,11 @@ async fn stytch_rejections() {
     );
 
     // A link sent without PKCE refuses a verifier.
+    let seen = fake.mail_count_to(BOB).await;
+    assert_eq!(seen, 0);
     ok(&stytch(&fake, Api::Backend, send, json!({ "email_address": BOB })).await);
-    let link = fake.latest_link_to(BOB).await;
+    let link = fake.next_link_to(BOB, seen).await;
+    assert_eq!(fake.latest_link_to(BOB).await, link);
     assert!(
         link.starts_with("dev.tessera:/callback?"),
         "default redirect: {link}"
@@ -1590,6 +1593,20 @@ async fn stack_email_code_through_the_outbox() {
         400,
         "REDIRECT_URL_NOT_WHITELISTED",
     );
+
+    // Waiting for the next mail, not the latest one already there.
+    let seen = fake.mail_count_to("bob@example.com").await;
+    assert_eq!(seen, 1);
+    stack
+        .post(
+            "/auth/otp/send-sign-in-code",
+            &[],
+            json!({ "email": "bob@example.com", "callback_url": "https://app.example.com/magic" }),
+        )
+        .await;
+    let second = fake.next_code_to("bob@example.com", seen).await;
+    assert_ne!(second, code);
+    assert_eq!(fake.latest_code_to("bob@example.com").await, second);
 
     // A new address signs up.
     stack
