@@ -343,7 +343,11 @@ async fn run(cli: Cli) -> tessera_core::Result<()> {
         Command::Login(args) => login(&tessera, args).await,
         Command::Accounts { json } => output::accounts(&tessera.accounts()?, json),
         Command::Token(args) => {
-            let issued = if args.id_token {
+            let issued = if let Some(org) = &args.org {
+                tessera
+                    .org_token(&args.account, org, args.min_valid, args.refresh)
+                    .await?
+            } else if args.id_token {
                 tessera
                     .id_token(&args.account, args.min_valid, args.refresh)
                     .await?
