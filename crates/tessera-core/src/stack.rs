@@ -94,7 +94,9 @@ impl StackApi<'_> {
         #[derive(Deserialize)]
         struct KnownError {
             code: String,
-            message: Option<String>,
+            /// Stack's own field; some documentation calls it `message`.
+            #[serde(alias = "message")]
+            error: Option<String>,
         }
         let known = response
             .headers
@@ -102,13 +104,18 @@ impl StackApi<'_> {
             .and_then(|v| v.to_str().ok())
             .map(String::from);
         match (known, serde_json::from_slice::<KnownError>(&response.body)) {
-            (_, Ok(e)) => Err(Error::Provider {
-                description: Some(explain(&e.code).map_or_else(
-                    || e.message.clone().unwrap_or_default(),
-                    |hint| format!("{} {hint}", e.message.clone().unwrap_or_default()),
-                )),
-                error: e.code,
-            }),
+            (_, Ok(e)) => {
+                let said = e.error.unwrap_or_default();
+                Err(Error::Provider {
+                    description: Some(match explain(&e.code) {
+                        Some(hint) if said.is_empty() => hint.to_string(),
+                        Some(hint) => format!("{said} {hint}"),
+                        None => said,
+                    })
+                    .filter(|d| !d.is_empty()),
+                    error: e.code,
+                })
+            }
             (Some(code), Err(_)) => Err(Error::Provider {
                 error: code,
                 description: None,

@@ -424,6 +424,10 @@ async fn stack_auth_password_and_mailed_code_sign_in_with_team_switching() {
         .await
         .unwrap_err();
     assert_eq!(wrong.oauth_error(), Some("EMAIL_PASSWORD_MISMATCH"));
+    assert!(
+        wrong.to_string().contains("Check the e-mail address"),
+        "{wrong}"
+    );
     assert_eq!(
         (store.len(), tessera.accounts().unwrap().len()),
         (entries, 1),
