@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tessera_testkit::{Browser, Idp, IdpOptions, Profile, client_pkjwt_pem};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 
 mod common;
 use common::{Cli, assert_keychain_available, text};
@@ -248,13 +248,7 @@ async fn confidential_clients_keep_their_credentials_in_the_keychain() {
 async fn device_flow_from_the_command_line() {
     assert_keychain_available();
     let env = env(Profile::Plain).await;
-    let mut child = env
-        .command(&["login", "local", "--device"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (child, mut stderr) = env.spawn(&["login", "local", "--device"]);
     let line = stderr.next_line().await.unwrap().unwrap();
     let rest = line
         .strip_prefix("To sign in, visit ")

@@ -3,13 +3,11 @@
 //! Stitch run against the real oidc-provider dressed as each; Stytch B2B and Stack Auth
 //! against their faithful fakes.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 use tessera_testkit::fakes::{StackFake, StytchFake};
 use tessera_testkit::{Browser, Flavor, Idp, IdpOptions, client_pkjwt_pem};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 mod common;
 use common::{Cli, assert_keychain_available, text};
@@ -238,20 +236,14 @@ async fn stytch_magic_link_from_the_command_line() {
         &fake.base_url,
     ])
     .await;
-    let mut child = cli
-        .command(&[
-            "login",
-            "stytch",
-            "--email",
-            "alice@example.com",
-            "--org",
-            "acme",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (child, mut stderr) = cli.spawn(&[
+        "login",
+        "stytch",
+        "--email",
+        "alice@example.com",
+        "--org",
+        "acme",
+    ]);
     let line = stderr.next_line().await.unwrap().unwrap();
     assert!(
         line.contains("Sent a sign-in link to alice@example.com"),

@@ -83,45 +83,17 @@ async fn wrong_replayed_expired_and_denied_callbacks_change_nothing() {
     assert_eq!(err.code(), "unknown_state");
 
     let tampered = callback.replace("iss=", "iss=http%3A%2F%2Fevil.example&x=");
-    assert_eq!(
-        env.tessera
-            .complete_sign_in(&tampered)
-            .await
-            .unwrap_err()
-            .code(),
-        "issuer_mismatch"
-    );
+    assert_eq!(env.refused(&tampered).await, "issuer_mismatch");
     assert_eq!(env.state_file(), before, "failed callbacks store nothing");
-    assert_eq!(
-        env.tessera
-            .complete_sign_in(&callback)
-            .await
-            .unwrap_err()
-            .code(),
-        "state_replayed"
-    );
+    assert_eq!(env.refused(&callback).await, "state_replayed");
 
     let callback = env.callback("local", "alice").await;
     let wrong_place = callback.replace("dev.tessera:/callback", "http://127.0.0.1:9/callback");
-    assert_eq!(
-        env.tessera
-            .complete_sign_in(&wrong_place)
-            .await
-            .unwrap_err()
-            .code(),
-        "malformed_callback"
-    );
+    assert_eq!(env.refused(&wrong_place).await, "malformed_callback");
 
     let callback = env.callback("local", "alice").await;
     env.clock.advance(601);
-    assert_eq!(
-        env.tessera
-            .complete_sign_in(&callback)
-            .await
-            .unwrap_err()
-            .code(),
-        "flow_expired"
-    );
+    assert_eq!(env.refused(&callback).await, "flow_expired");
     env.clock.advance(-601);
 
     let start = env
@@ -142,14 +114,7 @@ async fn wrong_replayed_expired_and_denied_callbacks_change_nothing() {
         "dev.tessera:/callback?code=x&state=a&state=b",
         "%%%",
     ] {
-        assert_eq!(
-            env.tessera
-                .complete_sign_in(garbage)
-                .await
-                .unwrap_err()
-                .code(),
-            "malformed_callback"
-        );
+        assert_eq!(env.refused(garbage).await, "malformed_callback");
     }
     assert_eq!(env.state_file(), before);
     assert!(env.store.is_empty());
@@ -425,14 +390,7 @@ async fn locked_keychain_and_dead_network_are_clear_errors() {
     let env = env(Profile::Plain).await;
     let callback = env.callback("local", "alice").await;
     env.store.set_locked(true);
-    assert_eq!(
-        env.tessera
-            .complete_sign_in(&callback)
-            .await
-            .unwrap_err()
-            .code(),
-        "keychain"
-    );
+    assert_eq!(env.refused(&callback).await, "keychain");
     env.store.set_locked(false);
     assert!(
         env.tessera.accounts().unwrap().is_empty(),

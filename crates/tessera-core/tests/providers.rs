@@ -325,30 +325,15 @@ async fn rotating_auth0_profile_and_org_refresh_loss_marks_only_that_org() {
         .unwrap();
 }
 
-/// A `Tessera` with no OpenID provider around: for the REST providers and their fakes.
-fn bare() -> (
-    std::sync::Arc<tessera_core::Tessera>,
-    tessera_core::vault::MemoryStore,
-    tessera_core::clock::ShiftedClock,
-    tempfile::TempDir,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = tessera_core::vault::MemoryStore::default();
-    let clock = tessera_core::clock::ShiftedClock::default();
-    let tessera = tessera_core::Tessera::open(tessera_core::Options {
-        data_dir: dir.path().to_path_buf(),
-        store: std::sync::Arc::new(store.clone()),
-        clock: std::sync::Arc::new(clock.clone()),
-        http: HttpConfig::default(),
-    })
-    .unwrap();
-    (std::sync::Arc::new(tessera), store, clock, dir)
-}
-
 #[tokio::test]
 async fn stack_auth_password_and_mailed_code_sign_in_with_team_switching() {
     let fake = tessera_testkit::fakes::StackFake::start().await;
-    let (tessera, store, clock, _dir) = bare();
+    let common::Bare {
+        tessera,
+        store,
+        clock,
+        dir: _dir,
+    } = common::bare(HttpConfig::default());
     let input = PresetInput {
         project_id: Some(fake.project_id.clone()),
         client_key: Some(fake.publishable_key.clone()),
@@ -463,7 +448,12 @@ async fn stack_auth_password_and_mailed_code_sign_in_with_team_switching() {
 #[tokio::test]
 async fn stytch_discovery_link_org_pick_refresh_and_sign_out_through_both_apis() {
     let fake = tessera_testkit::fakes::StytchFake::start().await;
-    let (tessera, store, clock, _dir) = bare();
+    let common::Bare {
+        tessera,
+        store,
+        clock,
+        dir: _dir,
+    } = common::bare(HttpConfig::default());
     for (name, secret) in [
         ("stytch-sdk", None),
         ("stytch-backend", Some(fake.secret.clone())),

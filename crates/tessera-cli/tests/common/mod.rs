@@ -76,6 +76,24 @@ impl Cli {
     }
 
     /// `tessera login --no-browser`, with the test playing the browser.
+    /// Starts `tessera ARGS…` and hands back the child and its stderr, line by line.
+    pub fn spawn(
+        &self,
+        args: &[&str],
+    ) -> (
+        tokio::process::Child,
+        tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+    ) {
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        (child, stderr)
+    }
+
     pub async fn login(&self, provider: &str, user: &str) -> String {
         self.login_with(provider, user, &[]).await
     }
@@ -84,13 +102,7 @@ impl Cli {
     pub async fn login_with(&self, provider: &str, user: &str, extra: &[&str]) -> String {
         let mut args = vec!["login", provider, "--no-browser"];
         args.extend(extra);
-        let mut child = self
-            .command(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let (child, mut stderr) = self.spawn(&args);
         let url = stderr
             .next_line()
             .await

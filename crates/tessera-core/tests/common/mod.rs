@@ -25,8 +25,16 @@ pub struct Env {
     pub browser: Browser,
 }
 
-pub async fn env_with(opts: IdpOptions, http: HttpConfig) -> Env {
-    let idp = Idp::start(opts).await;
+/// A `Tessera` over a temporary data directory, an in-memory store and a shiftable clock,
+/// with no provider around.
+pub struct Bare {
+    pub tessera: Arc<Tessera>,
+    pub store: MemoryStore,
+    pub clock: ShiftedClock,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn bare(http: HttpConfig) -> Bare {
     let dir = tempfile::tempdir().unwrap();
     let store = MemoryStore::default();
     let clock = ShiftedClock::default();
@@ -37,9 +45,25 @@ pub async fn env_with(opts: IdpOptions, http: HttpConfig) -> Env {
         http,
     })
     .unwrap();
+    Bare {
+        tessera: Arc::new(tessera),
+        store,
+        clock,
+        dir,
+    }
+}
+
+pub async fn env_with(opts: IdpOptions, http: HttpConfig) -> Env {
+    let idp = Idp::start(opts).await;
+    let Bare {
+        tessera,
+        store,
+        clock,
+        dir,
+    } = bare(http);
     let env = Env {
         idp,
-        tessera: Arc::new(tessera),
+        tessera,
         store,
         clock,
         dir,
@@ -83,6 +107,15 @@ impl Env {
     pub async fn sign_in(&self, user: &str) -> tessera_core::Account {
         let callback = self.callback("local", user).await;
         self.tessera.complete_sign_in(&callback).await.unwrap()
+    }
+
+    /// The code of the error completing `callback` fails with.
+    pub async fn refused(&self, callback: &str) -> &'static str {
+        self.tessera
+            .complete_sign_in(callback)
+            .await
+            .unwrap_err()
+            .code()
     }
 
     pub fn state_file(&self) -> Vec<u8> {
