@@ -1,0 +1,477 @@
+#!/usr/bin/env python3
+"""End-to-end test of the Tessera desktop app: the real app (UI embedded), the real browser
+engine (WebKitGTK through tauri-driver + WebKitWebDriver), the real provider (tests/idp), the
+real keychain (gnome-keyring in the private session of scripts/keyring-session).
+
+Run it through tests/e2e/run, which builds nothing: it expects target/debug/tessera-desktop
+built with the UI embedded (scripts/test does that after the cargo tests).
+
+The scenario, driven through the UI:
+ 1. add the local provider (discovery check, then save);
+ 2. click Sign in; read the authorization URL from the sign-in panel; play the browser
+    (login form at the provider, password "demo"); deliver the final dev.tessera:/callback URL
+    the way the OS does, by launching the app binary a second time with the URL;
+ 3. the window shows the account and its verified claims;
+ 4. Refresh now changes the expiry;
+ 5. a callback with a wrong state shows an error and changes nothing;
+ 6. Sign out revokes (a refresh at the provider with the old refresh token now fails) and
+    removes the keychain entry;
+ 7. a cold start opened by a deep link for a flow of an earlier run shows a clear message.
+
+Each step saves a screenshot under artifacts/e2e/ and fails if its expected text is missing.
+Only the Python standard library is used.
+"""
+
+from __future__ import annotations
+
+import http.client
+import http.cookiejar
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+APP = Path(os.environ.get("TESSERA_E2E_APP", REPO / "target/debug/tessera-desktop"))
+ARTIFACTS = REPO / "artifacts" / "e2e"
+PROVIDER = "E2E provider"
+CLIENT_ID = "tessera-public"
+USER, PASSWORD = "alice", "demo"
+TIMEOUT = 30.0
+
+
+class Failure(Exception):
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"e2e: {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, check, timeout: float = TIMEOUT, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            last_error = e
+        time.sleep(interval)
+    raise Failure(f"timed out after {timeout:.0f} s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+
+
+# ---- processes ------------------------------------------------------------------------------
+
+class Processes:
+    """Children started by the test, stopped in reverse order."""
+
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, argv: list[str], **kw) -> subprocess.Popen:
+        p = subprocess.Popen(argv, start_new_session=True, **kw)
+        self.children.append((name, p))
+        return p
+
+    def stop_all(self) -> None:
+        for name, p in reversed(self.children):
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                    p.wait(timeout=5)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    try:
+                        os.killpg(p.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        self.children.clear()
+
+
+def start_xvfb(procs: Processes) -> str:
+    read, write = os.pipe()
+    procs.start("Xvfb", ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    with os.fdopen(read) as f:
+        number = f.readline().strip()
+    if not number:
+        raise Failure("Xvfb did not start")
+    return f":{number}"
+
+
+def start_idp(procs: Processes, logs: Path) -> str:
+    p = procs.start("idp", ["node", "tests/idp/server.mjs", "--port", "0", "--profile", "rotating", "--access-ttl", "300"],
+                    cwd=REPO, stdout=subprocess.PIPE, stderr=open(logs / "idp.log", "w"), text=True)
+    line = p.stdout.readline() if p.stdout else ""
+    if not line:
+        raise Failure(f"tests/idp did not start; see {logs / 'idp.log'}")
+    issuer = json.loads(line)["issuer"]
+    log(f"provider at {issuer}")
+    return issuer
+
+
+# ---- WebDriver (W3C, plain HTTP) --------------------------------------------------------------
+
+class WebDriver:
+    def __init__(self, port: int, env: dict) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.env = env
+        self.session: str | None = None
+
+    def _request(self, method: str, path: str, body: dict | None = None):
+        data = json.dumps(body if body is not None else {}).encode() if method == "POST" else None
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        for attempt in range(3):
+            try:
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    return json.loads(resp.read() or b"{}").get("value")
+            except urllib.error.HTTPError as e:
+                detail = e.read().decode(errors="replace")
+                raise Failure(f"WebDriver {method} {path}: HTTP {e.code}: {detail[:500]}") from None
+            except (http.client.RemoteDisconnected, ConnectionResetError) as e:
+                # tauri-driver's proxy sometimes reuses a pooled connection that WebKitWebDriver
+                # has just closed; the request never reached the driver, so sending it again is
+                # safe.
+                if attempt == 2:
+                    raise Failure(f"WebDriver {method} {path}: {e}") from None
+                time.sleep(0.2)
+        raise AssertionError("unreachable")
+
+    def start(self, args: list[str] | None = None) -> None:
+        caps = {"browserName": "wry", "tauri:options": {"application": str(APP), "args": args or []}}
+        value = self._request("POST", "/session", {"capabilities": {"alwaysMatch": caps}})
+        self.session = value["sessionId"]
+
+    def quit(self) -> None:
+        if self.session:
+            try:
+                self._request("DELETE", f"/session/{self.session}")
+            except Exception:  # noqa: BLE001 - the app may already be gone
+                pass
+            self.session = None
+
+    def s(self, path: str) -> str:
+        return f"/session/{self.session}{path}"
+
+    def find_all(self, css: str) -> list[str]:
+        found = self._request("POST", self.s("/elements"), {"using": "css selector", "value": css})
+        return [next(iter(e.values())) for e in found]
+
+    def find(self, css: str) -> str:
+        return wait_for(f"element {css}", lambda: (self.find_all(css) or [None])[0])
+
+    def click(self, css: str) -> None:
+        self._request("POST", self.s(f"/element/{self.find(css)}/click"))
+
+    def type(self, css: str, text: str) -> None:
+        el = self.find(css)
+        self._request("POST", self.s(f"/element/{el}/clear"))
+        self._request("POST", self.s(f"/element/{el}/value"), {"text": text})
+
+    def text(self, css: str) -> str:
+        return self._request("GET", self.s(f"/element/{self.find(css)}/text"))
+
+    def prop(self, css: str, name: str):
+        return self._request("GET", self.s(f"/element/{self.find(css)}/property/{name}"))
+
+    def page_text(self) -> str:
+        return self._request("GET", self.s(f"/element/{self.find('body')}/text"))
+
+    def screenshot(self, path: Path) -> None:
+        # WebKitWebDriver's own screenshot stalls under Xvfb without compositing; grab the
+        # X screen instead (the whole window, title bar included).
+        subprocess.run(["import", "-window", "root", str(path)], env=self.env, check=True, timeout=30,
+                       capture_output=True)
+
+    def wait_text(self, css: str, expected: str, timeout: float = TIMEOUT) -> str:
+        def check():
+            for el in self.find_all(css):
+                t = self._request("GET", self.s(f"/element/{el}/text"))
+                if expected.lower() in t.lower():
+                    return t
+            return None
+        return wait_for(f"{expected!r} in {css}", check, timeout)
+
+
+# ---- the browser the test plays -----------------------------------------------------------------
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def play_browser(authorization_url: str) -> str:
+    """Follows the authorization URL like a browser (cookie jar, redirects within the issuer),
+    fills in the provider's login form and returns the redirect that leaves the issuer."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect)
+    origin = urllib.parse.urlsplit(authorization_url)[:2]
+
+    def fetch(url: str, form: dict | None = None):
+        data = urllib.parse.urlencode(form).encode() if form else None
+        try:
+            resp = opener.open(urllib.request.Request(url, data=data), timeout=30)
+            return resp.status, resp.headers, resp.read().decode(errors="replace")
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read().decode(errors="replace")
+
+    url, form, logins = authorization_url, None, 0
+    for _ in range(30):
+        status, headers, body = fetch(url, form)
+        form = None
+        if 300 <= status < 400 and headers.get("Location"):
+            location = headers["Location"]
+            target = urllib.parse.urljoin(url, location)
+            if urllib.parse.urlsplit(target)[:2] != origin:
+                return location
+            url = target
+            continue
+        match = re.search(r"/interaction/([^/?#]+)$", urllib.parse.urlsplit(url).path)
+        if status != 200 or not match:
+            raise Failure(f"browser: unexpected page {status} at {url}: {body[:300]}")
+        logins += 1
+        if logins > 1:
+            raise Failure(f"browser: the provider showed its login page again: {body[:300]}")
+        url, form = f"{url}/login", {"login": USER, "password": PASSWORD}
+    raise Failure("browser: too many redirects")
+
+
+def deliver(url: str, env: dict) -> None:
+    """What the OS does with a dev.tessera: link: start the app with it. The running instance
+    receives it through single-instance; this second process exits at once."""
+    done = subprocess.run([str(APP), url], env=env, timeout=30, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise Failure(f"second launch exited {done.returncode}: {done.stderr[-500:]}")
+
+
+# ---- keychain ------------------------------------------------------------------------------------
+
+def keychain_entries() -> list[dict]:
+    """Items of service dev.tessera as `secret-tool` prints them on stdout (label, secret, …;
+    the attributes go to stderr, unordered relative to stdout, so they are not used)."""
+    out = subprocess.run(["secret-tool", "search", "--all", "service", "dev.tessera"],
+                         capture_output=True, text=True, timeout=30)
+    entries, current = [], None
+    for line in out.stdout.splitlines():
+        if line.startswith("["):
+            current = {}
+            entries.append(current)
+        elif current is not None and " = " in line:
+            key, value = line.split(" = ", 1)
+            current[key.strip()] = value
+    return entries
+
+
+def account_entries() -> list[dict]:
+    """Keychain entries of accounts: keyring labels them `<namespace>/account/<id>@dev.tessera:…`."""
+    return [e for e in keychain_entries() if "/account/" in e.get("label", "")]
+
+
+def refresh_at_provider(issuer: str, refresh_token: str) -> tuple[int, dict]:
+    with urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", timeout=30) as r:
+        token_endpoint = json.load(r)["token_endpoint"]
+    data = urllib.parse.urlencode({"grant_type": "refresh_token", "refresh_token": refresh_token,
+                                   "client_id": CLIENT_ID}).encode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(token_endpoint, data=data), timeout=30) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+# ---- the scenario --------------------------------------------------------------------------------
+
+class Run:
+    def __init__(self, driver: WebDriver, env: dict, issuer: str) -> None:
+        self.d, self.env, self.issuer = driver, env, issuer
+        self.step_no = 0
+
+    def shot(self, name: str) -> None:
+        self.step_no += 1
+        path = ARTIFACTS / f"{self.step_no:02d}-{name}.png"
+        self.d.screenshot(path)
+        log(f"screenshot {path.relative_to(REPO)}")
+
+    def expect_page(self, *texts: str) -> None:
+        page = self.d.page_text().lower()
+        missing = [t for t in texts if t.lower() not in page]
+        if missing:
+            raise Failure(f"missing on screen: {missing}")
+
+    def start_sign_in(self) -> str:
+        self.d.click(f'[data-testid="sign-in-{PROVIDER}"]')
+        self.d.find('[data-testid="sign-in-panel"]')
+        url = wait_for("the authorization URL", lambda: self.d.prop('[data-testid="sign-in-url"]', "value"))
+        return url
+
+    def scenario(self) -> None:
+        d = self.d
+        d.find('[data-testid="add-provider"]')
+        self.expect_page("Welcome to Tessera", "Add a provider")
+        self.shot("empty")
+
+        # 1. add the provider
+        d.click('[data-testid="add-provider"]')
+        d.type('[data-testid="issuer"]', self.issuer)
+        d.click('[data-testid="check-discovery"]')
+        d.wait_text('[data-testid="discovery-ok"]', "Discovery document found")
+        d.type('[data-testid="provider-name"]', PROVIDER)
+        d.type('[data-testid="client-id"]', CLIENT_ID)
+        self.shot("add-provider")
+        d.click('[data-testid="save-provider"]')
+        d.wait_text("body", "Sign in to an account")
+        self.expect_page(PROVIDER, self.issuer)
+        self.shot("provider-added")
+
+        # 2. sign in through the browser and the deep link
+        url = self.start_sign_in()
+        self.expect_page(f"Signing in to {PROVIDER}", "Cancel")
+        self.shot("sign-in-panel")
+        callback = play_browser(url)
+        if not callback.startswith("dev.tessera:/callback?"):
+            raise Failure(f"the provider redirected to {callback}, not the deep link")
+        deliver(callback, self.env)
+
+        # 3. the account, verified and explained
+        d.wait_text('[data-testid="account-name"]', "Alice Example")
+        d.wait_text('[data-testid="id-token-verdict"]', "verified")
+        d.wait_text('[data-testid="id-token"]', "Issuer: who created and signed the token")
+        if d.find_all('[data-testid="sign-in-panel"]'):
+            raise Failure("the sign-in panel is still open after the deep link")
+        self.expect_page("alice@example.com", "Signed in as Alice Example", "signature", "nonce")
+        self.shot("signed-in")
+        if len(account_entries()) != 1:
+            raise Failure(f"expected one account entry in the keychain, found {account_entries()}")
+
+        # 4. refresh now changes the expiry
+        before = d.text('[data-testid="account-expiry"]')
+        time.sleep(1.2)  # expiry has one-second resolution
+        d.click('[data-testid="refresh-now"]')
+        result = d.wait_text('[data-testid="refresh-result"]', "Refreshed at")
+        after = wait_for("a new expiry", lambda: (lambda t: t if t.split("(")[-1] != before.split("(")[-1] else None)(
+            d.text('[data-testid="account-expiry"]')))
+        if "rotated (" not in result:
+            raise Failure(f"the refresh result does not report rotation: {result}")
+        log(f"expiry {before!r} -> {after!r}")
+        self.shot("refreshed")
+
+        # 5. a callback with a wrong state: an error, nothing changes
+        entries = account_entries()
+        deliver("dev.tessera:/callback?code=forged&state=not-a-pending-sign-in&iss=" + urllib.parse.quote(self.issuer, safe=""), self.env)
+        d.wait_text('[data-testid="notice-error"]', "does not belong to any sign-in in progress")
+        self.expect_page("unknown_state", "Alice Example")
+        if account_entries() != entries:
+            raise Failure("the keychain changed after a forged callback")
+        self.shot("wrong-state")
+
+        # 6. sign out revokes and removes the keychain entry
+        refresh_token = json.loads(account_entries()[0]["secret"])["refresh_token"]
+        d.click('[data-testid="sign-out"]')
+        d.find('[data-testid="sign-out-dialog"]')
+        self.shot("sign-out-dialog")
+        d.click('[data-testid="confirm-sign-out"]')
+        d.wait_text('[data-testid="notice-info"]', "The provider revoked the refresh token")
+        d.wait_text("body", "Sign in to an account")
+        if account_entries():
+            raise Failure(f"the keychain still holds the account: {account_entries()}")
+        status, body = refresh_at_provider(self.issuer, refresh_token)
+        if status == 200 or body.get("error") != "invalid_grant":
+            raise Failure(f"the revoked refresh token still works at the provider: {status} {body}")
+        log(f"refresh with the revoked token: {status} {body.get('error')}")
+        self.shot("signed-out")
+
+        # 7. cold start by a deep link for a flow of an earlier run
+        url = self.start_sign_in()
+        stale = play_browser(url)
+        d.quit()
+        time.sleep(0.5)
+        d.start(args=[stale])
+        d.wait_text('[data-testid="notice-error"]', "no longer waiting")
+        self.expect_page("flow_expired", "start it again")
+        if account_entries():
+            raise Failure("a stale callback created an account")
+        self.shot("cold-start-expired")
+
+
+def main() -> int:
+    if not APP.is_file():
+        print(f"e2e: {APP} is missing; build it with the UI embedded first", file=sys.stderr)
+        return 2
+    for tool in ("tauri-driver", "WebKitWebDriver", "Xvfb", "secret-tool", "node"):
+        if not shutil.which(tool):
+            print(f"e2e: {tool} is missing (run scripts/setup)", file=sys.stderr)
+            return 2
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    procs = Processes()
+    scratch = Path(tempfile.mkdtemp(prefix="tessera-e2e."))
+    started = time.monotonic()
+    driver: WebDriver | None = None
+    try:
+        env = dict(os.environ)
+        env.update({
+            "DISPLAY": start_xvfb(procs),
+            "WEBKIT_DISABLE_COMPOSITING_MODE": "1",
+            "NO_AT_BRIDGE": "1",
+            "TESSERA_DATA_DIR": str(scratch / "data"),
+            "BROWSER": "true",  # the test plays the browser itself
+            "GTK_A11Y": "none",
+        })
+        env.pop("TESSERA_DEMO_ISSUER", None)
+        issuer = start_idp(procs, ARTIFACTS)
+        port = free_port()
+        procs.start("tauri-driver", ["tauri-driver", "--port", str(port), "--native-port", str(free_port())],
+                    env=env, stdout=open(ARTIFACTS / "app.log", "w"), stderr=subprocess.STDOUT)
+        driver = WebDriver(port, env)
+        wait_for("tauri-driver", lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True)
+        driver.start()
+        Run(driver, env, issuer).scenario()
+        log(f"passed in {time.monotonic() - started:.1f} s; screenshots in {ARTIFACTS.relative_to(REPO)}")
+        return 0
+    except (Failure, OSError, subprocess.SubprocessError) as e:
+        log(f"FAILED: {e}")
+        if driver and driver.session:
+            try:
+                driver.screenshot(ARTIFACTS / "failure.png")
+                log(f"screen at failure: {ARTIFACTS.relative_to(REPO)}/failure.png; page text:\n{driver.page_text()}")
+            except Exception:  # noqa: BLE001
+                pass
+        log(f"app log: {ARTIFACTS.relative_to(REPO)}/app.log, provider log: {ARTIFACTS.relative_to(REPO)}/idp.log")
+        return 1
+    finally:
+        if driver:
+            driver.quit()
+        procs.stop_all()
+        shutil.rmtree(scratch, ignore_errors=True)
+        release_document_portal()
+
+
+def release_document_portal() -> None:
+    """WebKitGTK wakes xdg-desktop-portal (where installed), which mounts the document portal
+    at $XDG_RUNTIME_DIR/doc; unmount it so the keyring session can delete its scratch dir."""
+    doc = Path(os.environ.get("XDG_RUNTIME_DIR", "/nonexistent")) / "doc"
+    if os.environ.get("TESSERA_KEYRING_SESSION") == "1" and os.path.ismount(doc):
+        subprocess.run(["fusermount", "-u", "-z", str(doc)], capture_output=True, timeout=10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
