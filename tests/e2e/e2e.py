@@ -193,6 +193,15 @@ class WebDriver:
     def prop(self, css: str, name: str):
         return self._request("GET", self.s(f"/element/{self.find(css)}/property/{name}"))
 
+    def scroll_to(self, css: str) -> None:
+        self._request("POST", self.s("/execute/sync"), {
+            "script": "document.querySelector(arguments[0]).scrollIntoView({block: 'start'});",
+            "args": [css]})
+        time.sleep(0.3)
+
+    def set_size(self, width: int, height: int) -> None:
+        self._request("POST", self.s("/window/rect"), {"x": 0, "y": 0, "width": width, "height": height})
+
     def page_text(self) -> str:
         return self._request("GET", self.s(f"/element/{self.find('body')}/text"))
 
@@ -359,6 +368,12 @@ class Run:
             raise Failure("the sign-in panel is still open after the deep link")
         self.expect_page("alice@example.com", "Signed in as Alice Example", "signature", "nonce")
         self.shot("signed-in")
+        d.scroll_to('[data-testid="id-token"]')
+        self.shot("id-token-card")
+        d.set_size(1280, 800)
+        time.sleep(0.5)
+        self.shot("signed-in-1280x800")
+        d.set_size(1100, 720)
         if len(account_entries()) != 1:
             raise Failure(f"expected one account entry in the keychain, found {account_entries()}")
 
