@@ -2,8 +2,9 @@
 // dependencies. NOT for production use: in-memory state, keys generated at start-up, test hooks.
 //
 // What lives here: command-line parsing, a movable clock, JWT signing/verification (RS256, ES256)
-// with JWK export, random tokens, request-body reading, the request log and the HTTP server that
-// prints the one JSON "ready" line on stdout. Everything provider-specific is in the fake itself.
+// with JWK export, random tokens, request-body reading, the test hooks both fakes have (outbox,
+// request log, clock, key rotation) and the HTTP server that prints the one JSON "ready" line on
+// stdout. Everything provider-specific is in the fake itself.
 
 import { createServer } from 'node:http';
 import crypto from 'node:crypto';
@@ -276,4 +277,40 @@ export function parseAdvance(body) {
   const s = parsed?.advance_seconds;
   if (typeof s !== 'number' || !Number.isFinite(s) || s < 0) return null;
   return s;
+}
+
+/**
+ * The handler for `/__test/...`: the hooks both fakes have — `GET /__test/outbox`,
+ * `GET`/`DELETE /__test/requests`, `POST /__test/clock` and `POST /__test/rotate_keys` — plus the
+ * fake's own `extra` ones, keyed `'METHOD /__test/path'` and called as `(req, res, url)`.
+ * Anything else is a 404. `timestamp()` renders the clock's time for the clock hook's log line
+ * and answer; `newKey()` makes the key that `rotate_keys` puts in front of `signingKeys`.
+ */
+export function testHooks({ name, clock, timestamp, outbox, requestLog, signingKeys, newKey, extra = {} }) {
+  const hooks = new Map(Object.entries({
+    'GET /__test/outbox': (req, res) => sendJson(res, 200, outbox),
+    'GET /__test/requests': (req, res) => sendJson(res, 200, requestLog),
+    'DELETE /__test/requests': (req, res) => {
+      requestLog.length = 0;
+      return sendJson(res, 200, {});
+    },
+    'POST /__test/clock': async (req, res) => {
+      const s = parseAdvance(await readBody(req));
+      if (s === null) return sendJson(res, 400, { error: 'body must be {"advance_seconds": N} with N >= 0' });
+      clock.advance(s);
+      console.error(`[${name}] clock advanced by ${s} s to ${timestamp()}`);
+      return sendJson(res, 200, { now: timestamp(), now_ms: clock.nowMs() });
+    },
+    'POST /__test/rotate_keys': (req, res) => {
+      const key = newKey();
+      signingKeys.unshift(key);
+      return sendJson(res, 200, { kid: key.kid, published: signingKeys.map((k) => k.kid) });
+    },
+    ...extra,
+  }));
+  return (req, res, url) => {
+    const hook = hooks.get(`${req.method} ${url.pathname}`);
+    if (!hook) return sendJson(res, 404, { error: `no test hook ${req.method} ${url.pathname}` });
+    return hook(req, res, url);
+  };
 }

@@ -11,8 +11,8 @@
 // README.md next to this file; the contract it follows: shared/providers.md §3 and §7.9.
 
 import {
-  Clock, newSigningKey, parseAdvance, parseArgs, randomAlnum, randomToken, readBody, sendJson,
-  sendText, serve, sha256b64url, signJwt, totp, uuid, verifyJwtSignature,
+  Clock, newSigningKey, parseArgs, randomAlnum, randomToken, readBody, sendJson, sendText, serve,
+  sha256b64url, signJwt, testHooks, totp, uuid, verifyJwtSignature,
 } from './common.mjs';
 
 const opts = parseArgs(
@@ -818,59 +818,50 @@ async function route(req, url, raw) {
 // ---------------------------------------------------------------------------------------------
 // Test hooks
 
-async function testHook(req, res, url) {
-  const path = url.pathname;
-  const jsonBody = async () => {
-    try {
-      return JSON.parse((await readBody(req)).toString('utf8') || '{}');
-    } catch {
-      return null;
-    }
-  };
-  if (req.method === 'GET' && path === '/__test/outbox') return sendJson(res, 200, outbox);
-  if (req.method === 'GET' && path === '/__test/requests') return sendJson(res, 200, requestLog);
-  if (req.method === 'DELETE' && path === '/__test/requests') {
-    requestLog.length = 0;
-    return sendJson(res, 200, {});
+/** A test hook's JSON body, or `null` when it is not JSON. */
+async function hookBody(req) {
+  try {
+    return JSON.parse((await readBody(req)).toString('utf8') || '{}');
+  } catch {
+    return null;
   }
-  if (req.method === 'POST' && path === '/__test/clock') {
-    const s = parseAdvance(await readBody(req));
-    if (s === null) return sendJson(res, 400, { error: 'body must be {"advance_seconds": N} with N >= 0' });
-    clock.advance(s);
-    console.error(`[stack] clock advanced by ${s} s to ${new Date(clock.nowMs()).toISOString()}`);
-    return sendJson(res, 200, { now: new Date(clock.nowMs()).toISOString(), now_ms: clock.nowMs() });
-  }
-  if (req.method === 'POST' && path === '/__test/rotate_keys') {
-    const key = newSigningKey('ES256', `stack-${uuid()}`);
-    signingKeys.unshift(key);
-    return sendJson(res, 200, { kid: key.kid, published: signingKeys.map((k) => k.kid) });
-  }
-  if (req.method === 'POST' && path === '/__test/oauth_user') {
-    const b = await jsonBody();
-    if (!b || typeof b.email !== 'string' || !userByEmail(b.email)) {
-      return sendJson(res, 400, { error: 'body must be {"email": E} naming a known user' });
-    }
-    oauthIdentity = b.email.toLowerCase();
-    return sendJson(res, 200, { email: oauthIdentity });
-  }
-  if (req.method === 'GET' && path === '/__test/totp') {
-    const user = userByEmail(url.searchParams.get('email') ?? '');
-    if (!user || !user.totp_secret) return sendJson(res, 404, { error: 'no TOTP user with that email' });
-    return sendJson(res, 200, { totp: totp(user.totp_secret, clock.nowMs()) });
-  }
-  if (req.method === 'POST' && path === '/__test/cli/approve') {
-    const b = await jsonBody();
-    const user = b && typeof b.email === 'string' ? userByEmail(b.email) : undefined;
-    const entry = b && [...cliLogins.values()].find((c) => c.loginCode === b.login_code);
-    if (!user || !entry || entry.status !== 'waiting') {
-      return sendJson(res, 400, { error: 'body must be {"login_code": C, "email": E} for a waiting CLI login' });
-    }
-    entry.refreshToken = createSession(user).rt.token;
-    entry.status = 'success';
-    return sendJson(res, 200, {});
-  }
-  return sendJson(res, 404, { error: `no test hook ${req.method} ${path}` });
 }
+
+const testHook = testHooks({
+  name: 'stack',
+  clock,
+  timestamp: () => new Date(clock.nowMs()).toISOString(),
+  outbox,
+  requestLog,
+  signingKeys,
+  newKey: () => newSigningKey('ES256', `stack-${uuid()}`),
+  extra: {
+    'POST /__test/oauth_user': async (req, res) => {
+      const b = await hookBody(req);
+      if (!b || typeof b.email !== 'string' || !userByEmail(b.email)) {
+        return sendJson(res, 400, { error: 'body must be {"email": E} naming a known user' });
+      }
+      oauthIdentity = b.email.toLowerCase();
+      return sendJson(res, 200, { email: oauthIdentity });
+    },
+    'GET /__test/totp': (req, res, url) => {
+      const user = userByEmail(url.searchParams.get('email') ?? '');
+      if (!user || !user.totp_secret) return sendJson(res, 404, { error: 'no TOTP user with that email' });
+      return sendJson(res, 200, { totp: totp(user.totp_secret, clock.nowMs()) });
+    },
+    'POST /__test/cli/approve': async (req, res) => {
+      const b = await hookBody(req);
+      const user = b && typeof b.email === 'string' ? userByEmail(b.email) : undefined;
+      const entry = b && [...cliLogins.values()].find((c) => c.loginCode === b.login_code);
+      if (!user || !entry || entry.status !== 'waiting') {
+        return sendJson(res, 400, { error: 'body must be {"login_code": C, "email": E} for a waiting CLI login' });
+      }
+      entry.refreshToken = createSession(user).rt.token;
+      entry.status = 'success';
+      return sendJson(res, 200, {});
+    },
+  },
+});
 
 // ---------------------------------------------------------------------------------------------
 // Dispatch

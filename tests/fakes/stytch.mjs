@@ -12,8 +12,8 @@
 // the contract it follows: ../../../shared/providers.md §2 and §7.8 (in the Tessera workspace).
 
 import {
-  Clock, basicAuth, newSigningKey, parseAdvance, parseArgs, randomToken, readBody, sendJson,
-  serve, sha256b64url, signJwt, uuid, verifyJwtSignature,
+  Clock, basicAuth, newSigningKey, parseArgs, randomToken, readBody, sendJson, serve,
+  sha256b64url, signJwt, testHooks, uuid, verifyJwtSignature,
 } from './common.mjs';
 
 const opts = parseArgs(
@@ -772,28 +772,15 @@ function describeAuth(req) {
 // ---------------------------------------------------------------------------------------------
 // Test hooks
 
-async function testHook(req, res, url) {
-  const path = url.pathname;
-  if (req.method === 'GET' && path === '/__test/outbox') return sendJson(res, 200, outbox);
-  if (req.method === 'GET' && path === '/__test/requests') return sendJson(res, 200, requestLog);
-  if (req.method === 'DELETE' && path === '/__test/requests') {
-    requestLog.length = 0;
-    return sendJson(res, 200, {});
-  }
-  if (req.method === 'POST' && path === '/__test/clock') {
-    const s = parseAdvance(await readBody(req));
-    if (s === null) return sendJson(res, 400, { error: 'body must be {"advance_seconds": N} with N >= 0' });
-    clock.advance(s);
-    console.error(`[stytch] clock advanced by ${s} s to ${clock.iso()}`);
-    return sendJson(res, 200, { now: clock.iso(), now_ms: clock.nowMs() });
-  }
-  if (req.method === 'POST' && path === '/__test/rotate_keys') {
-    const key = newSigningKey('RS256', `jwk-test-${uuid()}`);
-    signingKeys.unshift(key);
-    return sendJson(res, 200, { kid: key.kid, published: signingKeys.map((k) => k.kid) });
-  }
-  return sendJson(res, 404, { error: `no test hook ${req.method} ${path}` });
-}
+const testHook = testHooks({
+  name: 'stytch',
+  clock,
+  timestamp: () => clock.iso(),
+  outbox,
+  requestLog,
+  signingKeys,
+  newKey: () => newSigningKey('RS256', `jwk-test-${uuid()}`),
+});
 
 // ---------------------------------------------------------------------------------------------
 // Dispatch

@@ -104,14 +104,16 @@ impl Process {
             .unwrap_or_else(|e| panic!("[{}] {method} {path}: not JSON ({e}): {text}", self.label))
     }
 
-    async fn outbox(&self) -> Vec<Value> {
-        match self
-            .hook(reqwest::Method::GET, "/__test/outbox", None)
-            .await
-        {
+    /// A test hook that answers with a JSON array (`what` names it in the panic otherwise).
+    async fn hook_list(&self, path: &str, what: &str) -> Vec<Value> {
+        match self.hook(reqwest::Method::GET, path, None).await {
             Value::Array(items) => items,
-            other => panic!("[{}] outbox is not an array: {other}", self.label),
+            other => panic!("[{}] {what} is not an array: {other}", self.label),
         }
+    }
+
+    async fn outbox(&self) -> Vec<Value> {
+        self.hook_list("/__test/outbox", "outbox").await
     }
 
     /// The outbox entries addressed to `email` (case-insensitive), oldest first.
@@ -155,6 +157,26 @@ impl Process {
         }
     }
 
+    /// The string `field` of a mail.
+    fn mail_field(&self, mail: &Value, field: &str) -> String {
+        mail[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("[{}] mail without {field}: {mail}", self.label))
+            .to_owned()
+    }
+
+    /// The string `field` of the newest mail to `email`; waits up to 10 s for one.
+    async fn latest_field_to(&self, email: &str, field: &str) -> String {
+        let mail = self.latest_to(email).await;
+        self.mail_field(&mail, field)
+    }
+
+    /// The string `field` of the mail to `email` number `index` (0-based); waits up to 10 s.
+    async fn nth_field_to(&self, email: &str, index: usize, field: &str) -> String {
+        let mail = self.wait_mail(email, index).await;
+        self.mail_field(&mail, field)
+    }
+
     async fn advance_clock(&self, secs: u64) {
         self.hook(
             reqwest::Method::POST,
@@ -165,13 +187,7 @@ impl Process {
     }
 
     async fn requests(&self) -> Vec<Value> {
-        match self
-            .hook(reqwest::Method::GET, "/__test/requests", None)
-            .await
-        {
-            Value::Array(items) => items,
-            other => panic!("[{}] request log is not an array: {other}", self.label),
-        }
+        self.hook_list("/__test/requests", "request log").await
     }
 
     async fn clear_requests(&self) {
@@ -196,6 +212,69 @@ impl Process {
     async fn kill(&mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// The test-hook methods both fakes have, forwarded to their [`Process`]. The invocation lists
+/// the methods in order, each with the documentation that differs between the fakes; the hook
+/// that waits for the next mail is named after `mail_count_to` so the docs can link to it.
+macro_rules! forward_test_hooks {
+    (
+        $(#[$url:meta])* url;
+        $(#[$outbox:meta])* outbox;
+        mail_count_to => $next:ident;
+        $(#[$clock:meta])* advance_clock;
+        $(#[$requests:meta])* requests;
+        $(#[$rotate:meta])* rotate_signing_key;
+    ) => {
+        $(#[$url])*
+        pub fn url(&self, path: &str) -> String {
+            self.process.url(path)
+        }
+
+        $(#[$outbox])*
+        pub async fn outbox(&self) -> Vec<Value> {
+            self.process.outbox().await
+        }
+
+        #[doc = concat!(
+            "How many mails `email` has received so far (to pass to [`Self::",
+            stringify!($next),
+            "`])."
+        )]
+        pub async fn mail_count_to(&self, email: &str) -> usize {
+            self.process.mails_to(email).await.len()
+        }
+
+        $(#[$clock])*
+        pub async fn advance_clock(&self, secs: u64) {
+            self.process.advance_clock(secs).await;
+        }
+
+        $(#[$requests])*
+        pub async fn requests(&self) -> Vec<Value> {
+            self.process.requests().await
+        }
+
+        /// Empties the request log.
+        pub async fn clear_requests(&self) {
+            self.process.clear_requests().await;
+        }
+
+        $(#[$rotate])*
+        pub async fn rotate_signing_key(&self) -> String {
+            self.process.rotate_signing_key().await
+        }
+
+        /// The last lines the fake wrote to stderr (for assertion messages).
+        pub fn stderr_tail(&self) -> String {
+            tail(&self.process.log)
+        }
+
+        /// Stops the fake now (it is also killed on drop).
+        pub async fn stop(&mut self) {
+            self.process.kill().await;
+        }
+    };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -247,74 +326,36 @@ impl StytchFake {
         }
     }
 
-    /// `base_url + path`, e.g. `fake.url("/v1/b2b/sessions/authenticate")`.
-    pub fn url(&self, path: &str) -> String {
-        self.process.url(path)
-    }
-
-    /// Every "email" sent so far: `{to, kind: "discovery_magic_link", link, token, redirect_url,
-    /// at}`, oldest first.
-    pub async fn outbox(&self) -> Vec<Value> {
-        self.process.outbox().await
+    forward_test_hooks! {
+        /// `base_url + path`, e.g. `fake.url("/v1/b2b/sessions/authenticate")`.
+        url;
+        /// Every "email" sent so far: `{to, kind: "discovery_magic_link", link, token,
+        /// redirect_url, at}`, oldest first.
+        outbox;
+        mail_count_to => next_link_to;
+        /// Moves the fake's clock forward (expires magic links, intermediate sessions, sessions,
+        /// JWTs).
+        advance_clock;
+        /// What clients sent, oldest first: `{method, path, query, family: "backend"|"sdk"|null,
+        /// auth: {scheme, username, password: "secret"|"public_token"|"session_token"|"other"},
+        /// headers: {content-type, x-sdk-client, x-sdk-parent-host}, body_fields, status,
+        /// error_type?, at}`. Secrets and token values are never logged.
+        requests;
+        /// Adds a new RS256 signing key that signs from now on; the old one stays in the JWKS.
+        /// Returns the new `kid`.
+        rotate_signing_key;
     }
 
     /// The link of the newest discovery magic link sent to `email`
     /// (`{discovery_redirect_url}?stytch_token_type=discovery&token=…`). Waits up to 10 s for one.
     pub async fn latest_link_to(&self, email: &str) -> String {
-        let mail = self.process.latest_to(email).await;
-        mail["link"]
-            .as_str()
-            .unwrap_or_else(|| panic!("[stytch] mail without link: {mail}"))
-            .to_owned()
-    }
-
-    /// How many mails `email` has received so far (to pass to [`StytchFake::next_link_to`]).
-    pub async fn mail_count_to(&self, email: &str) -> usize {
-        self.process.mails_to(email).await.len()
+        self.process.latest_field_to(email, "link").await
     }
 
     /// The link of the first mail to `email` after the first `seen` ones: call
     /// [`StytchFake::mail_count_to`] before triggering the send, then this. Waits up to 10 s.
     pub async fn next_link_to(&self, email: &str, seen: usize) -> String {
-        let mail = self.process.wait_mail(email, seen).await;
-        mail["link"]
-            .as_str()
-            .unwrap_or_else(|| panic!("[stytch] mail without link: {mail}"))
-            .to_owned()
-    }
-
-    /// Moves the fake's clock forward (expires magic links, intermediate sessions, sessions, JWTs).
-    pub async fn advance_clock(&self, secs: u64) {
-        self.process.advance_clock(secs).await;
-    }
-
-    /// What clients sent, oldest first: `{method, path, query, family: "backend"|"sdk"|null,
-    /// auth: {scheme, username, password: "secret"|"public_token"|"session_token"|"other"},
-    /// headers: {content-type, x-sdk-client, x-sdk-parent-host}, body_fields, status,
-    /// error_type?, at}`. Secrets and token values are never logged.
-    pub async fn requests(&self) -> Vec<Value> {
-        self.process.requests().await
-    }
-
-    /// Empties the request log.
-    pub async fn clear_requests(&self) {
-        self.process.clear_requests().await;
-    }
-
-    /// Adds a new RS256 signing key that signs from now on; the old one stays in the JWKS.
-    /// Returns the new `kid`.
-    pub async fn rotate_signing_key(&self) -> String {
-        self.process.rotate_signing_key().await
-    }
-
-    /// The last lines the fake wrote to stderr (for assertion messages).
-    pub fn stderr_tail(&self) -> String {
-        tail(&self.process.log)
-    }
-
-    /// Stops the fake now (it is also killed on drop).
-    pub async fn stop(&mut self) {
-        self.process.kill().await;
+        self.process.nth_field_to(email, seen, "link").await
     }
 }
 
@@ -393,9 +434,24 @@ impl StackFake {
         }
     }
 
-    /// `base_url + path`, e.g. `fake.url("/api/v1/users/me")`.
-    pub fn url(&self, path: &str) -> String {
-        self.process.url(path)
+    forward_test_hooks! {
+        /// `base_url + path`, e.g. `fake.url("/api/v1/users/me")`.
+        url;
+        /// Every sign-in code mailed so far: `{to, kind: "otp_sign_in", link, code, otp, nonce,
+        /// at}` (`code` = the 45-character code, `otp` = its first 6 characters upper-cased as
+        /// the mail shows them, `nonce` = the rest, as `send-sign-in-code` returned it), oldest
+        /// first.
+        outbox;
+        mail_count_to => next_code_to;
+        /// Moves the fake's clock forward (expires access tokens, codes, refresh tokens).
+        advance_clock;
+        /// What clients sent, oldest first: `{method, path, query, headers: {x-stack-* (token
+        /// headers only as "present"), content-type}, body_fields, status, known_error?,
+        /// oauth_error?, at}`.
+        requests;
+        /// Adds a new ES256 signing key that signs from now on; the old one stays in the JWKS.
+        /// Returns the new `kid`.
+        rotate_signing_key;
     }
 
     /// `base_url + "/api/v1" + path`, e.g. `fake.api("/users/me")`.
@@ -403,68 +459,21 @@ impl StackFake {
         self.process.url(&format!("/api/v1{path}"))
     }
 
-    /// Every sign-in code mailed so far: `{to, kind: "otp_sign_in", link, code, otp, nonce, at}`
-    /// (`code` = the 45-character code, `otp` = its first 6 characters upper-cased as the mail
-    /// shows them, `nonce` = the rest, as `send-sign-in-code` returned it), oldest first.
-    pub async fn outbox(&self) -> Vec<Value> {
-        self.process.outbox().await
-    }
-
     /// The full 45-character code of the newest mail to `email`, ready for
     /// `POST /auth/otp/sign-in {code}`. Waits up to 10 s for one.
     pub async fn latest_code_to(&self, email: &str) -> String {
-        let mail = self.process.latest_to(email).await;
-        mail["code"]
-            .as_str()
-            .unwrap_or_else(|| panic!("[stack] mail without code: {mail}"))
-            .to_owned()
+        self.process.latest_field_to(email, "code").await
     }
 
     /// The link (`callback_url?code=…`) of the newest mail to `email`.
     pub async fn latest_link_to(&self, email: &str) -> String {
-        let mail = self.process.latest_to(email).await;
-        mail["link"]
-            .as_str()
-            .unwrap_or_else(|| panic!("[stack] mail without link: {mail}"))
-            .to_owned()
-    }
-
-    /// How many mails `email` has received so far (to pass to [`StackFake::next_code_to`]).
-    pub async fn mail_count_to(&self, email: &str) -> usize {
-        self.process.mails_to(email).await.len()
+        self.process.latest_field_to(email, "link").await
     }
 
     /// The 45-character code of the first mail to `email` after the first `seen` ones: call
     /// [`StackFake::mail_count_to`] before triggering the send, then this. Waits up to 10 s.
     pub async fn next_code_to(&self, email: &str, seen: usize) -> String {
-        let mail = self.process.wait_mail(email, seen).await;
-        mail["code"]
-            .as_str()
-            .unwrap_or_else(|| panic!("[stack] mail without code: {mail}"))
-            .to_owned()
-    }
-
-    /// Moves the fake's clock forward (expires access tokens, codes, refresh tokens).
-    pub async fn advance_clock(&self, secs: u64) {
-        self.process.advance_clock(secs).await;
-    }
-
-    /// What clients sent, oldest first: `{method, path, query, headers: {x-stack-* (token
-    /// headers only as "present"), content-type}, body_fields, status, known_error?,
-    /// oauth_error?, at}`.
-    pub async fn requests(&self) -> Vec<Value> {
-        self.process.requests().await
-    }
-
-    /// Empties the request log.
-    pub async fn clear_requests(&self) {
-        self.process.clear_requests().await;
-    }
-
-    /// Adds a new ES256 signing key that signs from now on; the old one stays in the JWKS.
-    /// Returns the new `kid`.
-    pub async fn rotate_signing_key(&self) -> String {
-        self.process.rotate_signing_key().await
+        self.process.nth_field_to(email, seen, "code").await
     }
 
     /// Who the (skipped) upstream OAuth provider signs in at `/auth/oauth/authorize/{provider}`
@@ -502,15 +511,5 @@ impl StackFake {
                 Some(json!({ "login_code": login_code, "email": email })),
             )
             .await;
-    }
-
-    /// The last lines the fake wrote to stderr (for assertion messages).
-    pub fn stderr_tail(&self) -> String {
-        tail(&self.process.log)
-    }
-
-    /// Stops the fake now (it is also killed on drop).
-    pub async fn stop(&mut self) {
-        self.process.kill().await;
     }
 }

@@ -489,6 +489,28 @@ impl Browser {
             .await
     }
 
+    /// Submits the login form of the interaction page `url` (showing `body`) as `user`.
+    /// `logins` counts the login pages seen so far: a second one means the provider rejected the
+    /// login (`what` names the flow in that panic).
+    async fn submit_login(
+        &self,
+        url: &Url,
+        body: &str,
+        user: &str,
+        what: &str,
+        logins: &mut u32,
+    ) -> Step {
+        *logins += 1;
+        assert!(
+            *logins == 1,
+            "{what} as {user} was rejected (login page shown again):\n{}",
+            excerpt(body)
+        );
+        let action = Url::parse(&format!("{url}/login")).expect("login URL");
+        self.post_form(&action, &[("login", user), ("password", DEMO_PASSWORD)])
+            .await
+    }
+
     /// Follows the authorization URL like a browser: GETs, follows redirects within the
     /// issuer, fills the login form for `user` with password `demo`, passes consent, and
     /// returns the first redirect Location that leaves the issuer (custom scheme or loopback
@@ -524,14 +546,7 @@ impl Browser {
                             excerpt(&body)
                         );
                     }
-                    logins += 1;
-                    assert!(
-                        logins == 1,
-                        "login as {user} was rejected (login page shown again):\n{}",
-                        excerpt(&body)
-                    );
-                    let action = Url::parse(&format!("{url}/login")).expect("login URL");
-                    self.post_form(&action, &[("login", user), ("password", DEMO_PASSWORD)])
+                    self.submit_login(&url, &body, user, "login", &mut logins)
                         .await
                 }
             };
@@ -649,14 +664,7 @@ impl Browser {
                         "device login page {status}:\n{}",
                         excerpt(&body)
                     );
-                    logins += 1;
-                    assert!(
-                        logins == 1,
-                        "device login as {user} was rejected:\n{}",
-                        excerpt(&body)
-                    );
-                    let action = Url::parse(&format!("{url}/login")).expect("login URL");
-                    self.post_form(&action, &[("login", user), ("password", DEMO_PASSWORD)])
+                    self.submit_login(&url, &body, user, "device login", &mut logins)
                         .await
                 }
                 Step::Page { url, status, body } => {

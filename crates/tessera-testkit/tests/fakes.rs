@@ -2,61 +2,90 @@
 //! way a client would with plain reqwest (no Tessera code involved): every documented flow and
 //! every rejection the fakes implement.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod support;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use support::{http, jwt_part, param, pkce};
 use tessera_testkit::fakes::{stack_fixture, stytch_fixture};
 use tessera_testkit::{StackFake, StytchFake};
 use url::Url;
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
+/// A fake's answer: the status, the headers and the body (JSON, or else the text as a string).
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: Value,
 }
 
-fn unique() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{nanos:x}{:x}", N.fetch_add(1, Ordering::Relaxed))
-}
-
-/// (code_verifier, code_challenge) for PKCE S256.
-fn pkce() -> (String, String) {
-    let verifier = format!("{:0>64}", unique());
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
-}
-
-fn jwt_part(jwt: &str, i: usize) -> Value {
-    let part = jwt.split('.').nth(i).expect("JWT has 3 parts");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
-}
-
-fn param(url: &str, name: &str) -> Option<String> {
-    Url::parse(url)
-        .unwrap_or_else(|e| panic!("{url}: {e}"))
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-async fn json_of(resp: reqwest::Response) -> (u16, HeaderMap, Value) {
+/// Sends `req` and reads the answer.
+async fn send(req: reqwest::RequestBuilder) -> Answer {
+    let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap();
-    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, headers, v)
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+impl Answer {
+    /// The body of a 200 answer.
+    #[track_caller]
+    fn ok(self) -> Value {
+        assert_eq!(self.status, 200, "{}", self.body);
+        self.body
+    }
+
+    /// Asserts a Stytch error body.
+    #[track_caller]
+    fn stytch_error(&self, status: u16, error_type: &str) {
+        let v = &self.body;
+        assert_eq!(self.status, status, "{v}");
+        assert_eq!(v["error_type"], error_type, "{v}");
+        assert_eq!(v["status_code"], status, "{v}");
+        assert!(v["request_id"].as_str().is_some(), "{v}");
+        assert!(v["error_message"].as_str().is_some(), "{v}");
+        assert_eq!(
+            v["error_url"],
+            format!("https://stytch.com/docs/api/errors/{status}#{error_type}"),
+            "{v}"
+        );
+    }
+
+    /// The `data` of a Stytch SDK answer (checking the envelope).
+    #[track_caller]
+    fn sdk_data(&self) -> Value {
+        let v = &self.body;
+        assert_eq!(self.status, 200, "{v}");
+        assert_eq!(v["status_code"], 200, "{v}");
+        assert!(v["request_id"].as_str().is_some(), "{v}");
+        let data = v["data"].clone();
+        assert!(data.is_object(), "SDK answers are wrapped in data: {v}");
+        assert_eq!(data["status_code"], 200, "{v}");
+        data
+    }
+
+    /// Asserts a Stack known error: status, `x-stack-known-error` header and
+    /// `{code, error, details?}`; returns the details.
+    #[track_caller]
+    fn known(&self, status: u16, code: &str) -> Value {
+        let v = &self.body;
+        assert_eq!(self.status, status, "{v}");
+        assert_eq!(
+            self.headers
+                .get("x-stack-known-error")
+                .and_then(|v| v.to_str().ok()),
+            Some(code),
+            "{v}"
+        );
+        assert_eq!(v["code"], code, "{v}");
+        assert!(v["error"].as_str().is_some(), "{v}");
+        v["details"].clone()
+    }
 }
 
 // =============================================================================================
@@ -64,6 +93,15 @@ async fn json_of(resp: reqwest::Response) -> (u16, HeaderMap, Value) {
 
 const ALICE: &str = "alice@example.com";
 const BOB: &str = "bob@example.com";
+
+// The endpoints, under `/v1/` (backend) or `/sdk/v1/` (SDK).
+const MAGIC_LINK_SEND: &str = "b2b/magic_links/email/discovery/send";
+const MAGIC_LINK_AUTHENTICATE: &str = "b2b/magic_links/discovery/authenticate";
+const DISCOVERED_ORGS: &str = "b2b/discovery/organizations";
+const IST_EXCHANGE: &str = "b2b/discovery/intermediate_sessions/exchange";
+const SESSION_AUTHENTICATE: &str = "b2b/sessions/authenticate";
+const SESSION_EXCHANGE: &str = "b2b/sessions/exchange";
+const SESSION_REVOKE: &str = "b2b/sessions/revoke";
 
 /// Which API family, with which Basic credentials.
 #[derive(Clone, Copy)]
@@ -76,7 +114,7 @@ enum Api<'a> {
     Sdk(&'a str),
 }
 
-async fn stytch(fake: &StytchFake, api: Api<'_>, path: &str, body: Value) -> (u16, Value) {
+async fn stytch(fake: &StytchFake, api: Api<'_>, path: &str, body: Value) -> Answer {
     let (url, user, pass) = match api {
         Api::Backend => (
             fake.url(&format!("/v1/{path}")),
@@ -94,75 +132,68 @@ async fn stytch(fake: &StytchFake, api: Api<'_>, path: &str, body: Value) -> (u1
             session,
         ),
     };
-    let resp = http()
-        .post(url)
-        .basic_auth(user, Some(pass))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let (status, _, v) = json_of(resp).await;
-    (status, v)
+    send(http().post(url).basic_auth(user, Some(pass)).json(&body)).await
 }
 
-/// Asserts a Stytch error body and returns it.
-#[track_caller]
-fn stytch_error(got: &(u16, Value), status: u16, error_type: &str) {
-    let (s, v) = got;
-    assert_eq!(*s, status, "{v}");
-    assert_eq!(v["error_type"], error_type, "{v}");
-    assert_eq!(v["status_code"], status, "{v}");
-    assert!(v["request_id"].as_str().is_some(), "{v}");
-    assert!(v["error_message"].as_str().is_some(), "{v}");
-    assert_eq!(
-        v["error_url"],
-        format!("https://stytch.com/docs/api/errors/{status}#{error_type}"),
-        "{v}"
-    );
+async fn backend(fake: &StytchFake, path: &str, body: Value) -> Answer {
+    stytch(fake, Api::Backend, path, body).await
 }
 
-/// The `data` of an SDK answer (checking the envelope).
-#[track_caller]
-fn sdk_data(got: &(u16, Value)) -> Value {
-    let (s, v) = got;
-    assert_eq!(*s, 200, "{v}");
-    assert_eq!(v["status_code"], 200, "{v}");
-    assert!(v["request_id"].as_str().is_some(), "{v}");
-    let data = v["data"].clone();
-    assert!(data.is_object(), "SDK answers are wrapped in data: {v}");
-    assert_eq!(data["status_code"], 200, "{v}");
-    data
+/// Sends a discovery magic link to `email` with a PKCE `challenge`, through `api`.
+async fn send_link(
+    fake: &StytchFake,
+    api: Api<'_>,
+    email: &str,
+    redirect: &str,
+    challenge: &str,
+) -> Answer {
+    let body = json!({
+        "email_address": email,
+        "discovery_redirect_url": redirect,
+        "pkce_code_challenge": challenge,
+    });
+    stytch(fake, api, MAGIC_LINK_SEND, body).await
 }
 
-#[track_caller]
-fn ok(got: &(u16, Value)) -> Value {
-    assert_eq!(got.0, 200, "{}", got.1);
-    got.1.clone()
+/// Authenticates the discovery magic link `link` with the PKCE `verifier`, through `api`.
+async fn redeem_link(fake: &StytchFake, api: Api<'_>, link: &str, verifier: &str) -> Answer {
+    let token = param(link, "token").expect("token in the link");
+    let body = json!({ "discovery_magic_links_token": token, "pkce_code_verifier": verifier });
+    stytch(fake, api, MAGIC_LINK_AUTHENTICATE, body).await
 }
 
 /// send → mailbox → authenticate (with PKCE), through the backend API; returns the IST answer.
 async fn stytch_discover(fake: &StytchFake, email: &str, redirect: &str) -> Value {
     let (verifier, challenge) = pkce();
-    ok(&stytch(
-        fake,
-        Api::Backend,
-        "b2b/magic_links/email/discovery/send",
-        json!({
-            "email_address": email,
-            "discovery_redirect_url": redirect,
-            "pkce_code_challenge": challenge,
-        }),
-    )
-    .await);
+    send_link(fake, Api::Backend, email, redirect, &challenge)
+        .await
+        .ok();
     let link = fake.latest_link_to(email).await;
-    let token = param(&link, "token").expect("token in the link");
-    ok(&stytch(
-        fake,
-        Api::Backend,
-        "b2b/magic_links/discovery/authenticate",
-        json!({ "discovery_magic_links_token": token, "pkce_code_verifier": verifier }),
-    )
-    .await)
+    redeem_link(fake, Api::Backend, &link, &verifier).await.ok()
+}
+
+/// Exchanges the intermediate session token `ist` (backend API); `fields` are the others.
+async fn exchange_ist(fake: &StytchFake, ist: &Value, mut fields: Value) -> Answer {
+    fields["intermediate_session_token"] = ist.clone();
+    backend(fake, IST_EXCHANGE, fields).await
+}
+
+/// The JWKS (an unauthenticated GET).
+async fn stytch_jwks(fake: &StytchFake) -> Answer {
+    let url = fake.url(&format!("/v1/b2b/sessions/jwks/{}", fake.project_id));
+    send(http().get(url)).await
+}
+
+/// Asserts that the session (its `token` and its `jwt`) no longer authenticates.
+async fn assert_session_gone(fake: &StytchFake, token: &str, jwt: &str) {
+    for body in [
+        json!({ "session_token": token }),
+        json!({ "session_jwt": jwt }),
+    ] {
+        backend(fake, SESSION_AUTHENTICATE, body)
+            .await
+            .stytch_error(404, "session_not_found");
+    }
 }
 
 fn org_slugs(discovered: &Value) -> Vec<(String, String)> {
@@ -192,17 +223,15 @@ async fn stytch_discovery_round_trip_backend_api() {
 
     // 1. Send: the "mail" lands in the outbox with the documented link shape.
     let (verifier, challenge) = pkce();
-    let sent = ok(&stytch(
+    let sent = send_link(
         &fake,
         Api::Backend,
-        "b2b/magic_links/email/discovery/send",
-        json!({
-            "email_address": ALICE,
-            "discovery_redirect_url": "dev.tessera:/callback",
-            "pkce_code_challenge": challenge,
-        }),
+        ALICE,
+        "dev.tessera:/callback",
+        &challenge,
     )
-    .await);
+    .await
+    .ok();
     assert_eq!(sent["status_code"], 200);
     assert!(sent["request_id"].as_str().is_some());
     let link = fake.latest_link_to(ALICE).await;
@@ -220,46 +249,26 @@ async fn stytch_discovery_round_trip_backend_api() {
     assert_eq!(mail[0]["to"], ALICE);
 
     // 2. Authenticate: PKCE is enforced, then the token is single-use.
-    let auth = |body: Value| {
-        stytch(
-            &fake,
-            Api::Backend,
-            "b2b/magic_links/discovery/authenticate",
-            body,
-        )
-    };
-    stytch_error(
-        &auth(json!({ "discovery_magic_links_token": token })).await,
-        400,
-        "pkce_expected_code_verifier",
-    );
+    let auth = |body: Value| backend(&fake, MAGIC_LINK_AUTHENTICATE, body);
+    auth(json!({ "discovery_magic_links_token": token }))
+        .await
+        .stytch_error(400, "pkce_expected_code_verifier");
     let (wrong, _) = pkce();
-    stytch_error(
-        &auth(json!({ "discovery_magic_links_token": token, "pkce_code_verifier": wrong })).await,
-        400,
-        "pkce_mismatch",
-    );
-    let authed = ok(&auth(json!({
-        "discovery_magic_links_token": token,
-        "pkce_code_verifier": verifier,
-    }))
-    .await);
-    stytch_error(
-        &auth(json!({ "discovery_magic_links_token": token, "pkce_code_verifier": verifier }))
-            .await,
-        401,
-        "unable_to_auth_magic_link",
-    );
-    stytch_error(
-        &auth(json!({ "discovery_magic_links_token": "never-issued" })).await,
-        404,
-        "magic_link_not_found",
-    );
+    auth(json!({ "discovery_magic_links_token": token, "pkce_code_verifier": wrong }))
+        .await
+        .stytch_error(400, "pkce_mismatch");
+    let authed = redeem_link(&fake, Api::Backend, &link, &verifier)
+        .await
+        .ok();
+    redeem_link(&fake, Api::Backend, &link, &verifier)
+        .await
+        .stytch_error(401, "unable_to_auth_magic_link");
+    auth(json!({ "discovery_magic_links_token": "never-issued" }))
+        .await
+        .stytch_error(404, "magic_link_not_found");
     assert_eq!(authed["email_address"], ALICE);
-    let ist = authed["intermediate_session_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let ist = authed["intermediate_session_token"].clone();
+    assert!(ist.is_string(), "{authed}");
     assert!(authed["intermediate_session_token_expires_at"].is_string());
     assert_eq!(
         org_slugs(&authed["discovered_organizations"]),
@@ -284,24 +293,19 @@ async fn stytch_discovery_round_trip_backend_api() {
     );
 
     // 3. The IST lists the same organizations without being consumed.
-    let listed = ok(&stytch(
+    let listed = backend(
         &fake,
-        Api::Backend,
-        "b2b/discovery/organizations",
+        DISCOVERED_ORGS,
         json!({ "intermediate_session_token": ist }),
     )
-    .await);
+    .await
+    .ok();
     assert_eq!(org_slugs(&listed["discovered_organizations"]).len(), 3);
     assert!(listed["organization_id_hint"].is_null());
 
     // 4. Exchange into globex: MFA required, IST handed back unconsumed, no session.
-    let mfa = ok(&stytch(
-        &fake,
-        Api::Backend,
-        "b2b/discovery/intermediate_sessions/exchange",
-        json!({ "intermediate_session_token": ist, "organization_id": "globex" }),
-    )
-    .await);
+    let exchange = |org: &str| exchange_ist(&fake, &ist, json!({ "organization_id": org }));
+    let mfa = exchange("globex").await.ok();
     assert_eq!(mfa["member_authenticated"], false);
     assert!(mfa["mfa_required"].is_object(), "{mfa}");
     assert_eq!(mfa["intermediate_session_token"], ist);
@@ -311,13 +315,7 @@ async fn stytch_discovery_round_trip_backend_api() {
     assert_eq!(mfa["member_id"], stytch_fixture::ALICE_GLOBEX);
 
     // 5. Exchange into acme (by slug): a session; the IST is now consumed.
-    let exchanged = ok(&stytch(
-        &fake,
-        Api::Backend,
-        "b2b/discovery/intermediate_sessions/exchange",
-        json!({ "intermediate_session_token": ist, "organization_id": "acme" }),
-    )
-    .await);
+    let exchanged = exchange("acme").await.ok();
     assert_eq!(exchanged["member_authenticated"], true);
     assert_eq!(exchanged["intermediate_session_token"], "");
     assert_eq!(exchanged["member_id"], stytch_fixture::ALICE_ACME);
@@ -329,26 +327,12 @@ async fn stytch_discovery_round_trip_backend_api() {
         .as_str()
         .unwrap()
         .to_owned();
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            "b2b/discovery/intermediate_sessions/exchange",
-            json!({ "intermediate_session_token": ist, "organization_id": "acme" }),
-        )
-        .await,
-        404,
-        "intermediate_session_not_found",
-    );
+    exchange("acme")
+        .await
+        .stytch_error(404, "intermediate_session_not_found");
 
     // 6. The session JWT against the JWKS (unauthenticated GET).
-    let resp = http()
-        .get(fake.url(&format!("/v1/b2b/sessions/jwks/{}", fake.project_id)))
-        .send()
-        .await
-        .unwrap();
-    let (status, _, jwks) = json_of(resp).await;
-    assert_eq!(status, 200, "{jwks}");
+    let jwks = stytch_jwks(&fake).await.ok();
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0]["kty"], "RSA");
@@ -383,13 +367,10 @@ async fn stytch_discovery_round_trip_backend_api() {
 
     // 7. Authenticate re-mints the JWT with the same session token.
     fake.advance_clock(60).await;
-    let again = ok(&stytch(
-        &fake,
-        Api::Backend,
-        "b2b/sessions/authenticate",
-        json!({ "session_token": session_token }),
-    )
-    .await);
+    let authenticate = |body: Value| backend(&fake, SESSION_AUTHENTICATE, body);
+    let again = authenticate(json!({ "session_token": session_token }))
+        .await
+        .ok();
     assert_eq!(again["session_token"], session_token);
     let jwt2 = again["session_jwt"].as_str().unwrap();
     assert_ne!(jwt2, jwt1);
@@ -399,38 +380,21 @@ async fn stytch_discovery_round_trip_backend_api() {
         "no session_duration_minutes: the session is not extended"
     );
     // … also from the (possibly expired) JWT, and session_duration_minutes extends.
-    let extended = ok(&stytch(
-        &fake,
-        Api::Backend,
-        "b2b/sessions/authenticate",
-        json!({ "session_jwt": jwt1, "session_duration_minutes": 600 }),
-    )
-    .await);
+    let extended = authenticate(json!({ "session_jwt": jwt1, "session_duration_minutes": 600 }))
+        .await
+        .ok();
     assert_eq!(extended["session_token"], session_token);
     assert!(
         extended["member_session"]["expires_at"].as_str().unwrap()
             > again["member_session"]["expires_at"].as_str().unwrap()
     );
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            "b2b/sessions/authenticate",
-            json!({ "session_token": session_token, "session_jwt": jwt2 }),
-        )
-        .await,
-        400,
-        "too_many_session_arguments",
-    );
+    authenticate(json!({ "session_token": session_token, "session_jwt": jwt2 }))
+        .await
+        .stytch_error(400, "too_many_session_arguments");
 
     // 8. A member session lists the member's organizations only (no eligible-to-join).
-    let mine = ok(&stytch(
-        &fake,
-        Api::Backend,
-        "b2b/discovery/organizations",
-        json!({ "session_token": session_token }),
-    )
-    .await);
+    let session = json!({ "session_token": session_token });
+    let mine = backend(&fake, DISCOVERED_ORGS, session.clone()).await.ok();
     assert_eq!(
         org_slugs(&mine["discovered_organizations"]),
         [
@@ -440,76 +404,31 @@ async fn stytch_discovery_round_trip_backend_api() {
     );
 
     // 9. Org switch: globex wants MFA; initech cannot be joined with a session.
-    let switch = ok(&stytch(
-        &fake,
-        Api::Backend,
-        "b2b/sessions/exchange",
-        json!({ "session_token": session_token, "organization_id": stytch_fixture::ORG_GLOBEX }),
-    )
-    .await);
-    assert_eq!(switch["member_authenticated"], false);
-    assert!(switch["mfa_required"].is_object());
+    let switch = |org: &str| {
+        let body = json!({ "session_token": session_token, "organization_id": org });
+        backend(&fake, SESSION_EXCHANGE, body)
+    };
+    let switched = switch(stytch_fixture::ORG_GLOBEX).await.ok();
+    assert_eq!(switched["member_authenticated"], false);
+    assert!(switched["mfa_required"].is_object());
     assert!(
-        !switch["intermediate_session_token"]
+        !switched["intermediate_session_token"]
             .as_str()
             .unwrap()
             .is_empty()
     );
-    assert_eq!(switch["session_token"], "");
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            "b2b/sessions/exchange",
-            json!({ "session_token": session_token, "organization_id": "initech" }),
-        )
-        .await,
-        404,
-        "member_not_found",
-    );
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            "b2b/sessions/exchange",
-            json!({ "session_token": session_token, "organization_id": "umbrella" }),
-        )
-        .await,
-        404,
-        "organization_not_found",
-    );
+    assert_eq!(switched["session_token"], "");
+    switch("initech")
+        .await
+        .stytch_error(404, "member_not_found");
+    switch("umbrella")
+        .await
+        .stytch_error(404, "organization_not_found");
 
     // 10. Revoke → authenticate is 404 session_not_found.
-    let revoked = ok(&stytch(
-        &fake,
-        Api::Backend,
-        "b2b/sessions/revoke",
-        json!({ "session_token": session_token }),
-    )
-    .await);
+    let revoked = backend(&fake, SESSION_REVOKE, session).await.ok();
     assert_eq!(revoked["status_code"], 200);
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            "b2b/sessions/authenticate",
-            json!({ "session_token": session_token }),
-        )
-        .await,
-        404,
-        "session_not_found",
-    );
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            "b2b/sessions/authenticate",
-            json!({ "session_jwt": jwt2 }),
-        )
-        .await,
-        404,
-        "session_not_found",
-    );
+    assert_session_gone(&fake, &session_token, jwt2).await;
 
     // The request log: what was sent, never the secret.
     let log = fake.requests().await;
@@ -527,74 +446,44 @@ async fn stytch_discovery_round_trip_sdk_api() {
     let fake = StytchFake::start().await;
     let (verifier, challenge) = pkce();
 
-    let sent = stytch(
-        &fake,
-        Api::SdkAnon,
-        "b2b/magic_links/email/discovery/send",
-        json!({
-            "email_address": ALICE,
-            "discovery_redirect_url": "http://127.0.0.1:53124/callback",
-            "pkce_code_challenge": challenge,
-        }),
-    )
-    .await;
-    sdk_data(&sent);
+    let loopback = "http://127.0.0.1:53124/callback";
+    send_link(&fake, Api::SdkAnon, ALICE, loopback, &challenge)
+        .await
+        .sdk_data();
     let link = fake.latest_link_to(ALICE).await;
     assert!(link.starts_with("http://127.0.0.1:53124/callback?stytch_token_type=discovery&token="));
-    let token = param(&link, "token").unwrap();
 
-    let authed = sdk_data(
-        &stytch(
-            &fake,
-            Api::SdkAnon,
-            "b2b/magic_links/discovery/authenticate",
-            json!({ "discovery_magic_links_token": token, "pkce_code_verifier": verifier }),
-        )
-        .await,
-    );
-    let ist = authed["intermediate_session_token"].as_str().unwrap();
+    let authed = redeem_link(&fake, Api::SdkAnon, &link, &verifier)
+        .await
+        .sdk_data();
+    let ist = &authed["intermediate_session_token"];
+    assert!(ist.is_string(), "{authed}");
     assert_eq!(org_slugs(&authed["discovered_organizations"]).len(), 3);
 
-    let exchanged = sdk_data(
-        &stytch(
-            &fake,
-            Api::SdkAnon,
-            "b2b/discovery/intermediate_sessions/exchange",
-            json!({
-                "intermediate_session_token": ist,
-                "organization_id": stytch_fixture::ORG_ACME,
-                "session_duration_minutes": 60,
-            }),
-        )
-        .await,
-    );
+    let exchanged = stytch(
+        &fake,
+        Api::SdkAnon,
+        IST_EXCHANGE,
+        json!({
+            "intermediate_session_token": ist,
+            "organization_id": stytch_fixture::ORG_ACME,
+            "session_duration_minutes": 60,
+        }),
+    )
+    .await
+    .sdk_data();
     let session = exchanged["session_token"].as_str().unwrap().to_owned();
     assert_eq!(exchanged["member_authenticated"], true);
 
     // Refresh: the session token rides in the Basic header; body only session_duration_minutes.
     fake.advance_clock(30).await;
-    let refreshed = sdk_data(
-        &stytch(
-            &fake,
-            Api::Sdk(&session),
-            "b2b/sessions/authenticate",
-            json!({}),
-        )
-        .await,
-    );
+    let sdk = |path: &'static str, body: Value| stytch(&fake, Api::Sdk(&session), path, body);
+    let refreshed = sdk(SESSION_AUTHENTICATE, json!({})).await.sdk_data();
     assert_eq!(refreshed["session_token"], session);
     assert_ne!(refreshed["session_jwt"], exchanged["session_jwt"]);
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Sdk(&session),
-            "b2b/sessions/authenticate",
-            json!({ "session_token": session }),
-        )
-        .await,
-        400,
-        "bad_request",
-    );
+    sdk(SESSION_AUTHENTICATE, json!({ "session_token": session }))
+        .await
+        .stytch_error(400, "bad_request");
 
     // members/me and organizations/me (GET, session from the header).
     for (path, field, want) in [
@@ -609,58 +498,30 @@ async fn stytch_discovery_round_trip_sdk_api() {
             ("organization_slug", "acme"),
         ),
     ] {
-        let resp = http()
+        let req = http()
             .get(fake.url(path))
-            .basic_auth(&fake.public_token, Some(&session))
-            .send()
-            .await
-            .unwrap();
-        let (status, _, v) = json_of(resp).await;
-        let data = sdk_data(&(status, v));
+            .basic_auth(&fake.public_token, Some(&session));
+        let data = send(req).await.sdk_data();
         assert_eq!(data[field][want.0], want.1, "{data}");
     }
 
-    let orgs = sdk_data(
-        &stytch(
-            &fake,
-            Api::Sdk(&session),
-            "b2b/discovery/organizations",
-            json!({}),
-        )
-        .await,
-    );
+    let orgs = sdk(DISCOVERED_ORGS, json!({})).await.sdk_data();
     assert_eq!(org_slugs(&orgs["discovered_organizations"]).len(), 2);
 
-    let switch = sdk_data(
-        &stytch(
-            &fake,
-            Api::Sdk(&session),
-            "b2b/sessions/exchange",
-            json!({ "organization_id": "globex" }),
-        )
-        .await,
-    );
-    assert_eq!(switch["member_authenticated"], false);
-    assert!(switch["mfa_required"].is_object());
+    let switched = sdk(SESSION_EXCHANGE, json!({ "organization_id": "globex" }))
+        .await
+        .sdk_data();
+    assert_eq!(switched["member_authenticated"], false);
+    assert!(switched["mfa_required"].is_object());
 
     // Revoke (no body) → the header's session is gone.
-    sdk_data(&stytch(&fake, Api::Sdk(&session), "b2b/sessions/revoke", json!({})).await);
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Sdk(&session),
-            "b2b/sessions/authenticate",
-            json!({}),
-        )
-        .await,
-        404,
-        "session_not_found",
-    );
-    stytch_error(
-        &stytch(&fake, Api::SdkAnon, "b2b/sessions/authenticate", json!({})).await,
-        404,
-        "session_not_found",
-    );
+    sdk(SESSION_REVOKE, json!({})).await.sdk_data();
+    sdk(SESSION_AUTHENTICATE, json!({}))
+        .await
+        .stytch_error(404, "session_not_found");
+    stytch(&fake, Api::SdkAnon, SESSION_AUTHENTICATE, json!({}))
+        .await
+        .stytch_error(404, "session_not_found");
 
     let log = fake.requests().await;
     assert!(log.iter().any(|r| r["family"] == "sdk"
@@ -671,137 +532,74 @@ async fn stytch_discovery_round_trip_sdk_api() {
 #[tokio::test]
 async fn stytch_rejections() {
     let fake = StytchFake::start().await;
-    let send = "b2b/magic_links/email/discovery/send";
+    let send_mail = |body: Value| backend(&fake, MAGIC_LINK_SEND, body);
 
-    // Wrong credentials for each family.
-    let resp = http()
-        .post(fake.url(&format!("/v1/{send}")))
-        .basic_auth(&fake.project_id, Some("wrong-secret"))
-        .json(&json!({ "email_address": ALICE }))
-        .send()
-        .await
-        .unwrap();
-    let (s, _, v) = json_of(resp).await;
-    stytch_error(&(s, v), 401, "unauthorized_credentials");
-    let resp = http()
-        .post(fake.url(&format!("/v1/{send}")))
-        .json(&json!({ "email_address": ALICE }))
-        .send()
-        .await
-        .unwrap();
-    let (s, _, v) = json_of(resp).await;
-    stytch_error(&(s, v), 401, "unauthorized_credentials");
-    // The public token is not good for the backend API, nor the secret for the SDK API.
-    let resp = http()
-        .post(fake.url(&format!("/v1/{send}")))
-        .basic_auth(&fake.public_token, Some(&fake.public_token))
-        .json(&json!({ "email_address": ALICE }))
-        .send()
-        .await
-        .unwrap();
-    let (s, _, v) = json_of(resp).await;
-    stytch_error(&(s, v), 401, "unauthorized_credentials");
-    let resp = http()
-        .post(fake.url(&format!("/sdk/v1/{send}")))
-        .basic_auth(&fake.project_id, Some(&fake.secret))
-        .json(&json!({ "email_address": ALICE }))
-        .send()
-        .await
-        .unwrap();
-    let (s, _, v) = json_of(resp).await;
-    stytch_error(&(s, v), 401, "unauthorized_credentials");
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Sdk("not-a-session"),
-            send,
-            json!({ "email_address": ALICE }),
-        )
-        .await,
-        401,
-        "unauthorized_credentials",
-    );
+    // Wrong credentials for each family. The public token is not good for the backend API, nor
+    // the secret for the SDK API.
+    for (family, credentials) in [
+        ("/v1", Some((&fake.project_id, "wrong-secret"))),
+        ("/v1", None),
+        (
+            "/v1",
+            Some((&fake.public_token, fake.public_token.as_str())),
+        ),
+        ("/sdk/v1", Some((&fake.project_id, fake.secret.as_str()))),
+    ] {
+        let mut req = http()
+            .post(fake.url(&format!("{family}/{MAGIC_LINK_SEND}")))
+            .json(&json!({ "email_address": ALICE }));
+        if let Some((user, pass)) = credentials {
+            req = req.basic_auth(user, Some(pass));
+        }
+        send(req)
+            .await
+            .stytch_error(401, "unauthorized_credentials");
+    }
+    stytch(
+        &fake,
+        Api::Sdk("not-a-session"),
+        MAGIC_LINK_SEND,
+        json!({ "email_address": ALICE }),
+    )
+    .await
+    .stytch_error(401, "unauthorized_credentials");
 
     // Unknown routes, wrong methods, SDK-only routes on the backend.
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            "b2b/magic_links/email/login_or_signup",
-            json!({}),
-        )
-        .await,
-        404,
-        "route_not_found",
-    );
-    let resp = http()
-        .get(fake.url("/v1/b2b/sessions/authenticate"))
-        .basic_auth(&fake.project_id, Some(&fake.secret))
-        .send()
+    backend(&fake, "b2b/magic_links/email/login_or_signup", json!({}))
         .await
-        .unwrap();
-    let (s, _, v) = json_of(resp).await;
-    stytch_error(&(s, v), 405, "method_not_allowed");
-    let resp = http()
-        .get(fake.url("/v1/b2b/organizations/me"))
-        .basic_auth(&fake.project_id, Some(&fake.secret))
-        .send()
+        .stytch_error(404, "route_not_found");
+    let backend_get = |path: &str| {
+        let req = http()
+            .get(fake.url(path))
+            .basic_auth(&fake.project_id, Some(&fake.secret));
+        send(req)
+    };
+    backend_get("/v1/b2b/sessions/authenticate")
         .await
-        .unwrap();
-    let (s, _, v) = json_of(resp).await;
-    stytch_error(&(s, v), 404, "route_not_found");
-    let resp = http()
-        .get(fake.url("/v1/b2b/sessions/jwks/project-test-other"))
-        .send()
+        .stytch_error(405, "method_not_allowed");
+    backend_get("/v1/b2b/organizations/me")
         .await
-        .unwrap();
-    let (s, _, v) = json_of(resp).await;
-    stytch_error(&(s, v), 404, "project_not_found");
+        .stytch_error(404, "route_not_found");
+    send(http().get(fake.url("/v1/b2b/sessions/jwks/project-test-other")))
+        .await
+        .stytch_error(404, "project_not_found");
 
     // Bodies: unknown fields, wrong types, bad values.
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            send,
+    for (body, error_type) in [
+        (
             json!({ "email_address": ALICE, "redirect_url": "dev.tessera:/callback" }),
-        )
-        .await,
-        400,
-        "bad_request",
-    );
-    stytch_error(
-        &stytch(&fake, Api::Backend, send, json!({ "email_address": 42 })).await,
-        400,
-        "bad_request",
-    );
-    stytch_error(
-        &stytch(&fake, Api::Backend, send, json!({})).await,
-        400,
-        "bad_request",
-    );
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            send,
-            json!({ "email_address": "not-an-email" }),
-        )
-        .await,
-        400,
-        "invalid_email",
-    );
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            send,
+            "bad_request",
+        ),
+        (json!({ "email_address": 42 }), "bad_request"),
+        (json!({}), "bad_request"),
+        (json!({ "email_address": "not-an-email" }), "invalid_email"),
+        (
             json!({ "email_address": ALICE, "pkce_code_challenge": "short" }),
-        )
-        .await,
-        400,
-        "invalid_pkce_code_challenge",
-    );
+            "invalid_pkce_code_challenge",
+        ),
+    ] {
+        send_mail(body).await.stytch_error(400, error_type);
+    }
     // Unregistered redirect URLs (the loopback one matches any port, nothing else).
     for redirect in [
         "dev.tessera:/elsewhere",
@@ -809,17 +607,9 @@ async fn stytch_rejections() {
         "http://localhost/callback",
         "http://127.0.0.1:5000/callback?x=1",
     ] {
-        stytch_error(
-            &stytch(
-                &fake,
-                Api::Backend,
-                send,
-                json!({ "email_address": ALICE, "discovery_redirect_url": redirect }),
-            )
-            .await,
-            400,
-            "no_match_for_provided_magic_link_url",
-        );
+        send_mail(json!({ "email_address": ALICE, "discovery_redirect_url": redirect }))
+            .await
+            .stytch_error(400, "no_match_for_provided_magic_link_url");
     }
     assert!(
         fake.outbox().await.is_empty(),
@@ -829,102 +619,64 @@ async fn stytch_rejections() {
     // A link sent without PKCE refuses a verifier.
     let seen = fake.mail_count_to(BOB).await;
     assert_eq!(seen, 0);
-    ok(&stytch(&fake, Api::Backend, send, json!({ "email_address": BOB })).await);
+    send_mail(json!({ "email_address": BOB })).await.ok();
     let link = fake.next_link_to(BOB, seen).await;
     assert_eq!(fake.latest_link_to(BOB).await, link);
     assert!(
         link.starts_with("dev.tessera:/callback?"),
         "default redirect: {link}"
     );
+    redeem_link(&fake, Api::Backend, &link, &pkce().0)
+        .await
+        .stytch_error(400, "pkce_did_not_expect_code_verifier");
     let token = param(&link, "token").unwrap();
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            "b2b/magic_links/discovery/authenticate",
-            json!({ "discovery_magic_links_token": token, "pkce_code_verifier": pkce().0 }),
-        )
-        .await,
-        400,
-        "pkce_did_not_expect_code_verifier",
-    );
-    let bob = ok(&stytch(
+    let bob = backend(
         &fake,
-        Api::Backend,
-        "b2b/magic_links/discovery/authenticate",
+        MAGIC_LINK_AUTHENTICATE,
         json!({ "discovery_magic_links_token": token }),
     )
-    .await);
+    .await
+    .ok();
     assert_eq!(
         org_slugs(&bob["discovered_organizations"]),
         [("acme".into(), "active_member".into())]
     );
     // bob cannot join globex or initech.
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            "b2b/discovery/intermediate_sessions/exchange",
-            json!({
-                "intermediate_session_token": bob["intermediate_session_token"],
-                "organization_id": "initech",
-            }),
-        )
-        .await,
-        403,
-        "email_jit_provisioning_not_allowed",
-    );
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            "b2b/discovery/intermediate_sessions/exchange",
-            json!({
-                "intermediate_session_token": bob["intermediate_session_token"],
-                "organization_id": "acme",
-                "session_duration_minutes": 1,
-            }),
-        )
-        .await,
-        400,
-        "invalid_session_duration_minutes",
-    );
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            "b2b/discovery/intermediate_sessions/exchange",
-            json!({
-                "intermediate_session_token": bob["intermediate_session_token"],
-                "organization_id": "acme",
-                "session_custom_claims": { "sub": "someone-else" },
-            }),
-        )
-        .await,
-        400,
-        "reserved_claims_in_custom_claims",
-    );
-    stytch_error(
-        &stytch(&fake, Api::Backend, "b2b/sessions/authenticate", json!({})).await,
-        400,
-        "no_session_arguments",
-    );
-    stytch_error(
-        &stytch(&fake, Api::Backend, "b2b/sessions/revoke", json!({})).await,
-        400,
-        "no_session_revoke_arguments",
-    );
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            "b2b/sessions/authenticate",
+    let ist = &bob["intermediate_session_token"];
+    for (fields, status, error_type) in [
+        (
+            json!({ "organization_id": "initech" }),
+            403,
+            "email_jit_provisioning_not_allowed",
+        ),
+        (
+            json!({ "organization_id": "acme", "session_duration_minutes": 1 }),
+            400,
+            "invalid_session_duration_minutes",
+        ),
+        (
+            json!({ "organization_id": "acme", "session_custom_claims": { "sub": "someone-else" } }),
+            400,
+            "reserved_claims_in_custom_claims",
+        ),
+    ] {
+        exchange_ist(&fake, ist, fields)
+            .await
+            .stytch_error(status, error_type);
+    }
+    for (path, body, error_type) in [
+        (SESSION_AUTHENTICATE, json!({}), "no_session_arguments"),
+        (SESSION_REVOKE, json!({}), "no_session_revoke_arguments"),
+        (
+            SESSION_AUTHENTICATE,
             json!({ "session_jwt": "not.a.jwt" }),
-        )
-        .await,
-        400,
-        "unable_to_parse_session_jwt",
-    );
+            "unable_to_parse_session_jwt",
+        ),
+    ] {
+        backend(&fake, path, body)
+            .await
+            .stytch_error(400, error_type);
+    }
 }
 
 #[tokio::test]
@@ -934,56 +686,38 @@ async fn stytch_expiries_join_by_domain_and_key_rotation() {
     // An intermediate session lives 10 minutes.
     let authed = stytch_discover(&fake, ALICE, "dev.tessera:/callback").await;
     fake.advance_clock(601).await;
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            "b2b/discovery/intermediate_sessions/exchange",
-            json!({
-                "intermediate_session_token": authed["intermediate_session_token"],
-                "organization_id": "acme",
-            }),
-        )
-        .await,
-        404,
-        "intermediate_session_not_found",
-    );
+    let ist = &authed["intermediate_session_token"];
+    exchange_ist(&fake, ist, json!({ "organization_id": "acme" }))
+        .await
+        .stytch_error(404, "intermediate_session_not_found");
 
     // A magic link lives discovery_expiration_minutes (default 60).
-    ok(&stytch(
+    backend(
         &fake,
-        Api::Backend,
-        "b2b/magic_links/email/discovery/send",
+        MAGIC_LINK_SEND,
         json!({ "email_address": ALICE, "discovery_expiration_minutes": 5 }),
     )
-    .await);
+    .await
+    .ok();
     let token = param(&fake.latest_link_to(ALICE).await, "token").unwrap();
     fake.advance_clock(301).await;
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            "b2b/magic_links/discovery/authenticate",
-            json!({ "discovery_magic_links_token": token }),
-        )
-        .await,
-        401,
-        "unable_to_auth_magic_link",
-    );
+    backend(
+        &fake,
+        MAGIC_LINK_AUTHENTICATE,
+        json!({ "discovery_magic_links_token": token }),
+    )
+    .await
+    .stytch_error(401, "unable_to_auth_magic_link");
 
     // Joining initech by email domain creates the membership; the session then lists it.
     let authed = stytch_discover(&fake, ALICE, "http://127.0.0.1:40000/callback").await;
-    let joined = ok(&stytch(
+    let joined = exchange_ist(
         &fake,
-        Api::Backend,
-        "b2b/discovery/intermediate_sessions/exchange",
-        json!({
-            "intermediate_session_token": authed["intermediate_session_token"],
-            "organization_id": "initech",
-            "session_duration_minutes": 5,
-        }),
+        &authed["intermediate_session_token"],
+        json!({ "organization_id": "initech", "session_duration_minutes": 5 }),
     )
-    .await);
+    .await
+    .ok();
     assert_eq!(joined["member_authenticated"], true);
     assert_eq!(
         joined["organization"]["organization_id"],
@@ -991,31 +725,22 @@ async fn stytch_expiries_join_by_domain_and_key_rotation() {
     );
     let session = joined["session_token"].as_str().unwrap().to_owned();
     let old_jwt = joined["session_jwt"].as_str().unwrap().to_owned();
-    let mine = ok(&stytch(
-        &fake,
-        Api::Backend,
-        "b2b/discovery/organizations",
-        json!({ "session_jwt": old_jwt }),
-    )
-    .await);
+    let mine = backend(&fake, DISCOVERED_ORGS, json!({ "session_jwt": old_jwt }))
+        .await
+        .ok();
     assert_eq!(org_slugs(&mine["discovered_organizations"]).len(), 3);
 
     // Key rotation: both keys published, the new one signs, the old JWT still authenticates.
     let kid = fake.rotate_signing_key().await;
-    let resp = http()
-        .get(fake.url(&format!("/v1/b2b/sessions/jwks/{}", fake.project_id)))
-        .send()
-        .await
-        .unwrap();
-    let (_, _, jwks) = json_of(resp).await;
+    let jwks = stytch_jwks(&fake).await.body;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
-    let again = ok(&stytch(
+    let again = backend(
         &fake,
-        Api::Backend,
-        "b2b/sessions/authenticate",
+        SESSION_AUTHENTICATE,
         json!({ "session_jwt": old_jwt }),
     )
-    .await);
+    .await
+    .ok();
     assert_eq!(
         jwt_part(again["session_jwt"].as_str().unwrap(), 0)["kid"],
         kid
@@ -1023,28 +748,7 @@ async fn stytch_expiries_join_by_domain_and_key_rotation() {
 
     // The session (5 minutes) expires with the clock: 404, JWT or token alike.
     fake.advance_clock(301).await;
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            "b2b/sessions/authenticate",
-            json!({ "session_token": session }),
-        )
-        .await,
-        404,
-        "session_not_found",
-    );
-    stytch_error(
-        &stytch(
-            &fake,
-            Api::Backend,
-            "b2b/sessions/authenticate",
-            json!({ "session_jwt": old_jwt }),
-        )
-        .await,
-        404,
-        "session_not_found",
-    );
+    assert_session_gone(&fake, &session, &old_jwt).await;
 }
 
 // =============================================================================================
@@ -1062,6 +766,12 @@ fn stack_headers(fake: &StackFake) -> Vec<(&'static str, String)> {
             fake.publishable_key.clone(),
         ),
     ]
+}
+
+/// The JWKS; `query` is appended to its URL.
+async fn stack_jwks(fake: &StackFake, query: &str) -> Answer {
+    let path = format!("/projects/{}/.well-known/jwks.json{query}", fake.project_id);
+    send(http().get(fake.api(&path))).await
 }
 
 struct Stack<'a> {
@@ -1096,44 +806,52 @@ impl Stack<'_> {
         path: &str,
         extra: &[(&str, &str)],
         body: Option<Value>,
-    ) -> (u16, HeaderMap, Value) {
+    ) -> Answer {
         let mut req = self.req(method, path, extra);
         if let Some(body) = body {
             req = req.json(&body);
         }
-        json_of(req.send().await.unwrap()).await
+        send(req).await
     }
 
-    async fn post(
-        &self,
-        path: &str,
-        extra: &[(&str, &str)],
-        body: Value,
-    ) -> (u16, HeaderMap, Value) {
+    async fn post(&self, path: &str, extra: &[(&str, &str)], body: Value) -> Answer {
         self.call(reqwest::Method::POST, path, extra, Some(body))
             .await
     }
 
-    async fn get(&self, path: &str, extra: &[(&str, &str)]) -> (u16, HeaderMap, Value) {
+    async fn get(&self, path: &str, extra: &[(&str, &str)]) -> Answer {
         self.call(reqwest::Method::GET, path, extra, None).await
     }
 
+    /// `GET /users/me` with the access token `at`.
+    async fn me(&self, at: &str) -> Answer {
+        self.get("/users/me", &[("x-stack-access-token", at)]).await
+    }
+
+    /// `PATCH /users/me` with the access token `at`.
+    async fn patch_me(&self, at: &str, body: Value) -> Answer {
+        let extra = [("x-stack-access-token", at)];
+        self.call(reqwest::Method::PATCH, "/users/me", &extra, Some(body))
+            .await
+    }
+
+    async fn password_sign_in(&self, body: Value) -> Answer {
+        self.post("/auth/password/sign-in", &[], body).await
+    }
+
+    /// Signs in with the password; returns (access token, refresh token).
     async fn sign_in(&self, email: &str) -> (String, String) {
-        let (s, _, v) = self
-            .post(
-                "/auth/password/sign-in",
-                &[],
-                json!({ "email": email, "password": STACK_PASSWORD }),
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
+        let v = self
+            .password_sign_in(json!({ "email": email, "password": STACK_PASSWORD }))
+            .await
+            .ok();
         (
             v["access_token"].as_str().unwrap().to_owned(),
             v["refresh_token"].as_str().unwrap().to_owned(),
         )
     }
 
-    async fn refresh(&self, rt: &str) -> (u16, HeaderMap, Value) {
+    async fn refresh(&self, rt: &str) -> Answer {
         self.post(
             "/auth/sessions/current/refresh",
             &[("x-stack-refresh-token", rt)],
@@ -1143,21 +861,6 @@ impl Stack<'_> {
     }
 }
 
-/// Asserts a Stack known error: status, `x-stack-known-error` header and `{code, error, details?}`.
-#[track_caller]
-fn known(got: &(u16, HeaderMap, Value), status: u16, code: &str) -> Value {
-    let (s, h, v) = got;
-    assert_eq!(*s, status, "{v}");
-    assert_eq!(
-        h.get("x-stack-known-error").and_then(|v| v.to_str().ok()),
-        Some(code),
-        "{v}"
-    );
-    assert_eq!(v["code"], code, "{v}");
-    assert!(v["error"].as_str().is_some(), "{v}");
-    v["details"].clone()
-}
-
 #[tokio::test]
 async fn stack_password_refresh_teams_switch_and_sign_out() {
     let fake = StackFake::start().await;
@@ -1165,26 +868,17 @@ async fn stack_password_refresh_teams_switch_and_sign_out() {
     let (at, rt) = stack.sign_in("alice@example.com").await;
 
     // The access token and the JWKS.
-    let (s, h, jwks) = json_of(
-        http()
-            .get(fake.api(&format!(
-                "/projects/{}/.well-known/jwks.json",
-                fake.project_id
-            )))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(s, 200, "{jwks}");
+    let jwks = stack_jwks(&fake, "").await;
+    assert_eq!(jwks.status, 200, "{}", jwks.body);
     assert!(
-        h.get("cache-control")
+        jwks.headers
+            .get("cache-control")
             .unwrap()
             .to_str()
             .unwrap()
             .contains("max-age=3600")
     );
-    let key = &jwks["keys"][0];
+    let key = &jwks.body["keys"][0];
     assert_eq!(
         (key["kty"].as_str(), key["crv"].as_str()),
         (Some("EC"), Some("P-256"))
@@ -1215,32 +909,28 @@ async fn stack_password_refresh_teams_switch_and_sign_out() {
     let rt_id = claims["refresh_token_id"].as_str().unwrap().to_owned();
 
     // Wrong password.
-    known(
-        &stack
-            .post(
-                "/auth/password/sign-in",
-                &[],
-                json!({ "email": "alice@example.com", "password": "nope" }),
-            )
-            .await,
-        400,
-        "EMAIL_PASSWORD_MISMATCH",
-    );
+    stack
+        .password_sign_in(json!({ "email": "alice@example.com", "password": "nope" }))
+        .await
+        .known(400, "EMAIL_PASSWORD_MISMATCH");
 
     // Refresh: only an access token, the refresh token never rotates.
-    let got = stack.refresh(&rt).await;
-    assert_eq!(got.0, 200, "{}", got.2);
-    let keys: Vec<&String> = got.2.as_object().unwrap().keys().collect();
+    let got = stack.refresh(&rt).await.ok();
+    let keys: Vec<&String> = got.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["access_token"]);
-    let at2 = got.2["access_token"].as_str().unwrap();
+    let at2 = got["access_token"].as_str().unwrap();
     assert_eq!(jwt_part(at2, 1)["refresh_token_id"], rt_id.as_str());
-    assert_eq!(stack.refresh(&rt).await.0, 200, "the same RT keeps working");
+    assert_eq!(
+        stack.refresh(&rt).await.status,
+        200,
+        "the same RT keeps working"
+    );
 
     // Teams, and switching the selected team.
-    let (s, _, teams) = stack
+    let teams = stack
         .get("/teams?user_id=me", &[("x-stack-access-token", &at)])
-        .await;
-    assert_eq!(s, 200, "{teams}");
+        .await
+        .ok();
     let names: Vec<&str> = teams["items"]
         .as_array()
         .unwrap()
@@ -1248,29 +938,19 @@ async fn stack_password_refresh_teams_switch_and_sign_out() {
         .map(|t| t["display_name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["Team Acme", "Team Globex"]);
-    let (s, _, me) = stack
-        .get("/users/me", &[("x-stack-access-token", &at)])
-        .await;
-    assert_eq!(s, 200, "{me}");
+    let me = stack.me(&at).await.ok();
     assert_eq!(me["id"], stack_fixture::ALICE_ID);
     assert_eq!(me["primary_email"], "alice@example.com");
     assert_eq!(me["selected_team"]["display_name"], "Team Acme");
-    let (s, _, patched) = stack
-        .call(
-            reqwest::Method::PATCH,
-            "/users/me",
-            &[("x-stack-access-token", &at)],
-            Some(json!({ "selected_team_id": stack_fixture::TEAM_GLOBEX })),
-        )
-        .await;
-    assert_eq!(s, 200, "{patched}");
+    let to_globex = json!({ "selected_team_id": stack_fixture::TEAM_GLOBEX });
+    let patched = stack.patch_me(&at, to_globex.clone()).await.ok();
     assert_eq!(patched["selected_team_id"], stack_fixture::TEAM_GLOBEX);
     assert_eq!(
         jwt_part(&at, 1)["selected_team_id"],
         stack_fixture::TEAM_ACME,
         "old token unchanged"
     );
-    let refreshed = stack.refresh(&rt).await.2;
+    let refreshed = stack.refresh(&rt).await.body;
     assert_eq!(
         jwt_part(refreshed["access_token"].as_str().unwrap(), 1)["selected_team_id"],
         stack_fixture::TEAM_GLOBEX
@@ -1278,58 +958,32 @@ async fn stack_password_refresh_teams_switch_and_sign_out() {
 
     // bob is not in Team Globex; garbage and unknown fields are schema errors.
     let (bob_at, _) = stack.sign_in("bob@example.com").await;
-    let patch = |at: String, body: Value| {
-        let stack = &stack;
-        async move {
-            stack
-                .call(
-                    reqwest::Method::PATCH,
-                    "/users/me",
-                    &[("x-stack-access-token", &at)],
-                    Some(body),
-                )
-                .await
-        }
-    };
-    let details = known(
-        &patch(
-            bob_at.clone(),
-            json!({ "selected_team_id": stack_fixture::TEAM_GLOBEX }),
-        )
-        .await,
-        404,
-        "TEAM_MEMBERSHIP_NOT_FOUND",
-    );
+    let details = stack
+        .patch_me(&bob_at, to_globex)
+        .await
+        .known(404, "TEAM_MEMBERSHIP_NOT_FOUND");
     assert_eq!(details["team_id"], stack_fixture::TEAM_GLOBEX);
-    known(
-        &patch(bob_at.clone(), json!({ "selected_team_id": "team-globex" })).await,
-        400,
-        "SCHEMA_ERROR",
-    );
-    known(
-        &patch(bob_at.clone(), json!({ "selected_team": "x" })).await,
-        400,
-        "SCHEMA_ERROR",
-    );
+    for body in [
+        json!({ "selected_team_id": "team-globex" }),
+        json!({ "selected_team": "x" }),
+    ] {
+        stack
+            .patch_me(&bob_at, body)
+            .await
+            .known(400, "SCHEMA_ERROR");
+    }
 
     // The project.
-    let (s, _, project) = stack.get("/projects/current", &[]).await;
-    assert_eq!(s, 200, "{project}");
+    let project = stack.get("/projects/current", &[]).await.ok();
     assert_eq!(project["id"], fake.project_id);
     assert!(project["config"]["oauth_providers"].is_array());
 
     // An expired access token: 401 ACCESS_TOKEN_EXPIRED; a refresh fixes it.
     fake.advance_clock(601).await;
-    let details = known(
-        &stack
-            .get("/users/me", &[("x-stack-access-token", &at)])
-            .await,
-        401,
-        "ACCESS_TOKEN_EXPIRED",
-    );
+    let details = stack.me(&at).await.known(401, "ACCESS_TOKEN_EXPIRED");
     assert!(details["expired_at_millis"].is_number());
     // … or as 200 + x-stack-actual-status when the client asks for it.
-    let (s, h, v) = stack
+    let overridden = stack
         .get(
             "/users/me",
             &[
@@ -1338,43 +992,36 @@ async fn stack_password_refresh_teams_switch_and_sign_out() {
             ],
         )
         .await;
-    assert_eq!(s, 200);
-    assert_eq!(h["x-stack-actual-status"], "401");
-    assert_eq!(h["x-stack-known-error"], "ACCESS_TOKEN_EXPIRED");
-    assert_eq!(v["code"], "ACCESS_TOKEN_EXPIRED");
-    let fresh = stack.refresh(&rt).await.2["access_token"]
+    assert_eq!(overridden.status, 200);
+    assert_eq!(overridden.headers["x-stack-actual-status"], "401");
+    assert_eq!(
+        overridden.headers["x-stack-known-error"],
+        "ACCESS_TOKEN_EXPIRED"
+    );
+    assert_eq!(overridden.body["code"], "ACCESS_TOKEN_EXPIRED");
+    let fresh = stack.refresh(&rt).await.body["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(
-        stack
-            .get("/users/me", &[("x-stack-access-token", &fresh)])
-            .await
-            .0,
-        200
-    );
+    assert_eq!(stack.me(&fresh).await.status, 200);
 
     // Sign out: deletes the refresh token named by the access token.
-    let (s, _, v) = stack
+    let signed_out = stack
         .call(
             reqwest::Method::DELETE,
             "/auth/sessions/current",
             &[("x-stack-access-token", &fresh)],
             Some(json!({})),
         )
-        .await;
-    assert_eq!(s, 200, "{v}");
-    assert_eq!(v, json!({ "success": true }));
-    known(
-        &stack.refresh(&rt).await,
-        401,
-        "REFRESH_TOKEN_NOT_FOUND_OR_EXPIRED",
-    );
-    known(
-        &stack.refresh("never-issued").await,
-        401,
-        "REFRESH_TOKEN_NOT_FOUND_OR_EXPIRED",
-    );
+        .await
+        .ok();
+    assert_eq!(signed_out, json!({ "success": true }));
+    for dead in [rt.as_str(), "never-issued"] {
+        stack
+            .refresh(dead)
+            .await
+            .known(401, "REFRESH_TOKEN_NOT_FOUND_OR_EXPIRED");
+    }
 
     // The request log carries the headers, never the tokens.
     let log = fake.requests().await;
@@ -1398,12 +1045,12 @@ async fn stack_rejects_missing_headers_and_unknown_input() {
     let stack = Stack::new(&fake);
     let body = json!({ "email": "alice@example.com", "password": STACK_PASSWORD });
     let sign_in = fake.api("/auth/password/sign-in");
-    let send = |headers: Vec<(&'static str, String)>| {
+    let sign_in_with = |headers: Vec<(&'static str, String)>| {
         let mut req = http().post(&sign_in).json(&body);
         for (k, v) in headers {
             req = req.header(k, v);
         }
-        async move { json_of(req.send().await.unwrap()).await }
+        send(req)
     };
     let all = stack_headers(&fake);
     let without = |name: &str| {
@@ -1412,135 +1059,120 @@ async fn stack_rejects_missing_headers_and_unknown_input() {
             .cloned()
             .collect::<Vec<_>>()
     };
+    let replaced = |name: &'static str, value: &str| {
+        let mut headers = without(name);
+        headers.push((name, value.to_owned()));
+        headers
+    };
+    let branch = [all.clone(), vec![("x-stack-branch-id", "dev".to_owned())]].concat();
 
-    known(&send(vec![]).await, 400, "ACCESS_TYPE_REQUIRED");
-    known(
-        &send(without("x-stack-access-type")).await,
-        400,
-        "PROJECT_KEY_WITHOUT_ACCESS_TYPE",
-    );
-    known(
-        &send(without("x-stack-project-id")).await,
-        400,
-        "ACCESS_TYPE_WITHOUT_PROJECT_ID",
-    );
-    known(
-        &send(without("x-stack-publishable-client-key")).await,
-        401,
-        "PUBLISHABLE_CLIENT_KEY_REQUIRED_FOR_PROJECT",
-    );
-    let mut wrong_key = without("x-stack-publishable-client-key");
-    wrong_key.push(("x-stack-publishable-client-key", "pck_wrong".to_owned()));
-    known(
-        &send(wrong_key).await,
-        401,
-        "INVALID_PUBLISHABLE_CLIENT_KEY",
-    );
-    let mut wrong_type = without("x-stack-access-type");
-    wrong_type.push(("x-stack-access-type", "browser".to_owned()));
-    known(&send(wrong_type).await, 400, "INVALID_ACCESS_TYPE");
-    let mut server = without("x-stack-access-type");
-    server.push(("x-stack-access-type", "server".to_owned()));
-    known(&send(server).await, 401, "INVALID_SECRET_SERVER_KEY");
-    let mut branch = all.clone();
-    branch.push(("x-stack-branch-id", "dev".to_owned()));
-    known(&send(branch).await, 400, "BRANCH_DOES_NOT_EXIST");
+    for (headers, status, code) in [
+        (vec![], 400, "ACCESS_TYPE_REQUIRED"),
+        (
+            without("x-stack-access-type"),
+            400,
+            "PROJECT_KEY_WITHOUT_ACCESS_TYPE",
+        ),
+        (
+            without("x-stack-project-id"),
+            400,
+            "ACCESS_TYPE_WITHOUT_PROJECT_ID",
+        ),
+        (
+            without("x-stack-publishable-client-key"),
+            401,
+            "PUBLISHABLE_CLIENT_KEY_REQUIRED_FOR_PROJECT",
+        ),
+        (
+            replaced("x-stack-publishable-client-key", "pck_wrong"),
+            401,
+            "INVALID_PUBLISHABLE_CLIENT_KEY",
+        ),
+        (
+            replaced("x-stack-access-type", "browser"),
+            400,
+            "INVALID_ACCESS_TYPE",
+        ),
+        (
+            replaced("x-stack-access-type", "server"),
+            401,
+            "INVALID_SECRET_SERVER_KEY",
+        ),
+        (branch, 400, "BRANCH_DOES_NOT_EXIST"),
+    ] {
+        sign_in_with(headers).await.known(status, code);
+    }
 
     // Unknown body fields, missing fields, garbage JSON, a body on refresh.
-    known(
-        &stack
-            .post(
-                "/auth/password/sign-in",
-                &[],
-                json!({ "email": "alice@example.com", "password": "demo", "remember": true }),
-            )
-            .await,
-        400,
-        "SCHEMA_ERROR",
-    );
-    known(
-        &stack
-            .post(
-                "/auth/password/sign-in",
-                &[],
-                json!({ "email": "alice@example.com" }),
-            )
-            .await,
-        400,
-        "SCHEMA_ERROR",
-    );
+    for body in [
+        json!({ "email": "alice@example.com", "password": "demo", "remember": true }),
+        json!({ "email": "alice@example.com" }),
+    ] {
+        stack
+            .password_sign_in(body)
+            .await
+            .known(400, "SCHEMA_ERROR");
+    }
     let garbage = stack
         .req(reqwest::Method::POST, "/auth/password/sign-in", &[])
         .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    known(&json_of(garbage).await, 400, "BODY_PARSING_ERROR");
+        .body("{not json");
+    send(garbage).await.known(400, "BODY_PARSING_ERROR");
     let (_, rt) = stack.sign_in("bob@example.com").await;
-    known(
-        &stack
-            .post(
-                "/auth/sessions/current/refresh",
-                &[("x-stack-refresh-token", &rt)],
-                json!({ "refresh_token": rt }),
-            )
-            .await,
-        400,
-        "SCHEMA_ERROR",
-    );
-    known(
-        &stack
-            .post("/auth/sessions/current/refresh", &[], json!({}))
-            .await,
-        400,
-        "SCHEMA_ERROR",
-    );
-    known(
-        &stack.get("/users/me", &[]).await,
-        400,
-        "CANNOT_GET_OWN_USER_WITHOUT_USER",
-    );
-    known(
-        &stack
-            .get("/users/me", &[("x-stack-access-token", "garbage")])
-            .await,
-        401,
-        "UNPARSABLE_ACCESS_TOKEN",
-    );
-    known(
-        &stack.get("/teams?user_id=me&limit=5", &[]).await,
-        400,
-        "SCHEMA_ERROR",
-    );
+    stack
+        .post(
+            "/auth/sessions/current/refresh",
+            &[("x-stack-refresh-token", &rt)],
+            json!({ "refresh_token": rt }),
+        )
+        .await
+        .known(400, "SCHEMA_ERROR");
+    stack
+        .post("/auth/sessions/current/refresh", &[], json!({}))
+        .await
+        .known(400, "SCHEMA_ERROR");
+    stack
+        .get("/users/me", &[])
+        .await
+        .known(400, "CANNOT_GET_OWN_USER_WITHOUT_USER");
+    stack
+        .me("garbage")
+        .await
+        .known(401, "UNPARSABLE_ACCESS_TOKEN");
+    stack
+        .get("/teams?user_id=me&limit=5", &[])
+        .await
+        .known(400, "SCHEMA_ERROR");
 
     // Unknown paths: Stack's own plain-text 404 (no known error).
-    let (s, h, v) = stack.get("/auth/oidc/token", &[]).await;
-    assert_eq!(s, 404);
-    assert!(h.get("x-stack-known-error").is_none());
+    let missing = stack.get("/auth/oidc/token", &[]).await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.headers.get("x-stack-known-error").is_none());
     assert!(
-        v.as_str()
+        missing
+            .body
+            .as_str()
             .unwrap()
             .contains("this page does not exist in Stack Auth's API"),
-        "{v}"
+        "{}",
+        missing.body
     );
-    let (s, _, _) = json_of(http().get(fake.url("/v1/users/me")).send().await.unwrap()).await;
-    assert_eq!(s, 404);
+    assert_eq!(send(http().get(fake.url("/v1/users/me"))).await.status, 404);
 }
 
 #[tokio::test]
 async fn stack_email_code_through_the_outbox() {
     let fake = StackFake::start().await;
     let stack = Stack::new(&fake);
+    let send_code = |email: &str, callback_url: &str| {
+        let body = json!({ "email": email, "callback_url": callback_url });
+        stack.post("/auth/otp/send-sign-in-code", &[], body)
+    };
+    let sign_in = |code: &str| stack.post("/auth/otp/sign-in", &[], json!({ "code": code }));
 
-    let (s, _, sent) = stack
-        .post(
-            "/auth/otp/send-sign-in-code",
-            &[],
-            json!({ "email": "bob@example.com", "callback_url": "http://127.0.0.1:8765/magic-link" }),
-        )
-        .await;
-    assert_eq!(s, 200, "{sent}");
+    let sent = send_code("bob@example.com", "http://127.0.0.1:8765/magic-link")
+        .await
+        .ok();
     let nonce = sent["nonce"].as_str().unwrap();
     let code = fake.latest_code_to("bob@example.com").await;
     assert_eq!(code.len(), 45);
@@ -1553,73 +1185,33 @@ async fn stack_email_code_through_the_outbox() {
     assert_eq!(otp, code[..6].to_uppercase());
 
     // What the person types (6 characters, upper case) + the nonce = the code.
-    let typed = format!("{otp}{nonce}");
-    let (s, _, signed) = stack
-        .post("/auth/otp/sign-in", &[], json!({ "code": typed }))
-        .await;
-    assert_eq!(s, 200, "{signed}");
+    let signed = sign_in(&format!("{otp}{nonce}")).await.ok();
     assert_eq!(signed["user_id"], stack_fixture::BOB_ID);
     assert_eq!(signed["is_new_user"], false);
     assert!(signed["refresh_token"].is_string());
-    known(
-        &stack
-            .post("/auth/otp/sign-in", &[], json!({ "code": code }))
-            .await,
-        409,
-        "VERIFICATION_CODE_ALREADY_USED",
-    );
-    known(
-        &stack
-            .post("/auth/otp/sign-in", &[], json!({ "code": "x".repeat(45) }))
-            .await,
-        404,
-        "VERIFICATION_CODE_NOT_FOUND",
-    );
-    known(
-        &stack
-            .post("/auth/otp/sign-in", &[], json!({ "code": otp }))
-            .await,
-        400,
-        "SCHEMA_ERROR",
-    );
-    known(
-        &stack
-            .post(
-                "/auth/otp/send-sign-in-code",
-                &[],
-                json!({ "email": "bob@example.com", "callback_url": "dev.tessera:/callback" }),
-            )
-            .await,
-        400,
-        "REDIRECT_URL_NOT_WHITELISTED",
-    );
+    sign_in(&code)
+        .await
+        .known(409, "VERIFICATION_CODE_ALREADY_USED");
+    sign_in(&"x".repeat(45))
+        .await
+        .known(404, "VERIFICATION_CODE_NOT_FOUND");
+    sign_in(&otp).await.known(400, "SCHEMA_ERROR");
+    send_code("bob@example.com", "dev.tessera:/callback")
+        .await
+        .known(400, "REDIRECT_URL_NOT_WHITELISTED");
 
     // Waiting for the next mail, not the latest one already there.
     let seen = fake.mail_count_to("bob@example.com").await;
     assert_eq!(seen, 1);
-    stack
-        .post(
-            "/auth/otp/send-sign-in-code",
-            &[],
-            json!({ "email": "bob@example.com", "callback_url": "https://app.example.com/magic" }),
-        )
-        .await;
+    send_code("bob@example.com", "https://app.example.com/magic").await;
     let second = fake.next_code_to("bob@example.com", seen).await;
     assert_ne!(second, code);
     assert_eq!(fake.latest_code_to("bob@example.com").await, second);
 
     // A new address signs up.
-    stack
-        .post(
-            "/auth/otp/send-sign-in-code",
-            &[],
-            json!({ "email": "dave@example.com", "callback_url": "http://localhost:3000/x" }),
-        )
-        .await;
+    send_code("dave@example.com", "http://localhost:3000/x").await;
     let code = fake.latest_code_to("dave@example.com").await;
-    let (_, _, dave) = stack
-        .post("/auth/otp/sign-in", &[], json!({ "code": code }))
-        .await;
+    let dave = sign_in(&code).await.body;
     assert_eq!(dave["is_new_user"], true);
 }
 
@@ -1641,21 +1233,19 @@ async fn stack_oauth_authorize_and_token_with_pkce() {
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256")
             .append_pair("response_type", "code");
-        async move { json_of(http().get(url).send().await.unwrap()).await }
+        send(http().get(url))
     };
 
     fake.set_oauth_user("bob@example.com").await;
-    let (s, h, v) = authorize("github", &fake.publishable_key, redirect).await;
-    assert_eq!(s, 307, "{v}");
-    let location = h["location"].to_str().unwrap().to_owned();
+    let authorized = authorize("github", &fake.publishable_key, redirect).await;
+    assert_eq!(authorized.status, 307, "{}", authorized.body);
+    let location = authorized.headers["location"].to_str().unwrap().to_owned();
     assert!(location.starts_with(redirect), "{location}");
     assert_eq!(param(&location, "state").as_deref(), Some("state-123"));
     let code = param(&location, "code").unwrap();
 
-    let token = |form: Vec<(&'static str, String)>| {
-        let req = http().post(fake.api("/auth/oauth/token")).form(&form);
-        async move { json_of(req.send().await.unwrap()).await }
-    };
+    let token_url = fake.api("/auth/oauth/token");
+    let token = |form: Vec<(&'static str, String)>| send(http().post(&token_url).form(&form));
     let base = |verifier: &str, redirect_uri: &str| {
         vec![
             ("grant_type", "authorization_code".to_owned()),
@@ -1666,22 +1256,17 @@ async fn stack_oauth_authorize_and_token_with_pkce() {
             ("client_secret", fake.publishable_key.clone()),
         ]
     };
-    known(
-        &token(base(&pkce().0, redirect)).await,
-        400,
-        "INVALID_AUTHORIZATION_CODE",
-    );
-    let (s, _, v) = token(base(&verifier, "http://127.0.0.1:47002/callback")).await;
-    assert_eq!(s, 400, "{v}");
+    token(base(&pkce().0, redirect))
+        .await
+        .known(400, "INVALID_AUTHORIZATION_CODE");
+    let other_redirect = token(base(&verifier, "http://127.0.0.1:47002/callback")).await;
+    assert_eq!(other_redirect.status, 400, "{}", other_redirect.body);
     let mut wrong_secret = base(&verifier, redirect);
     wrong_secret[5].1 = "pck_wrong".to_owned();
-    known(
-        &token(wrong_secret).await,
-        400,
-        "INVALID_OAUTH_CLIENT_ID_OR_SECRET",
-    );
-    let (s, _, tokens) = token(base(&verifier, redirect)).await;
-    assert_eq!(s, 200, "{tokens}");
+    token(wrong_secret)
+        .await
+        .known(400, "INVALID_OAUTH_CLIENT_ID_OR_SECRET");
+    let tokens = token(base(&verifier, redirect)).await.ok();
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["expires_in"], 600);
     assert_eq!(tokens["is_new_user"], false);
@@ -1689,72 +1274,82 @@ async fn stack_oauth_authorize_and_token_with_pkce() {
         jwt_part(tokens["access_token"].as_str().unwrap(), 1)["sub"],
         stack_fixture::BOB_ID
     );
-    known(
-        &token(base(&verifier, redirect)).await,
-        400,
-        "INVALID_AUTHORIZATION_CODE",
-    );
+    token(base(&verifier, redirect))
+        .await
+        .known(400, "INVALID_AUTHORIZATION_CODE");
 
     // The refresh grant: same refresh token back.
     let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
-    let (s, _, v) = token(vec![
+    let v = token(vec![
         ("grant_type", "refresh_token".to_owned()),
         ("refresh_token", rt.clone()),
         ("client_id", fake.project_id.clone()),
         ("client_secret", fake.publishable_key.clone()),
     ])
-    .await;
-    assert_eq!(s, 200, "{v}");
+    .await
+    .ok();
     assert_eq!(v["refresh_token"], rt.as_str());
     assert!(v["access_token"].is_string());
     // JSON is not accepted at the token endpoint.
-    let (s, _, v) = json_of(
+    let as_json = send(
         http()
-            .post(fake.api("/auth/oauth/token"))
-            .json(&json!({ "grant_type": "refresh_token", "refresh_token": rt }))
-            .send()
-            .await
-            .unwrap(),
+            .post(&token_url)
+            .json(&json!({ "grant_type": "refresh_token", "refresh_token": rt })),
     )
     .await;
-    assert_eq!(s, 400, "{v}");
-    assert_eq!(v["error"], "invalid_request");
+    assert_eq!(as_json.status, 400, "{}", as_json.body);
+    assert_eq!(as_json.body["error"], "invalid_request");
     assert_eq!(
-        stack.refresh(&rt).await.0,
+        stack.refresh(&rt).await.status,
         200,
         "OAuth refresh tokens refresh the usual way too"
     );
 
     // Rejected authorizations.
-    known(
-        &authorize("github", &fake.publishable_key, "dev.tessera:/callback").await,
-        400,
-        "REDIRECT_URL_NOT_WHITELISTED",
-    );
-    known(
-        &authorize("github", "pck_wrong", redirect).await,
-        401,
-        "INVALID_PUBLISHABLE_CLIENT_KEY",
-    );
-    known(
-        &authorize("github", "__stack_public_client__", redirect).await,
-        401,
-        "PUBLISHABLE_CLIENT_KEY_REQUIRED_FOR_PROJECT",
-    );
-    known(
-        &authorize("myspace", &fake.publishable_key, redirect).await,
-        400,
-        "OAUTH_PROVIDER_NOT_FOUND_OR_NOT_ENABLED",
-    );
-    let (s, h, _) = authorize(
+    let publishable = fake.publishable_key.as_str();
+    for (provider, client_secret, redirect_uri, status, code) in [
+        (
+            "github",
+            publishable,
+            "dev.tessera:/callback",
+            400,
+            "REDIRECT_URL_NOT_WHITELISTED",
+        ),
+        (
+            "github",
+            "pck_wrong",
+            redirect,
+            401,
+            "INVALID_PUBLISHABLE_CLIENT_KEY",
+        ),
+        (
+            "github",
+            "__stack_public_client__",
+            redirect,
+            401,
+            "PUBLISHABLE_CLIENT_KEY_REQUIRED_FOR_PROJECT",
+        ),
+        (
+            "myspace",
+            publishable,
+            redirect,
+            400,
+            "OAUTH_PROVIDER_NOT_FOUND_OR_NOT_ENABLED",
+        ),
+    ] {
+        authorize(provider, client_secret, redirect_uri)
+            .await
+            .known(status, code);
+    }
+    let mobile = authorize(
         "google",
-        &fake.publishable_key,
+        publishable,
         "stack-auth-mobile-oauth-url://success",
     )
     .await;
-    assert_eq!(s, 307);
+    assert_eq!(mobile.status, 307);
     assert!(
-        h["location"]
+        mobile.headers["location"]
             .to_str()
             .unwrap()
             .starts_with("stack-auth-mobile-oauth-url://success?code=")
@@ -1767,39 +1362,19 @@ async fn stack_mfa_anonymous_and_cli() {
     let stack = Stack::new(&fake);
 
     // carol has TOTP: password sign-in is refused with an attempt code.
-    let details = known(
-        &stack
-            .post(
-                "/auth/password/sign-in",
-                &[],
-                json!({ "email": "carol@example.com", "password": STACK_PASSWORD }),
-            )
-            .await,
-        400,
-        "MULTI_FACTOR_AUTHENTICATION_REQUIRED",
-    );
+    let details = stack
+        .password_sign_in(json!({ "email": "carol@example.com", "password": STACK_PASSWORD }))
+        .await
+        .known(400, "MULTI_FACTOR_AUTHENTICATION_REQUIRED");
     let attempt = details["attempt_code"].as_str().unwrap().to_owned();
     assert_eq!(attempt.len(), 45);
-    known(
-        &stack
-            .post(
-                "/auth/mfa/sign-in",
-                &[],
-                json!({ "type": "totp", "totp": "000000", "code": attempt }),
-            )
-            .await,
-        400,
-        "INVALID_TOTP_CODE",
-    );
+    let mfa_sign_in = |totp: &str| {
+        let body = json!({ "type": "totp", "totp": totp, "code": attempt });
+        stack.post("/auth/mfa/sign-in", &[], body)
+    };
+    mfa_sign_in("000000").await.known(400, "INVALID_TOTP_CODE");
     let totp = fake.totp("carol@example.com").await;
-    let (s, _, v) = stack
-        .post(
-            "/auth/mfa/sign-in",
-            &[],
-            json!({ "type": "totp", "totp": totp, "code": attempt }),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    let v = mfa_sign_in(&totp).await.ok();
     assert_eq!(v["user_id"], stack_fixture::CAROL_ID);
     assert_eq!(
         jwt_part(v["access_token"].as_str().unwrap(), 1)["requires_totp_mfa"],
@@ -1807,8 +1382,10 @@ async fn stack_mfa_anonymous_and_cli() {
     );
 
     // Anonymous users: their own issuer/audience; refused unless the client allows them.
-    let (s, _, anon) = stack.post("/auth/anonymous/sign-up", &[], json!({})).await;
-    assert_eq!(s, 200, "{anon}");
+    let anon = stack
+        .post("/auth/anonymous/sign-up", &[], json!({}))
+        .await
+        .ok();
     let at = anon["access_token"].as_str().unwrap();
     let claims = jwt_part(at, 1);
     assert_eq!(claims["aud"], format!("{}:anon", fake.project_id));
@@ -1820,14 +1397,11 @@ async fn stack_mfa_anonymous_and_cli() {
         )
     );
     assert_eq!(claims["is_anonymous"], true);
-    known(
-        &stack
-            .get("/users/me", &[("x-stack-access-token", at)])
-            .await,
-        401,
-        "ANONYMOUS_AUTHENTICATION_NOT_ALLOWED",
-    );
-    let (s, _, me) = stack
+    stack
+        .me(at)
+        .await
+        .known(401, "ANONYMOUS_AUTHENTICATION_NOT_ALLOWED");
+    let me = stack
         .get(
             "/users/me",
             &[
@@ -1835,39 +1409,28 @@ async fn stack_mfa_anonymous_and_cli() {
                 ("x-stack-allow-anonymous-user", "true"),
             ],
         )
-        .await;
-    assert_eq!(s, 200, "{me}");
+        .await
+        .ok();
     assert_eq!(me["is_anonymous"], true);
-    let (_, _, jwks) = json_of(
-        http()
-            .get(fake.api(&format!(
-                "/projects/{}/.well-known/jwks.json?include_anonymous=true",
-                fake.project_id
-            )))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let jwks = stack_jwks(&fake, "?include_anonymous=true").await.body;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
 
     // The CLI login: waiting → approved (201 + refresh token) → used.
-    let (s, _, cli) = stack.post("/auth/cli", &[], json!({})).await;
-    assert_eq!(s, 200, "{cli}");
+    let cli = stack.post("/auth/cli", &[], json!({})).await.ok();
     let polling = cli["polling_code"].as_str().unwrap().to_owned();
     let poll = || stack.post("/auth/cli/poll", &[], json!({ "polling_code": polling }));
-    assert_eq!(poll().await.2["status"], "waiting");
+    assert_eq!(poll().await.body["status"], "waiting");
     fake.approve_cli(cli["login_code"].as_str().unwrap(), "alice@example.com")
         .await;
-    let (s, _, done) = poll().await;
-    assert_eq!(s, 201, "{done}");
-    assert_eq!(done["status"], "success");
+    let done = poll().await;
+    assert_eq!(done.status, 201, "{}", done.body);
+    assert_eq!(done.body["status"], "success");
     assert_eq!(
         stack
-            .refresh(done["refresh_token"].as_str().unwrap())
+            .refresh(done.body["refresh_token"].as_str().unwrap())
             .await
-            .0,
+            .status,
         200
     );
-    assert_eq!(poll().await.2["status"], "used");
+    assert_eq!(poll().await.body["status"], "used");
 }

@@ -1,13 +1,12 @@
 //! End-to-end check of the test harness against the real provider in tests/idp, using plain
 //! reqwest on the client side (no Tessera code involved).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod support;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::Value;
-use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{http, jwt_part, param, pkce, unique};
 use tessera_testkit::{
     Browser, Flavor, Idp, IdpOptions, Profile, client_pkjwt_pem, signing_key_pem,
 };
@@ -15,42 +14,37 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
 const API: &str = "https://api.example.test";
+const PUBLIC: &str = "tessera-public";
+/// The app's custom-scheme redirect URI.
+const APP_CALLBACK: &str = "dev.tessera:/callback";
 
-fn http() -> reqwest::Client {
+/// Sends `req` and reads the JSON body.
+async fn fetch(req: reqwest::RequestBuilder) -> Value {
+    req.send().await.unwrap().json().await.unwrap()
+}
+
+/// The status and JSON body of `resp`; panics when the body is not JSON.
+async fn status_json(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap();
+    let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status} {body}: {e}"));
+    (status, json)
+}
+
+/// Asserts the status of `resp` and that its body contains `needle`.
+async fn assert_body(resp: reqwest::Response, status: u16, needle: &str) {
+    assert_eq!(resp.status(), status);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains(needle), "{body}");
+}
+
+/// A client with its own cookie jar that does not follow redirects.
+fn cookie_client() -> reqwest::Client {
     reqwest::Client::builder()
+        .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(20))
         .build()
         .unwrap()
-}
-
-fn unique() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{nanos:x}{:x}", N.fetch_add(1, Ordering::Relaxed))
-}
-
-/// (code_verifier, code_challenge) for PKCE S256.
-fn pkce() -> (String, String) {
-    let verifier = format!("{:0>64}", unique());
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
-}
-
-fn jwt_part(jwt: &str, i: usize) -> Value {
-    let part = jwt.split('.').nth(i).expect("JWT has 3 parts");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
-}
-
-fn param(url: &str, name: &str) -> Option<String> {
-    Url::parse(url)
-        .unwrap_or_else(|e| panic!("{url}: {e}"))
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
 }
 
 struct AuthRequest<'a> {
@@ -58,6 +52,28 @@ struct AuthRequest<'a> {
     redirect_uri: &'a str,
     scope: &'a str,
     extra: &'a [(&'a str, &'a str)],
+}
+
+impl<'a> AuthRequest<'a> {
+    /// For `client_id`, without extra parameters.
+    fn new(client_id: &'a str, redirect_uri: &'a str, scope: &'a str) -> Self {
+        AuthRequest {
+            client_id,
+            redirect_uri,
+            scope,
+            extra: &[],
+        }
+    }
+
+    /// For the public client `tessera-public`, without extra parameters.
+    fn public(redirect_uri: &'a str, scope: &'a str) -> Self {
+        Self::new(PUBLIC, redirect_uri, scope)
+    }
+
+    /// With the extra authorization parameters `extra`.
+    fn with(self, extra: &'a [(&'a str, &'a str)]) -> Self {
+        AuthRequest { extra, ..self }
+    }
 }
 
 /// Builds an authorization URL; returns (url, state, nonce, code_verifier).
@@ -83,6 +99,31 @@ fn authorize_url_at(endpoint: &str, req: &AuthRequest) -> (String, String, Strin
     params.extend_from_slice(req.extra);
     let url = Url::parse_with_params(endpoint, &params).unwrap();
     (url.into(), state.clone(), nonce.clone(), verifier)
+}
+
+/// The authorization code in the callback URL `cb`.
+#[track_caller]
+fn code_of(cb: &str) -> String {
+    param(cb, "code").unwrap_or_else(|| panic!("no code in {cb}"))
+}
+
+/// Asserts that the callback URL `cb` carries `error`; returns its `error_description` ("" if
+/// none).
+#[track_caller]
+fn callback_error(cb: &str, error: &str) -> String {
+    assert_eq!(param(cb, "error").as_deref(), Some(error), "{cb}");
+    param(cb, "error_description").unwrap_or_default()
+}
+
+/// Asserts a token endpoint error answer: `status` and `{"error": error}`.
+#[track_caller]
+fn assert_error(got: &(u16, Value), status: u16, error: &str) {
+    let (s, body) = got;
+    assert_eq!(
+        (*s, body["error"].as_str()),
+        (status, Some(error)),
+        "{body}"
+    );
 }
 
 enum ClientAuth {
@@ -149,11 +190,33 @@ async fn token_at(
             form.push(("client_assertion", pkjwt_assertion(id, assertion_aud).await));
         }
     }
-    let resp = req.form(&form).send().await.expect("token request");
-    let status = resp.status().as_u16();
-    let body = resp.text().await.unwrap();
-    let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status} {body}: {e}"));
-    (status, json)
+    status_json(req.form(&form).send().await.expect("token request")).await
+}
+
+/// The authorization-code grant's form.
+fn code_grant<'a>(code: &'a str, redirect: &'a str, verifier: &'a str) -> [(&'a str, &'a str); 4] {
+    [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect),
+        ("code_verifier", verifier),
+    ]
+}
+
+/// Redeems `code` at the token endpoint `url` (assertions for `assertion_aud`); must succeed.
+async fn redeem(
+    idp: &Idp,
+    url: &str,
+    assertion_aud: &str,
+    auth: &ClientAuth,
+    redirect: &str,
+    code: &str,
+    verifier: &str,
+) -> Value {
+    let form = code_grant(code, redirect, verifier);
+    let (status, body) = token_at(url, assertion_aud, auth, &form).await;
+    assert_eq!(status, 200, "code exchange: {body}\n{}", idp.stderr_tail());
+    body
 }
 
 async fn exchange(
@@ -163,19 +226,8 @@ async fn exchange(
     code: &str,
     verifier: &str,
 ) -> Value {
-    let (status, body) = token(
-        idp,
-        auth,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", redirect),
-            ("code_verifier", verifier),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "code exchange: {body}\n{}", idp.stderr_tail());
-    body
+    let token_url = idp.url("/token");
+    redeem(idp, &token_url, &idp.issuer, auth, redirect, code, verifier).await
 }
 
 async fn refresh(idp: &Idp, auth: &ClientAuth, rt: &str) -> (u16, Value) {
@@ -227,31 +279,23 @@ async fn discovery_code_flow_public_client_and_plain_refresh() {
     assert_eq!(idp.issuer, format!("http://127.0.0.1:{}", idp.port));
 
     // Discovery.
-    let d: Value = http()
-        .get(idp.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d = fetch(http().get(idp.url("/.well-known/openid-configuration"))).await;
     assert_eq!(d["issuer"], idp.issuer.as_str());
-    for (field, path) in [
-        ("authorization_endpoint", "/auth"),
-        ("token_endpoint", "/token"),
-        ("jwks_uri", "/jwks"),
-        ("userinfo_endpoint", "/me"),
-        ("device_authorization_endpoint", "/device/auth"),
-        ("revocation_endpoint", "/token/revocation"),
-        ("introspection_endpoint", "/token/introspection"),
-        ("end_session_endpoint", "/session/end"),
-    ] {
-        assert_eq!(d[field], idp.url(path).as_str(), "{field}");
-    }
-    assert_eq!(
-        d["code_challenge_methods_supported"],
-        serde_json::json!(["S256"])
+    assert_endpoints(
+        &d,
+        &idp.issuer,
+        &[
+            ("authorization_endpoint", "/auth"),
+            ("token_endpoint", "/token"),
+            ("jwks_uri", "/jwks"),
+            ("userinfo_endpoint", "/me"),
+            ("device_authorization_endpoint", "/device/auth"),
+            ("revocation_endpoint", "/token/revocation"),
+            ("introspection_endpoint", "/token/introspection"),
+            ("end_session_endpoint", "/session/end"),
+        ],
     );
+    assert_eq!(d["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(d["authorization_response_iss_parameter_supported"], true);
     for scope in ["openid", "email", "profile", "offline_access"] {
         let scopes = d["scopes_supported"].as_array().unwrap();
@@ -270,25 +314,17 @@ async fn discovery_code_flow_public_client_and_plain_refresh() {
     }
 
     // Authorization code + PKCE for the public client, custom-scheme redirect.
-    let redirect = "dev.tessera:/callback";
+    let redirect = APP_CALLBACK;
     let scope = "openid email profile offline_access";
-    let (url, state, nonce, verifier) = authorize_url(
-        &idp,
-        &AuthRequest {
-            client_id: "tessera-public",
-            redirect_uri: redirect,
-            scope,
-            extra: &[],
-        },
-    );
+    let (url, state, nonce, verifier) = authorize_url(&idp, &AuthRequest::public(redirect, scope));
     let browser = Browser::new();
     let cb = browser.login(&url, "alice").await;
     assert!(cb.starts_with("dev.tessera:/callback?"), "{cb}");
     assert_eq!(param(&cb, "state").as_deref(), Some(state.as_str()));
     assert_eq!(param(&cb, "iss").as_deref(), Some(idp.issuer.as_str()));
-    let code = param(&cb, "code").expect("code in callback");
+    let code = code_of(&cb);
 
-    let public = ClientAuth::None("tessera-public");
+    let public = ClientAuth::None(PUBLIC);
     let t = exchange(&idp, &public, redirect, &code, &verifier).await;
     assert_eq!(t["token_type"], "Bearer");
     assert_eq!(t["expires_in"], 3600);
@@ -306,27 +342,16 @@ async fn discovery_code_flow_public_client_and_plain_refresh() {
     assert_eq!(header["kid"], "key-a");
     let claims = jwt_part(id_token, 1);
     assert_eq!(claims["iss"], idp.issuer.as_str());
-    assert_eq!(claims["aud"], "tessera-public");
+    assert_eq!(claims["aud"], PUBLIC);
     assert_eq!(claims["sub"], "alice");
     assert_eq!(claims["nonce"], nonce.as_str());
     assert_eq!(claims["email"], "alice@example.com");
     assert_eq!(claims["email_verified"], true);
     assert_eq!(claims["name"], "Alice Example");
-    assert_eq!(
-        claims["organizations"],
-        serde_json::json!(["acme", "globex"])
-    );
+    assert_eq!(claims["organizations"], json!(["acme", "globex"]));
 
     // Userinfo with the opaque access token.
-    let me: Value = http()
-        .get(idp.url("/me"))
-        .bearer_auth(at)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = fetch(http().get(idp.url("/me")).bearer_auth(at)).await;
     assert_eq!(me["sub"], "alice");
     assert_eq!(me["email"], "alice@example.com");
 
@@ -343,94 +368,49 @@ async fn discovery_code_flow_public_client_and_plain_refresh() {
     }
 
     // Introspection by the public client of its own token.
-    let intro = |token: String| {
-        let idp_url = idp.url("/token/introspection");
-        async move {
-            let v: Value = http()
-                .post(idp_url)
-                .form(&[("token", token.as_str()), ("client_id", "tessera-public")])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v
-        }
+    let intro = |token: &str| {
+        let form = [("token", token), ("client_id", PUBLIC)];
+        fetch(http().post(idp.url("/token/introspection")).form(&form))
     };
-    let i = intro(rt.to_owned()).await;
+    let i = intro(rt).await;
     assert_eq!(i["active"], true, "{i}");
-    assert_eq!(i["client_id"], "tessera-public");
+    assert_eq!(i["client_id"], PUBLIC);
     assert_eq!(i["sub"], "alice");
 
     // Revocation by the public client, then the refresh token is dead.
     let resp = http()
         .post(idp.url("/token/revocation"))
-        .form(&[("token", rt), ("client_id", "tessera-public")])
+        .form(&[("token", rt), ("client_id", PUBLIC)])
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(intro(rt.to_owned()).await["active"], false);
-    let (status, r) = refresh(&idp, &public, rt).await;
-    assert_eq!((status, r["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(intro(rt).await["active"], false);
+    assert_error(&refresh(&idp, &public, rt).await, 400, "invalid_grant");
 
     // The code is single-use (replaying it would also revoke the grant, so it comes last).
-    let (status, body) = token(
-        &idp,
-        &public,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    let replay = token(&idp, &public, &code_grant(&code, redirect, &verifier)).await;
+    assert_error(&replay, 400, "invalid_grant");
 
     // A second sign-in in the same browser reuses the session (no login page).
-    let (url, state, _, _) = authorize_url(
-        &idp,
-        &AuthRequest {
-            client_id: "tessera-public",
-            redirect_uri: redirect,
-            scope: "openid",
-            extra: &[],
-        },
-    );
+    let (url, state, _, _) = authorize_url(&idp, &AuthRequest::public(redirect, "openid"));
     let cb = browser.login(&url, "alice").await;
     assert_eq!(param(&cb, "state").as_deref(), Some(state.as_str()));
     assert!(param(&cb, "code").is_some());
 
     // Denial at the login page.
-    let (url, state, _, _) = authorize_url(
-        &idp,
-        &AuthRequest {
-            client_id: "tessera-public",
-            redirect_uri: redirect,
-            scope,
-            extra: &[],
-        },
-    );
+    let (url, state, _, _) = authorize_url(&idp, &AuthRequest::public(redirect, scope));
     let cb = Browser::new().deny(&url).await;
     assert!(cb.starts_with("dev.tessera:/callback?"), "{cb}");
-    assert_eq!(param(&cb, "error").as_deref(), Some("access_denied"));
+    callback_error(&cb, "access_denied");
     assert_eq!(param(&cb, "state").as_deref(), Some(state.as_str()));
 
     // RP-initiated logout back to the custom scheme.
-    let jar = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let jar = cookie_client();
     let end = Url::parse_with_params(
         &idp.url("/session/end"),
         &[
-            ("client_id", "tessera-public"),
+            ("client_id", PUBLIC),
             ("post_logout_redirect_uri", "dev.tessera:/logout"),
             ("state", "bye"),
         ],
@@ -451,15 +431,7 @@ async fn discovery_code_flow_public_client_and_plain_refresh() {
     assert_eq!(resp.headers()["location"], "dev.tessera:/logout?state=bye");
 
     // Wrong password re-renders the login page with an error.
-    let (url, _, _, _) = authorize_url(
-        &idp,
-        &AuthRequest {
-            client_id: "tessera-public",
-            redirect_uri: redirect,
-            scope,
-            extra: &[],
-        },
-    );
+    let (url, _, _, _) = authorize_url(&idp, &AuthRequest::public(redirect, scope));
     let resp = jar.get(url).send().await.unwrap();
     let login = Url::parse(&idp.issuer)
         .unwrap()
@@ -484,13 +456,7 @@ async fn discovery_code_flow_public_client_and_plain_refresh() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .contains("Wrong username or password")
-    );
+    assert_body(resp, 200, "Wrong username or password").await;
 }
 
 #[tokio::test]
@@ -505,12 +471,7 @@ async fn loopback_redirects_confidential_clients_and_resource_indicator() {
     let scope = "openid email offline_access read";
     let (url, state, _, verifier) = authorize_url(
         &idp,
-        &AuthRequest {
-            client_id: "tessera-basic",
-            redirect_uri: &redirect,
-            scope,
-            extra: &[("resource", API)],
-        },
+        &AuthRequest::new("tessera-basic", &redirect, scope).with(&[("resource", API)]),
     );
     let cb = browser.login(&url, "bob").await;
     assert!(cb.starts_with(&format!("{redirect}?")), "{cb}");
@@ -527,8 +488,7 @@ async fn loopback_redirects_confidential_clients_and_resource_indicator() {
     );
 
     let basic = ClientAuth::Basic("tessera-basic", "basic-secret");
-    let code = param(&cb, "code").unwrap();
-    let t = exchange(&idp, &basic, &redirect, &code, &verifier).await;
+    let t = exchange(&idp, &basic, &redirect, &code_of(&cb), &verifier).await;
     let at = t["access_token"].as_str().unwrap();
     assert_eq!(jwt_part(at, 0)["typ"], "at+jwt");
     assert_eq!(jwt_part(at, 0)["kid"], "key-a");
@@ -539,106 +499,56 @@ async fn loopback_redirects_confidential_clients_and_resource_indicator() {
     assert_eq!(claims["client_id"], "tessera-basic");
     assert_eq!(
         jwt_part(t["id_token"].as_str().unwrap(), 1)["organizations"],
-        serde_json::json!(["acme"])
+        json!(["acme"])
     );
 
     // A refresh without `resource` keeps the granted API.
-    let (status, r) = refresh(&idp, &basic, t["refresh_token"].as_str().unwrap()).await;
+    let rt = t["refresh_token"].as_str().unwrap();
+    let (status, r) = refresh(&idp, &basic, rt).await;
     assert_eq!(status, 200, "{r}");
     assert_eq!(jwt_part(r["access_token"].as_str().unwrap(), 1)["aud"], API);
 
     // Wrong secret.
-    let (status, r) = refresh(
-        &idp,
-        &ClientAuth::Basic("tessera-basic", "nope"),
-        t["refresh_token"].as_str().unwrap(),
-    )
-    .await;
-    assert_eq!((status, r["error"].as_str()), (401, Some("invalid_client")));
+    let wrong_secret = ClientAuth::Basic("tessera-basic", "nope");
+    assert_error(
+        &refresh(&idp, &wrong_secret, rt).await,
+        401,
+        "invalid_client",
+    );
 
     // client_secret_post with the custom scheme (session reused: no login page this time).
     let post = ClientAuth::Post("tessera-post", "post-secret");
-    let redirect = "dev.tessera:/callback";
-    let (url, _, _, verifier) = authorize_url(
-        &idp,
-        &AuthRequest {
-            client_id: "tessera-post",
-            redirect_uri: redirect,
-            scope: "openid offline_access",
-            extra: &[],
-        },
-    );
+    let req = AuthRequest::new("tessera-post", APP_CALLBACK, "openid offline_access");
+    let (url, _, _, verifier) = authorize_url(&idp, &req);
     let cb = browser.login(&url, "bob").await;
-    let t = exchange(
-        &idp,
-        &post,
-        redirect,
-        &param(&cb, "code").unwrap(),
-        &verifier,
-    )
-    .await;
+    let t = exchange(&idp, &post, APP_CALLBACK, &code_of(&cb), &verifier).await;
     assert!(t["refresh_token"].is_string());
 
     // private_key_jwt with a loopback redirect.
     let pkjwt = ClientAuth::PrivateKeyJwt("tessera-pkjwt");
     let redirect = "http://127.0.0.1:41234/callback";
-    let (url, _, _, verifier) = authorize_url(
-        &idp,
-        &AuthRequest {
-            client_id: "tessera-pkjwt",
-            redirect_uri: redirect,
-            scope: "openid offline_access",
-            extra: &[],
-        },
-    );
+    let req = AuthRequest::new("tessera-pkjwt", redirect, "openid offline_access");
+    let (url, _, _, verifier) = authorize_url(&idp, &req);
     let cb = Browser::new().login(&url, "alice").await;
     assert!(cb.starts_with(redirect), "{cb}");
-    let t = exchange(
-        &idp,
-        &pkjwt,
-        redirect,
-        &param(&cb, "code").unwrap(),
-        &verifier,
-    )
-    .await;
+    let t = exchange(&idp, &pkjwt, redirect, &code_of(&cb), &verifier).await;
     let (status, r) = refresh(&idp, &pkjwt, t["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 200, "{r}");
 
     // Unknown resource => invalid_target back at the redirect URI.
+    let unknown = [("resource", "https://unknown.example.test")];
     let (url, _, _, _) = authorize_url(
         &idp,
-        &AuthRequest {
-            client_id: "tessera-public",
-            redirect_uri: "dev.tessera:/callback",
-            scope: "openid",
-            extra: &[("resource", "https://unknown.example.test")],
-        },
+        &AuthRequest::public(APP_CALLBACK, "openid").with(&unknown),
     );
     let cb = Browser::new().login(&url, "alice").await;
-    assert_eq!(
-        param(&cb, "error").as_deref(),
-        Some("invalid_target"),
-        "{cb}"
-    );
+    callback_error(&cb, "invalid_target");
 
     // Unregistered redirect URIs are refused (error page, no redirect).
-    let (url, _, _, _) = authorize_url(
-        &idp,
-        &AuthRequest {
-            client_id: "tessera-public",
-            redirect_uri: "http://127.0.0.1:5000/other",
-            scope: "openid",
-            extra: &[],
-        },
-    );
+    let req = AuthRequest::public("http://127.0.0.1:5000/other", "openid");
+    let (url, _, _, _) = authorize_url(&idp, &req);
     let resp = http().get(url).send().await.unwrap();
-    assert_eq!(resp.status(), 400);
-    assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .contains("redirect_uri did not match")
-    );
+    assert_body(resp, 400, "redirect_uri did not match").await;
 }
 
 #[tokio::test]
@@ -649,26 +559,11 @@ async fn rotating_refresh_and_reuse_detection() {
         ..IdpOptions::default()
     })
     .await;
-    let redirect = "dev.tessera:/callback";
-    let (url, _, _, verifier) = authorize_url(
-        &idp,
-        &AuthRequest {
-            client_id: "tessera-public",
-            redirect_uri: redirect,
-            scope: "openid profile offline_access",
-            extra: &[],
-        },
-    );
+    let req = AuthRequest::public(APP_CALLBACK, "openid profile offline_access");
+    let (url, _, _, verifier) = authorize_url(&idp, &req);
     let cb = Browser::new().login(&url, "alice").await;
-    let public = ClientAuth::None("tessera-public");
-    let t = exchange(
-        &idp,
-        &public,
-        redirect,
-        &param(&cb, "code").unwrap(),
-        &verifier,
-    )
-    .await;
+    let public = ClientAuth::None(PUBLIC);
+    let t = exchange(&idp, &public, APP_CALLBACK, &code_of(&cb), &verifier).await;
     assert_eq!(t["expires_in"], 120);
     let rt1 = t["refresh_token"].as_str().unwrap().to_owned();
 
@@ -689,15 +584,11 @@ async fn rotating_refresh_and_reuse_detection() {
     );
     assert_eq!(events_named(&events, "refresh_token.consumed").len(), 2);
 
-    // Replay of a consumed token: invalid_grant, and the whole grant is revoked.
-    let (status, r) = refresh(&idp, &public, &rt1).await;
-    assert_eq!((status, r["error"].as_str()), (400, Some("invalid_grant")));
-    let (status, r) = refresh(&idp, &public, &rt3).await;
-    assert_eq!(
-        (status, r["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "newest token died too"
-    );
+    // Replay of a consumed token: invalid_grant, and the whole grant is revoked (the newest
+    // token died too).
+    for rt in [&rt1, &rt3] {
+        assert_error(&refresh(&idp, &public, rt).await, 400, "invalid_grant");
+    }
 
     let events = idp.events().await;
     assert_eq!(events_named(&events, "grant.revoked").len(), 1, "{events}");
@@ -709,19 +600,12 @@ async fn rotating_refresh_and_reuse_detection() {
 #[tokio::test]
 async fn device_flow() {
     let idp = Idp::start(IdpOptions::default()).await;
-    let public = ClientAuth::None("tessera-public");
-    let d: Value = http()
-        .post(idp.url("/device/auth"))
-        .form(&[
-            ("client_id", "tessera-public"),
-            ("scope", "openid email offline_access"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let public = ClientAuth::None(PUBLIC);
+    let d = fetch(http().post(idp.url("/device/auth")).form(&[
+        ("client_id", PUBLIC),
+        ("scope", "openid email offline_access"),
+    ]))
+    .await;
     let device_code = d["device_code"].as_str().expect("device_code");
     let user_code = d["user_code"].as_str().expect("user_code");
     let verification_uri = d["verification_uri"].as_str().unwrap();
@@ -738,10 +622,10 @@ async fn device_flow() {
         ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
         ("device_code", device_code),
     ];
-    let (status, r) = token(&idp, &public, &poll).await;
-    assert_eq!(
-        (status, r["error"].as_str()),
-        (400, Some("authorization_pending"))
+    assert_error(
+        &token(&idp, &public, &poll).await,
+        400,
+        "authorization_pending",
     );
 
     Browser::new()
@@ -756,8 +640,7 @@ async fn device_flow() {
     assert_eq!(claims["email"], "bob@example.com");
 
     // The device code is spent.
-    let (status, r) = token(&idp, &public, &poll).await;
-    assert_eq!((status, r["error"].as_str()), (400, Some("invalid_grant")));
+    assert_error(&token(&idp, &public, &poll).await, 400, "invalid_grant");
 }
 
 #[tokio::test]
@@ -766,7 +649,7 @@ async fn sabotage_kinds_are_one_shot() {
     let form = [
         ("grant_type", "refresh_token"),
         ("refresh_token", "bogus"),
-        ("client_id", "tessera-public"),
+        ("client_id", PUBLIC),
     ];
     let send = |client: reqwest::Client| {
         let url = idp.url("/token");
@@ -836,18 +719,10 @@ async fn sabotage_kinds_are_one_shot() {
     // Other paths too; the path is matched exactly.
     idp.sabotage("/.well-known/openid-configuration", "status500_json")
         .await;
-    let r = http()
-        .get(idp.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 500);
-    let r = http()
-        .get(idp.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    for status in [500, 200] {
+        let r = http().get(idp.discovery_url()).send().await.unwrap();
+        assert_eq!(r.status(), status);
+    }
 
     let events = idp.events().await;
     let fired: Vec<&str> = events_named(&events, "test.sabotage_fired")
@@ -872,7 +747,7 @@ async fn sabotage_kinds_are_one_shot() {
     // Unknown kinds are refused.
     let r = http()
         .post(idp.url("/__test/sabotage"))
-        .json(&serde_json::json!({"path": "/token", "kind": "nope"}))
+        .json(&json!({"path": "/token", "kind": "nope"}))
         .send()
         .await
         .unwrap();
@@ -880,14 +755,7 @@ async fn sabotage_kinds_are_one_shot() {
 }
 
 async fn jwks_kids(idp: &Idp) -> Vec<String> {
-    let jwks: Value = http()
-        .get(idp.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = fetch(http().get(idp.url("/jwks"))).await;
     jwks["keys"]
         .as_array()
         .unwrap()
@@ -918,25 +786,11 @@ async fn key_rotation_via_restart() {
     assert_eq!((idp.issuer.as_str(), idp.port), (issuer.as_str(), port));
     assert_eq!(jwks_kids(&idp).await, ["key-b", "key-a"]);
 
-    let redirect = "dev.tessera:/callback";
-    let (url, _, _, verifier) = authorize_url(
-        &idp,
-        &AuthRequest {
-            client_id: "tessera-public",
-            redirect_uri: redirect,
-            scope: "openid",
-            extra: &[("resource", API)],
-        },
-    );
+    let req = AuthRequest::public(APP_CALLBACK, "openid").with(&[("resource", API)]);
+    let (url, _, _, verifier) = authorize_url(&idp, &req);
     let cb = Browser::new().login(&url, "alice").await;
-    let t = exchange(
-        &idp,
-        &ClientAuth::None("tessera-public"),
-        redirect,
-        &param(&cb, "code").unwrap(),
-        &verifier,
-    )
-    .await;
+    let public = ClientAuth::None(PUBLIC);
+    let t = exchange(&idp, &public, APP_CALLBACK, &code_of(&cb), &verifier).await;
     assert_eq!(jwt_part(t["id_token"].as_str().unwrap(), 0)["kid"], "key-b");
     assert_eq!(
         jwt_part(t["access_token"].as_str().unwrap(), 0)["kid"],
@@ -949,10 +803,20 @@ async fn key_rotation_via_restart() {
 
 const LOGTO_ORG_RESOURCE: &str = "urn:logto:resource:organizations";
 
-async fn discovery(idp: &Idp) -> Value {
+/// Starts the provider as `flavor`; returns it with its origin and discovery document (after
+/// checking the document names the issuer).
+async fn start_flavor(flavor: Flavor) -> (Idp, String, Value) {
+    let idp = Idp::start(IdpOptions {
+        flavor,
+        ..IdpOptions::default()
+    })
+    .await;
     let resp = http().get(idp.discovery_url()).send().await.unwrap();
     assert_eq!(resp.status(), 200, "{}", idp.discovery_url());
-    resp.json().await.unwrap()
+    let d: Value = resp.json().await.unwrap();
+    assert_eq!(d["issuer"], idp.issuer.as_str());
+    let origin = idp.origin.clone();
+    (idp, origin, d)
 }
 
 fn assert_endpoints(d: &Value, origin: &str, expected: &[(&str, &str)]) {
@@ -961,48 +825,81 @@ fn assert_endpoints(d: &Value, origin: &str, expected: &[(&str, &str)]) {
     }
 }
 
-async fn exchange_at(
-    idp: &Idp,
-    token_url: &str,
-    auth: &ClientAuth,
-    redirect: &str,
-    code: &str,
-    verifier: &str,
-) -> Value {
-    let (status, body) = token_at(
-        token_url,
-        token_url,
-        auth,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", redirect),
-            ("code_verifier", verifier),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "code exchange: {body}\n{}", idp.stderr_tail());
-    body
+/// A flavor's endpoints: private_key_jwt assertions name the token URL.
+struct Endpoints<'a> {
+    idp: &'a Idp,
+    authorize: String,
+    token: String,
 }
 
-/// A refresh grant at `token_url` with extra form fields (`resource`, `organization_id`, …).
-async fn refresh_at(
-    token_url: &str,
-    auth: &ClientAuth,
-    rt: &str,
-    extra: &[(&str, &str)],
-) -> (u16, Value) {
-    let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", rt)];
-    form.extend_from_slice(extra);
-    token_at(token_url, token_url, auth, &form).await
+impl Endpoints<'_> {
+    fn new(idp: &Idp, authorize: String, token: String) -> Endpoints<'_> {
+        Endpoints {
+            idp,
+            authorize,
+            token,
+        }
+    }
+
+    fn authorize_url(&self, req: &AuthRequest) -> (String, String, String, String) {
+        authorize_url_at(&self.authorize, req)
+    }
+
+    /// The authorization code flow: `user` signs in through `browser`, the code is redeemed
+    /// with `auth`. Returns the tokens.
+    async fn code_flow(
+        &self,
+        browser: &Browser,
+        user: &str,
+        auth: &ClientAuth,
+        req: &AuthRequest<'_>,
+    ) -> Value {
+        let (url, _, _, verifier) = self.authorize_url(req);
+        let cb = browser.login(&url, user).await;
+        self.exchange(auth, req.redirect_uri, &code_of(&cb), &verifier)
+            .await
+    }
+
+    async fn token(&self, auth: &ClientAuth, form: &[(&str, &str)]) -> (u16, Value) {
+        token_at(&self.token, &self.token, auth, form).await
+    }
+
+    async fn exchange(
+        &self,
+        auth: &ClientAuth,
+        redirect: &str,
+        code: &str,
+        verifier: &str,
+    ) -> Value {
+        redeem(
+            self.idp,
+            &self.token,
+            &self.token,
+            auth,
+            redirect,
+            code,
+            verifier,
+        )
+        .await
+    }
+
+    /// A refresh grant with extra form fields (`resource`, `organization_id`, …).
+    async fn refresh(&self, auth: &ClientAuth, rt: &str, extra: &[(&str, &str)]) -> (u16, Value) {
+        let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", rt)];
+        form.extend_from_slice(extra);
+        self.token(auth, &form).await
+    }
+
+    /// A refresh grant that must succeed; returns the tokens.
+    async fn refreshed(&self, auth: &ClientAuth, rt: &str, extra: &[(&str, &str)]) -> Value {
+        let (status, r) = self.refresh(auth, rt, extra).await;
+        assert_eq!(status, 200, "{r}");
+        r
+    }
 }
 
 async fn get_json(url: &str, bearer: &str) -> (u16, Value) {
-    let resp = http().get(url).bearer_auth(bearer).send().await.unwrap();
-    let status = resp.status().as_u16();
-    let body = resp.text().await.unwrap();
-    let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status} {body}: {e}"));
-    (status, json)
+    status_json(http().get(url).bearer_auth(bearer).send().await.unwrap()).await
 }
 
 fn is_jwt(token: &str) -> bool {
@@ -1015,13 +912,14 @@ fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no string {field} in {v}"))
 }
 
+/// The `claims` of the JWT in the string field `field` of `v`.
+fn claims_of(v: &Value, field: &str) -> Value {
+    jwt_part(str_of(v, field), 1)
+}
+
 /// Follows `url` with a fresh cookie jar until the first page, and returns its body.
 async fn first_page(url: &str) -> String {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = cookie_client();
     let mut url = Url::parse(url).unwrap();
     for _ in 0..10 {
         let resp = client.get(url.clone()).send().await.unwrap();
@@ -1036,20 +934,12 @@ async fn first_page(url: &str) -> String {
 
 #[tokio::test]
 async fn auth0_flavor_organizations_audience_and_v2_logout() {
-    let idp = Idp::start(IdpOptions {
-        flavor: Flavor::Auth0,
-        ..IdpOptions::default()
-    })
-    .await;
-    let origin = idp.origin.clone();
+    let (idp, origin, d) = start_flavor(Flavor::Auth0).await;
     assert_eq!(idp.issuer, format!("{origin}/"), "Auth0 issuers end with /");
-
-    let d = discovery(&idp).await;
     assert_eq!(
         idp.discovery_url(),
         format!("{origin}/.well-known/openid-configuration")
     );
-    assert_eq!(d["issuer"], idp.issuer.as_str());
     assert_endpoints(
         &d,
         &origin,
@@ -1064,30 +954,28 @@ async fn auth0_flavor_organizations_audience_and_v2_logout() {
         ],
     );
     assert!(d.get("introspection_endpoint").is_none(), "{d}");
-    let authorize = format!("{origin}/authorize");
-    let token_url = format!("{origin}/oauth/token");
+    let at_idp = Endpoints::new(
+        &idp,
+        format!("{origin}/authorize"),
+        format!("{origin}/oauth/token"),
+    );
     let userinfo = format!("{origin}/userinfo");
-    let redirect = "dev.tessera:/callback";
-    let public = ClientAuth::None("tessera-public");
+    let public = ClientAuth::None(PUBLIC);
     let browser = Browser::new();
 
     // Through organization "acme" (by name) for an API audience.
-    let (url, state, nonce, verifier) = authorize_url_at(
-        &authorize,
-        &AuthRequest {
-            client_id: "tessera-public",
-            redirect_uri: redirect,
-            scope: "openid profile email offline_access read",
-            extra: &[("audience", API), ("organization", "acme")],
-        },
+    let (url, state, nonce, verifier) = at_idp.authorize_url(
+        &AuthRequest::public(APP_CALLBACK, "openid profile email offline_access read")
+            .with(&[("audience", API), ("organization", "acme")]),
     );
     let cb = browser.login(&url, "alice").await;
     assert_eq!(param(&cb, "state").as_deref(), Some(state.as_str()), "{cb}");
     assert_eq!(param(&cb, "iss").as_deref(), Some(idp.issuer.as_str()));
-    let code = param(&cb, "code").unwrap();
-    let t = exchange_at(&idp, &token_url, &public, redirect, &code, &verifier).await;
+    let t = at_idp
+        .exchange(&public, APP_CALLBACK, &code_of(&cb), &verifier)
+        .await;
     assert_eq!(t["expires_in"], 86400);
-    let id = jwt_part(str_of(&t, "id_token"), 1);
+    let id = claims_of(&t, "id_token");
     assert_eq!(id["iss"], idp.issuer.as_str());
     assert_eq!(id["sub"], "auth0|alice");
     assert_eq!(id["nonce"], nonce.as_str());
@@ -1097,11 +985,11 @@ async fn auth0_flavor_organizations_audience_and_v2_logout() {
     let at = str_of(&t, "access_token");
     assert_eq!(jwt_part(at, 0)["typ"], "at+jwt");
     let claims = jwt_part(at, 1);
-    assert_eq!(claims["aud"], serde_json::json!([API, userinfo]));
+    assert_eq!(claims["aud"], json!([API, userinfo]));
     assert_eq!(claims["org_id"], "org_acme");
     assert_eq!(claims["org_name"], "acme");
     assert_eq!(claims["sub"], "auth0|alice");
-    assert_eq!(claims["azp"], "tessera-public");
+    assert_eq!(claims["azp"], PUBLIC);
     let scopes: Vec<&str> = str_of(&claims, "scope").split(' ').collect();
     for s in ["openid", "profile", "email", "read"] {
         assert!(scopes.contains(&s), "{s} in {claims}");
@@ -1119,10 +1007,10 @@ async fn auth0_flavor_organizations_audience_and_v2_logout() {
     // non-rotating refresh token is not sent again.
     let rt_acme = str_of(&t, "refresh_token").to_owned();
     let resp = http()
-        .post(&token_url)
-        .json(&serde_json::json!({
+        .post(&at_idp.token)
+        .json(&json!({
             "grant_type": "refresh_token",
-            "client_id": "tessera-public",
+            "client_id": PUBLIC,
             "refresh_token": rt_acme,
         }))
         .send()
@@ -1131,26 +1019,22 @@ async fn auth0_flavor_organizations_audience_and_v2_logout() {
     assert_eq!(resp.status(), 200);
     let r: Value = resp.json().await.unwrap();
     assert!(r.get("refresh_token").is_none(), "{r}");
-    let claims = jwt_part(str_of(&r, "access_token"), 1);
+    let claims = claims_of(&r, "access_token");
     assert_eq!(claims["aud"][0], API);
     assert_eq!(claims["org_id"], "org_acme");
-    assert_eq!(jwt_part(str_of(&r, "id_token"), 1)["org_id"], "org_acme");
+    assert_eq!(claims_of(&r, "id_token")["org_id"], "org_acme");
 
     // Another organization (by id) in the same browser: no password, its own token set.
-    let (url, _, _, verifier) = authorize_url_at(
-        &authorize,
-        &AuthRequest {
-            client_id: "tessera-public",
-            redirect_uri: redirect,
-            scope: "openid offline_access",
-            extra: &[("organization", "org_globex")],
-        },
+    let (url, _, _, verifier) = at_idp.authorize_url(
+        &AuthRequest::public(APP_CALLBACK, "openid offline_access")
+            .with(&[("organization", "org_globex")]),
     );
     let (cb, prompted) = browser.login_reporting(&url, "alice").await;
     assert!(!prompted, "the session is reused");
-    let code = param(&cb, "code").unwrap_or_else(|| panic!("{cb}"));
-    let t2 = exchange_at(&idp, &token_url, &public, redirect, &code, &verifier).await;
-    let id = jwt_part(str_of(&t2, "id_token"), 1);
+    let t2 = at_idp
+        .exchange(&public, APP_CALLBACK, &code_of(&cb), &verifier)
+        .await;
+    let id = claims_of(&t2, "id_token");
     assert_eq!(
         (id["org_id"].as_str(), id["org_name"].as_str()),
         (Some("org_globex"), Some("globex"))
@@ -1161,31 +1045,19 @@ async fn auth0_flavor_organizations_audience_and_v2_logout() {
     );
     let rt_globex = str_of(&t2, "refresh_token").to_owned();
     // The first token set stays bound to acme.
-    let (status, r) = refresh_at(&token_url, &public, &rt_acme, &[]).await;
-    assert_eq!(status, 200, "{r}");
-    assert_eq!(jwt_part(str_of(&r, "id_token"), 1)["org_id"], "org_acme");
-    let (status, r) = refresh_at(&token_url, &public, &rt_globex, &[]).await;
-    assert_eq!(status, 200, "{r}");
-    assert_eq!(jwt_part(str_of(&r, "id_token"), 1)["org_id"], "org_globex");
+    for (rt, org) in [(&rt_acme, "org_acme"), (&rt_globex, "org_globex")] {
+        let r = at_idp.refreshed(&public, rt, &[]).await;
+        assert_eq!(claims_of(&r, "id_token")["org_id"], org);
+    }
 
     // Bob is not a member of globex: access_denied naming the organization.
-    let (url, state, _, _) = authorize_url_at(
-        &authorize,
-        &AuthRequest {
-            client_id: "tessera-public",
-            redirect_uri: redirect,
-            scope: "openid offline_access",
-            extra: &[("organization", "globex")],
-        },
+    let (url, state, _, _) = at_idp.authorize_url(
+        &AuthRequest::public(APP_CALLBACK, "openid offline_access")
+            .with(&[("organization", "globex")]),
     );
     let cb = Browser::new().login(&url, "bob").await;
-    assert_eq!(
-        param(&cb, "error").as_deref(),
-        Some("access_denied"),
-        "{cb}"
-    );
+    let description = callback_error(&cb, "access_denied");
     assert_eq!(param(&cb, "state").as_deref(), Some(state.as_str()));
-    let description = param(&cb, "error_description").unwrap();
     assert!(description.contains("org_globex"), "{description}");
 
     // Unknown organization, unknown audience, bad screen_hint.
@@ -1206,57 +1078,39 @@ async fn auth0_flavor_organizations_audience_and_v2_logout() {
             "screen_hint",
         ),
     ] {
-        let (url, _, _, _) = authorize_url_at(
-            &authorize,
-            &AuthRequest {
-                client_id: "tessera-public",
-                redirect_uri: redirect,
-                scope: "openid",
-                extra: &[extra],
-            },
-        );
+        let extra = [extra];
+        let (url, _, _, _) =
+            at_idp.authorize_url(&AuthRequest::public(APP_CALLBACK, "openid").with(&extra));
         let cb = Browser::new().login(&url, "alice").await;
-        assert_eq!(
-            param(&cb, "error").as_deref(),
-            Some(error),
-            "{extra:?}: {cb}"
-        );
-        let description = param(&cb, "error_description").unwrap_or_default();
+        let description = callback_error(&cb, error);
         assert!(description.contains(needle), "{extra:?}: {description}");
     }
     // screen_hint=signup shows the sign-up page.
-    let (url, _, _, _) = authorize_url_at(
-        &authorize,
-        &AuthRequest {
-            client_id: "tessera-public",
-            redirect_uri: redirect,
-            scope: "openid",
-            extra: &[("screen_hint", "signup")],
-        },
+    let (url, _, _, _) = at_idp.authorize_url(
+        &AuthRequest::public(APP_CALLBACK, "openid").with(&[("screen_hint", "signup")]),
     );
     assert!(first_page(&url).await.contains("Create your account"));
 
     // Revocation at /oauth/revoke; Auth0 answers 403 to a dead refresh token.
     let resp = http()
         .post(format!("{origin}/oauth/revoke"))
-        .form(&[("token", rt_acme.as_str()), ("client_id", "tessera-public")])
+        .form(&[("token", rt_acme.as_str()), ("client_id", PUBLIC)])
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let (status, r) = refresh_at(&token_url, &public, &rt_acme, &[]).await;
+    let dead = at_idp.refresh(&public, &rt_acme, &[]).await;
+    assert_error(&dead, 403, "invalid_grant");
     assert_eq!(
-        (status, r["error"].as_str()),
-        (403, Some("invalid_grant")),
-        "{r}"
+        dead.1["error_description"],
+        "Unknown or invalid refresh token."
     );
-    assert_eq!(r["error_description"], "Unknown or invalid refresh token.");
 
     // /v2/logout: returnTo must be an allowed logout URL of the client.
     let logout = |return_to: &str| {
         Url::parse_with_params(
             &format!("{origin}/v2/logout"),
-            &[("client_id", "tessera-public"), ("returnTo", return_to)],
+            &[("client_id", PUBLIC), ("returnTo", return_to)],
         )
         .unwrap()
         .to_string()
@@ -1266,8 +1120,7 @@ async fn auth0_flavor_organizations_audience_and_v2_logout() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 400);
-    assert!(resp.text().await.unwrap().contains("Allowed Logout URLs"));
+    assert_body(resp, 400, "Allowed Logout URLs").await;
     let resp = http()
         .get(logout("http://127.0.0.1:5555/logout"))
         .send()
@@ -1278,15 +1131,7 @@ async fn auth0_flavor_organizations_audience_and_v2_logout() {
     // In the browser: the session ends, so the next sign-in asks for the password again.
     let (status, _) = browser.visit(&logout("dev.tessera:/logout")).await;
     assert_eq!(status, 302);
-    let (url, _, _, _) = authorize_url_at(
-        &authorize,
-        &AuthRequest {
-            client_id: "tessera-public",
-            redirect_uri: redirect,
-            scope: "openid",
-            extra: &[],
-        },
-    );
+    let (url, _, _, _) = at_idp.authorize_url(&AuthRequest::public(APP_CALLBACK, "openid"));
     let (cb, prompted) = browser.login_reporting(&url, "alice").await;
     assert!(prompted, "signed out: login form again");
     assert!(param(&cb, "code").is_some(), "{cb}");
@@ -1294,32 +1139,23 @@ async fn auth0_flavor_organizations_audience_and_v2_logout() {
     let logouts = events_named(&events, "auth0.logout");
     assert!(logouts.iter().any(|e| e["had_session"] == true), "{events}");
     // Logging out does not revoke refresh tokens.
-    let (status, r) = refresh_at(&token_url, &public, &rt_globex, &[]).await;
-    assert_eq!(status, 200, "{r}");
+    at_idp.refreshed(&public, &rt_globex, &[]).await;
 }
 
 #[tokio::test]
 async fn auth0_flavor_device_flow_interval_and_slow_down() {
-    let idp = Idp::start(IdpOptions {
-        flavor: Flavor::Auth0,
-        ..IdpOptions::default()
-    })
+    let (idp, origin, _) = start_flavor(Flavor::Auth0).await;
+    let at_idp = Endpoints::new(
+        &idp,
+        format!("{origin}/authorize"),
+        format!("{origin}/oauth/token"),
+    );
+    let d = fetch(http().post(format!("{origin}/oauth/device/code")).form(&[
+        ("client_id", PUBLIC),
+        ("scope", "openid offline_access"),
+        ("audience", API),
+    ]))
     .await;
-    let origin = idp.origin.clone();
-    let token_url = format!("{origin}/oauth/token");
-    let d: Value = http()
-        .post(format!("{origin}/oauth/device/code"))
-        .form(&[
-            ("client_id", "tessera-public"),
-            ("scope", "openid offline_access"),
-            ("audience", API),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert_eq!(d["interval"], 5, "{d}");
     assert_eq!(d["verification_uri"], format!("{origin}/activate"));
     let device_code = str_of(&d, "device_code");
@@ -1327,18 +1163,13 @@ async fn auth0_flavor_device_flow_interval_and_slow_down() {
         ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
         ("device_code", device_code),
     ];
-    let public = ClientAuth::None("tessera-public");
-    let (status, r) = token_at(&token_url, &token_url, &public, &poll).await;
-    assert_eq!(
-        (status, r["error"].as_str()),
-        (403, Some("authorization_pending"))
+    let public = ClientAuth::None(PUBLIC);
+    assert_error(
+        &at_idp.token(&public, &poll).await,
+        403,
+        "authorization_pending",
     );
-    let (status, r) = token_at(&token_url, &token_url, &public, &poll).await;
-    assert_eq!(
-        (status, r["error"].as_str()),
-        (429, Some("slow_down")),
-        "{r}"
-    );
+    assert_error(&at_idp.token(&public, &poll).await, 429, "slow_down");
 
     Browser::new()
         .approve_device(
@@ -1348,28 +1179,21 @@ async fn auth0_flavor_device_flow_interval_and_slow_down() {
         )
         .await;
     tokio::time::sleep(Duration::from_millis(5200)).await;
-    let (status, t) = token_at(&token_url, &token_url, &public, &poll).await;
+    let (status, t) = at_idp.token(&public, &poll).await;
     assert_eq!(status, 200, "{t}");
-    assert_eq!(jwt_part(str_of(&t, "id_token"), 1)["sub"], "auth0|bob");
-    assert_eq!(jwt_part(str_of(&t, "access_token"), 1)["aud"][0], API);
+    assert_eq!(claims_of(&t, "id_token")["sub"], "auth0|bob");
+    assert_eq!(claims_of(&t, "access_token")["aud"][0], API);
     assert!(t["refresh_token"].is_string());
 }
 
 #[tokio::test]
 async fn logto_flavor_organizations_and_organization_tokens() {
-    let idp = Idp::start(IdpOptions {
-        flavor: Flavor::Logto,
-        ..IdpOptions::default()
-    })
-    .await;
-    let origin = idp.origin.clone();
+    let (idp, origin, d) = start_flavor(Flavor::Logto).await;
     assert_eq!(idp.issuer, format!("{origin}/oidc"));
     assert_eq!(
         idp.discovery_url(),
         format!("{origin}/oidc/.well-known/openid-configuration")
     );
-    let d = discovery(&idp).await;
-    assert_eq!(d["issuer"], idp.issuer.as_str());
     assert_endpoints(
         &d,
         &origin,
@@ -1391,27 +1215,19 @@ async fn logto_flavor_organizations_and_organization_tokens() {
             .unwrap();
         assert_eq!(resp.status(), 404, "{unmounted} exists only under /oidc");
     }
-    let token_url = idp.url("/token");
-    assert_eq!(token_url, format!("{origin}/oidc/token"));
-    let redirect = "dev.tessera:/callback";
-    let public = ClientAuth::None("tessera-public");
+    let at_idp = Endpoints::new(&idp, idp.url("/auth"), idp.url("/token"));
+    assert_eq!(at_idp.token, format!("{origin}/oidc/token"));
+    let public = ClientAuth::None(PUBLIC);
     let browser = Browser::new();
 
     let scope = "openid offline_access profile urn:logto:scope:organizations \
                  urn:logto:scope:organization_roles org:read org:write read";
-    let (url, _, _, verifier) = authorize_url_at(
-        &idp.url("/auth"),
-        &AuthRequest {
-            client_id: "tessera-public",
-            redirect_uri: redirect,
-            scope,
-            extra: &[
-                ("resource", API),
-                ("resource", LOGTO_ORG_RESOURCE),
-                ("interaction_mode", "signUp"),
-            ],
-        },
-    );
+    let req = AuthRequest::public(APP_CALLBACK, scope).with(&[
+        ("resource", API),
+        ("resource", LOGTO_ORG_RESOURCE),
+        ("interaction_mode", "signUp"),
+    ]);
+    let (url, _, _, verifier) = at_idp.authorize_url(&req);
     assert!(first_page(&url).await.contains("Create your account"));
     let cb = browser.login(&url, "alice").await;
     assert_eq!(
@@ -1419,210 +1235,129 @@ async fn logto_flavor_organizations_and_organization_tokens() {
         Some(idp.issuer.as_str()),
         "{cb}"
     );
-    let t = exchange_at(
-        &idp,
-        &token_url,
-        &public,
-        redirect,
-        &param(&cb, "code").unwrap(),
-        &verifier,
-    )
-    .await;
-    let id = jwt_part(str_of(&t, "id_token"), 1);
+    let t = at_idp
+        .exchange(&public, APP_CALLBACK, &code_of(&cb), &verifier)
+        .await;
+    let id = claims_of(&t, "id_token");
     assert_eq!(id["iss"], idp.issuer.as_str());
     assert_eq!(id["sub"], "alice");
-    assert_eq!(id["organizations"], serde_json::json!(["acme", "globex"]));
+    assert_eq!(id["organizations"], json!(["acme", "globex"]));
     assert_eq!(
         id["organization_roles"],
-        serde_json::json!(["acme:admin", "globex:member"])
+        json!(["acme:admin", "globex:member"])
     );
     // Without `resource` at the token endpoint the access token is only for userinfo.
     let at = str_of(&t, "access_token");
     assert!(!is_jwt(at), "{at}");
     let (status, me) = get_json(&idp.url("/me"), at).await;
     assert_eq!(status, 200, "{me}");
-    assert_eq!(me["organizations"], serde_json::json!(["acme", "globex"]));
+    assert_eq!(me["organizations"], json!(["acme", "globex"]));
     assert_eq!(
         me["organization_roles"],
-        serde_json::json!(["acme:admin", "globex:member"])
+        json!(["acme:admin", "globex:member"])
     );
     let rt0 = str_of(&t, "refresh_token").to_owned();
 
     // API token: a refresh with `resource`; the public client's refresh token rotates.
-    let (status, r) = refresh_at(&token_url, &public, &rt0, &[("resource", API)]).await;
-    assert_eq!(status, 200, "{r}");
-    let claims = jwt_part(str_of(&r, "access_token"), 1);
+    let r = at_idp.refreshed(&public, &rt0, &[("resource", API)]).await;
+    let claims = claims_of(&r, "access_token");
     assert_eq!(claims["aud"], API);
     assert_eq!(claims["scope"], "read");
     let rt1 = str_of(&r, "refresh_token").to_owned();
     assert_ne!(rt1, rt0);
 
     // Organization tokens: refresh grant with organization_id; they rotate the refresh token too.
-    let (status, r) = refresh_at(&token_url, &public, &rt1, &[("organization_id", "globex")]).await;
-    assert_eq!(status, 200, "{r}");
-    let claims = jwt_part(str_of(&r, "access_token"), 1);
+    let r = at_idp
+        .refreshed(&public, &rt1, &[("organization_id", "globex")])
+        .await;
+    let claims = claims_of(&r, "access_token");
     assert_eq!(claims["aud"], "urn:logto:organization:globex", "{claims}");
     assert_eq!(claims["organization_id"], "globex");
     assert_eq!(claims["scope"], "org:read", "member role");
     assert_eq!(claims["sub"], "alice");
     let rt2 = str_of(&r, "refresh_token").to_owned();
     assert_ne!(rt2, rt1);
-    let (status, r) = refresh_at(&token_url, &public, &rt2, &[("organization_id", "acme")]).await;
-    assert_eq!(status, 200, "{r}");
-    let claims = jwt_part(str_of(&r, "access_token"), 1);
+    let r = at_idp
+        .refreshed(&public, &rt2, &[("organization_id", "acme")])
+        .await;
+    let claims = claims_of(&r, "access_token");
     assert_eq!(claims["aud"], "urn:logto:organization:acme");
     assert_eq!(claims["scope"], "org:read org:write", "admin role");
     let rt3 = str_of(&r, "refresh_token").to_owned();
 
     // Not a member: 403 access_denied, and the refresh token is not consumed.
-    let (status, e) =
-        refresh_at(&token_url, &public, &rt3, &[("organization_id", "initech")]).await;
+    let denied = at_idp
+        .refresh(&public, &rt3, &[("organization_id", "initech")])
+        .await;
+    assert_error(&denied, 403, "access_denied");
     assert_eq!(
-        (status, e["error"].as_str()),
-        (403, Some("access_denied")),
-        "{e}"
-    );
-    assert_eq!(
-        e["error_description"],
+        denied.1["error_description"],
         "user is not a member of the organization"
     );
     // The organization resource is only reachable through organization_id.
-    let (status, e) = refresh_at(
-        &token_url,
-        &public,
-        &rt3,
-        &[("resource", LOGTO_ORG_RESOURCE)],
-    )
-    .await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_target")),
-        "{e}"
-    );
-    let (status, r) = refresh_at(&token_url, &public, &rt3, &[]).await;
-    assert_eq!(status, 200, "{r}");
+    let e = at_idp
+        .refresh(&public, &rt3, &[("resource", LOGTO_ORG_RESOURCE)])
+        .await;
+    assert_error(&e, 400, "invalid_target");
+    let r = at_idp.refreshed(&public, &rt3, &[]).await;
     let rt4 = str_of(&r, "refresh_token").to_owned();
 
-    // Reusing a consumed refresh token (here in an organization token request) kills the grant.
-    let (status, e) = refresh_at(&token_url, &public, &rt1, &[("organization_id", "acme")]).await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{e}"
-    );
-    let (status, e) = refresh_at(&token_url, &public, &rt4, &[]).await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "newest died too: {e}"
+    // Reusing a consumed refresh token (here in an organization token request) kills the grant
+    // (the newest token died too).
+    let e = at_idp
+        .refresh(&public, &rt1, &[("organization_id", "acme")])
+        .await;
+    assert_error(&e, 400, "invalid_grant");
+    assert_error(
+        &at_idp.refresh(&public, &rt4, &[]).await,
+        400,
+        "invalid_grant",
     );
     let events = idp.events().await;
     assert_eq!(events_named(&events, "grant.revoked").len(), 1, "{events}");
     assert_eq!(events_named(&events, "logto.organization_token").len(), 2);
 
     // Bob is a member of acme only.
-    let (url, _, _, verifier) = authorize_url_at(
-        &idp.url("/auth"),
-        &AuthRequest {
-            client_id: "tessera-public",
-            redirect_uri: redirect,
-            scope,
-            extra: &[("resource", LOGTO_ORG_RESOURCE)],
-        },
-    );
     let bob = Browser::new();
-    let cb = bob.login(&url, "bob").await;
-    let t = exchange_at(
-        &idp,
-        &token_url,
-        &public,
-        redirect,
-        &param(&cb, "code").unwrap(),
-        &verifier,
-    )
-    .await;
-    assert_eq!(
-        jwt_part(str_of(&t, "id_token"), 1)["organizations"],
-        serde_json::json!(["acme"])
-    );
+    let req = AuthRequest::public(APP_CALLBACK, scope).with(&[("resource", LOGTO_ORG_RESOURCE)]);
+    let t = at_idp.code_flow(&bob, "bob", &public, &req).await;
+    assert_eq!(claims_of(&t, "id_token")["organizations"], json!(["acme"]));
     let rt = str_of(&t, "refresh_token").to_owned();
-    let (status, e) = refresh_at(&token_url, &public, &rt, &[("organization_id", "globex")]).await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (403, Some("access_denied")),
-        "{e}"
-    );
-    let (status, r) = refresh_at(&token_url, &public, &rt, &[("organization_id", "acme")]).await;
+    let e = at_idp
+        .refresh(&public, &rt, &[("organization_id", "globex")])
+        .await;
+    assert_error(&e, 403, "access_denied");
+    let (status, r) = at_idp
+        .refresh(&public, &rt, &[("organization_id", "acme")])
+        .await;
     assert_eq!(status, 200, "not consumed by the denied request: {r}");
-    assert_eq!(jwt_part(str_of(&r, "access_token"), 1)["scope"], "org:read");
+    assert_eq!(claims_of(&r, "access_token")["scope"], "org:read");
 
     // A refresh token without the organizations scope: insufficient_scope.
-    let (url, _, _, verifier) = authorize_url_at(
-        &idp.url("/auth"),
-        &AuthRequest {
-            client_id: "tessera-public",
-            redirect_uri: redirect,
-            scope: "openid offline_access",
-            extra: &[],
-        },
-    );
-    let cb = bob.login(&url, "bob").await;
-    let t = exchange_at(
-        &idp,
-        &token_url,
-        &public,
-        redirect,
-        &param(&cb, "code").unwrap(),
-        &verifier,
-    )
-    .await;
-    assert!(
-        jwt_part(str_of(&t, "id_token"), 1)
-            .get("organizations")
-            .is_none()
-    );
-    let (status, e) = refresh_at(
-        &token_url,
-        &public,
-        str_of(&t, "refresh_token"),
-        &[("organization_id", "acme")],
-    )
-    .await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (403, Some("insufficient_scope")),
-        "{e}"
-    );
+    let req = AuthRequest::public(APP_CALLBACK, "openid offline_access");
+    let t = at_idp.code_flow(&bob, "bob", &public, &req).await;
+    assert!(claims_of(&t, "id_token").get("organizations").is_none());
+    let e = at_idp
+        .refresh(
+            &public,
+            str_of(&t, "refresh_token"),
+            &[("organization_id", "acme")],
+        )
+        .await;
+    assert_error(&e, 403, "insufficient_scope");
 
     // interaction_mode is checked.
-    let (url, _, _, _) = authorize_url_at(
-        &idp.url("/auth"),
-        &AuthRequest {
-            client_id: "tessera-public",
-            redirect_uri: redirect,
-            scope: "openid",
-            extra: &[("interaction_mode", "signup")],
-        },
+    let (url, _, _, _) = at_idp.authorize_url(
+        &AuthRequest::public(APP_CALLBACK, "openid").with(&[("interaction_mode", "signup")]),
     );
     let cb = Browser::new().login(&url, "alice").await;
-    assert_eq!(
-        param(&cb, "error").as_deref(),
-        Some("invalid_request"),
-        "{cb}"
-    );
+    callback_error(&cb, "invalid_request");
 }
 
 #[tokio::test]
 async fn stitch_flavor_nonce_private_key_jwt_and_single_use_refresh() {
-    let idp = Idp::start(IdpOptions {
-        flavor: Flavor::Stitch,
-        ..IdpOptions::default()
-    })
-    .await;
-    let origin = idp.origin.clone();
+    let (idp, origin, d) = start_flavor(Flavor::Stitch).await;
     assert_eq!(idp.issuer, origin);
-    let d = discovery(&idp).await;
-    assert_eq!(d["issuer"], idp.issuer.as_str());
     assert_endpoints(
         &d,
         &origin,
@@ -1647,18 +1382,14 @@ async fn stitch_flavor_nonce_private_key_jwt_and_single_use_refresh() {
             "{scope}"
         );
     }
-    let jwks: Value = http()
-        .get(str_of(&d, "jwks_uri"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = fetch(http().get(str_of(&d, "jwks_uri"))).await;
     assert_eq!(jwks["keys"][0]["kid"], "key-a");
 
-    let authorize = format!("{origin}/connect/authorize");
-    let token_url = format!("{origin}/connect/token");
+    let at_idp = Endpoints::new(
+        &idp,
+        format!("{origin}/connect/authorize"),
+        format!("{origin}/connect/token"),
+    );
     let scope = "openid offline_access accounts balances transactions accountholders";
 
     // nonce is required, 32 to 300 characters.
@@ -1671,9 +1402,9 @@ async fn stitch_flavor_nonce_private_key_jwt_and_single_use_refresh() {
     ] {
         let (_, challenge) = pkce();
         let mut params = vec![
-            ("client_id", "tessera-public"),
+            ("client_id", PUBLIC),
             ("response_type", "code"),
-            ("redirect_uri", "dev.tessera:/callback"),
+            ("redirect_uri", APP_CALLBACK),
             ("scope", "openid"),
             ("state", "s"),
             ("code_challenge", challenge.as_str()),
@@ -1682,17 +1413,13 @@ async fn stitch_flavor_nonce_private_key_jwt_and_single_use_refresh() {
         if let Some(nonce) = nonce {
             params.push(("nonce", nonce));
         }
-        let url = Url::parse_with_params(&authorize, &params).unwrap();
+        let url = Url::parse_with_params(&at_idp.authorize, &params).unwrap();
         let cb = Browser::new().login(url.as_str(), "alice").await;
         if accepted {
             assert!(param(&cb, "code").is_some(), "{cb}");
         } else {
-            assert_eq!(
-                param(&cb, "error").as_deref(),
-                Some("invalid_request"),
-                "{nonce:?}: {cb}"
-            );
-            assert!(param(&cb, "error_description").unwrap().contains("nonce"));
+            let description = callback_error(&cb, "invalid_request");
+            assert!(description.contains("nonce"), "{nonce:?}: {cb}");
         }
     }
 
@@ -1700,29 +1427,13 @@ async fn stitch_flavor_nonce_private_key_jwt_and_single_use_refresh() {
     let browser = Browser::new();
     let pkjwt = ClientAuth::PrivateKeyJwt("tessera-pkjwt");
     let redirect = "http://127.0.0.1:41234/callback";
-    let (url, _, nonce, verifier) = authorize_url_at(
-        &authorize,
-        &AuthRequest {
-            client_id: "tessera-pkjwt",
-            redirect_uri: redirect,
-            scope,
-            extra: &[],
-        },
-    );
+    let (url, _, nonce, verifier) =
+        at_idp.authorize_url(&AuthRequest::new("tessera-pkjwt", redirect, scope));
     let cb = browser.login(&url, "alice").await;
-    let code = param(&cb, "code").unwrap_or_else(|| panic!("{cb}"));
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", redirect),
-        ("code_verifier", verifier.as_str()),
-    ];
-    let (status, e) = token_at(&token_url, &idp.issuer, &pkjwt, &form).await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (401, Some("invalid_client")),
-        "{e}"
-    );
+    let code = code_of(&cb);
+    let form = code_grant(&code, redirect, &verifier);
+    let e = token_at(&at_idp.token, &idp.issuer, &pkjwt, &form).await;
+    assert_error(&e, 401, "invalid_client");
     let events = idp.events().await;
     assert!(
         events_named(&events, "grant.error")
@@ -1733,7 +1444,7 @@ async fn stitch_flavor_nonce_private_key_jwt_and_single_use_refresh() {
                 .contains("/connect/token")),
         "{events}"
     );
-    let (status, t) = token_at(&token_url, &token_url, &pkjwt, &form).await;
+    let (status, t) = at_idp.token(&pkjwt, &form).await;
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["expires_in"], 900);
     let mut granted: Vec<&str> = str_of(&t, "scope").split(' ').collect();
@@ -1741,7 +1452,7 @@ async fn stitch_flavor_nonce_private_key_jwt_and_single_use_refresh() {
     granted.sort_unstable();
     wanted.sort_unstable();
     assert_eq!(granted, wanted);
-    let id = jwt_part(str_of(&t, "id_token"), 1);
+    let id = claims_of(&t, "id_token");
     assert_eq!(id["nonce"], nonce.as_str());
     assert_eq!(id["sub"], "alice");
     assert!(
@@ -1757,57 +1468,30 @@ async fn stitch_flavor_nonce_private_key_jwt_and_single_use_refresh() {
 
     // Refresh tokens are single-use, for confidential clients too; reuse revokes the grant.
     let rt1 = str_of(&t, "refresh_token").to_owned();
-    let (status, r) = refresh_at(&token_url, &pkjwt, &rt1, &[]).await;
-    assert_eq!(status, 200, "{r}");
+    let r = at_idp.refreshed(&pkjwt, &rt1, &[]).await;
     assert_eq!(r["expires_in"], 900);
     let rt2 = str_of(&r, "refresh_token").to_owned();
     assert_ne!(rt1, rt2);
-    let (status, e) = refresh_at(&token_url, &pkjwt, &rt1, &[]).await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{e}"
-    );
-    let (status, e) = refresh_at(&token_url, &pkjwt, &rt2, &[]).await;
-    assert_eq!(
-        (status, e["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{e}"
-    );
+    for rt in [&rt1, &rt2] {
+        let e = at_idp.refresh(&pkjwt, rt, &[]).await;
+        assert_error(&e, 400, "invalid_grant");
+    }
 
     // The public client (PKCE) and the client_secret_post client, same rules.
     for (client_id, auth) in [
-        ("tessera-public", ClientAuth::None("tessera-public")),
+        (PUBLIC, ClientAuth::None(PUBLIC)),
         (
             "tessera-post",
             ClientAuth::Post("tessera-post", "post-secret"),
         ),
     ] {
-        let redirect = "dev.tessera:/callback";
-        let (url, _, _, verifier) = authorize_url_at(
-            &authorize,
-            &AuthRequest {
-                client_id,
-                redirect_uri: redirect,
-                scope,
-                extra: &[],
-            },
-        );
-        let cb = browser.login(&url, "alice").await;
-        let t = exchange_at(
-            &idp,
-            &token_url,
-            &auth,
-            redirect,
-            &param(&cb, "code").unwrap(),
-            &verifier,
-        )
-        .await;
+        let req = AuthRequest::new(client_id, APP_CALLBACK, scope);
+        let t = at_idp.code_flow(&browser, "alice", &auth, &req).await;
         let rt = str_of(&t, "refresh_token");
-        let (status, r) = refresh_at(&token_url, &auth, rt, &[]).await;
+        let (status, r) = at_idp.refresh(&auth, rt, &[]).await;
         assert_eq!(status, 200, "{client_id}: {r}");
         assert_ne!(str_of(&r, "refresh_token"), rt, "{client_id} rotates");
-        let (status, _) = refresh_at(&token_url, &auth, rt, &[]).await;
+        let (status, _) = at_idp.refresh(&auth, rt, &[]).await;
         assert_eq!(status, 400, "{client_id}: single use");
     }
 }
