@@ -5,17 +5,23 @@
 /// Every command in `commands::handler()`; a command missing here cannot be granted.
 const COMMANDS: &[&str] = &[
     "list_providers",
-    "check_discovery",
+    "check_provider",
     "add_provider",
     "remove_provider",
     "start_sign_in",
     "cancel_sign_in",
+    "send_sign_in_link",
+    "choose_organizations",
+    "sign_in_with_password",
     "ui_ready",
     "list_accounts",
     "token_report",
     "refresh_account",
     "copy_access_token",
     "sign_out",
+    "list_orgs",
+    "org_token_report",
+    "switch_org",
 ];
 
 fn main() {

@@ -128,6 +128,16 @@ impl Harness {
     }
 }
 
+/// The Add provider form for a public OpenID Connect client returning over the deep link.
+fn oidc_form(name: &str, issuer: &str) -> Value {
+    json!({
+        "kind": "oidc", "name": name, "issuer": issuer, "clientId": "tessera-public",
+        "domain": null, "endpoint": null, "projectId": null, "clientKey": null, "baseUrl": null,
+        "keyId": null, "clientAuth": "none", "secret": null, "scopes": [], "audience": null,
+        "resources": [], "redirectMode": "deep_link"
+    })
+}
+
 fn assert_no_secret(response: &Value, secrets: &[&str]) {
     let text = response.to_string();
     for s in secrets {
@@ -153,14 +163,10 @@ async fn commands_drive_a_whole_account_lifecycle() {
     assert_eq!(notices, json!([]));
 
     // Provider: discovery check, add, errors with their code.
-    let discovery = h.ok("check_discovery", json!({ "issuer": idp.issuer }));
+    let provider = oidc_form("Local", &idp.issuer);
+    let discovery = h.ok("check_provider", json!({ "provider": provider }));
     assert_eq!(discovery["issuer"], json!(idp.issuer));
     assert!(discovery["revocationEndpoint"].is_string());
-    let provider = json!({
-        "name": "Local", "issuer": idp.issuer, "clientId": "tessera-public",
-        "clientAuth": "none", "secret": null, "scopes": [], "audience": null,
-        "resources": [], "redirectMode": "deep_link"
-    });
     let added = h.ok("add_provider", json!({ "provider": provider }));
     assert_eq!(added["redirectMode"], json!("deep_link"));
     assert_eq!(added["scopes"][0], json!("openid"));
@@ -341,4 +347,277 @@ async fn a_cold_start_callback_waits_for_the_window() {
     tessera_desktop::sign_in::complete(&h.state, "dev.tessera:/callback?code=x&state=old").await;
     assert_eq!(h.desktop.take_events().len(), 1);
     assert_eq!(h.ok("ui_ready", json!({})), json!([]));
+}
+
+/// The Add provider form for a preset kind; `fields` overrides the form's fields.
+fn preset_form(kind: &str, name: &str, fields: Value) -> Value {
+    let mut form = oidc_form(name, "");
+    form["kind"] = json!(kind);
+    form["clientId"] = json!("");
+    form["redirectMode"] = json!("deep_link");
+    for (k, v) in fields.as_object().expect("fields").clone() {
+        form[k] = v;
+    }
+    form
+}
+
+fn claim_of(report: &Value, name: &str) -> Value {
+    report["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == json!(name))
+        .map(|c| c["value"].clone())
+        .unwrap_or_else(|| panic!("no claim {name} in {report}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logto_preset_signs_in_and_shows_organization_tokens() {
+    let idp = Idp::start(IdpOptions {
+        flavor: tessera_testkit::Flavor::Logto,
+        ..IdpOptions::default()
+    })
+    .await;
+    let h = Harness::new();
+    h.ok("ui_ready", json!({}));
+    let form = preset_form(
+        "logto",
+        "Logto",
+        json!({ "endpoint": idp.origin, "clientId": "tessera-public" }),
+    );
+    let checked = h.ok("check_provider", json!({ "provider": form }));
+    assert_eq!(checked["issuer"], json!(format!("{}/oidc", idp.origin)));
+    let added = h.ok("add_provider", json!({ "provider": form }));
+    assert_eq!(
+        (&added["kind"], &added["orgModel"], &added["signIn"]),
+        (&json!("logto"), &json!("token_per_org"), &json!("browser"))
+    );
+    assert!(
+        added["scopes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("urn:logto:scope:organizations"))
+    );
+
+    let started = h.ok(
+        "start_sign_in",
+        json!({ "provider": "Logto", "someoneElse": false, "org": null }),
+    );
+    let callback = Browser::new()
+        .login(started["authorizationUrl"].as_str().unwrap(), "alice")
+        .await;
+    tessera_desktop::sign_in::complete(&h.state, &callback).await;
+    let accounts = h.ok("list_accounts", json!({}));
+    let account_id = accounts[0]["id"].as_str().unwrap().to_string();
+    let orgs = h.ok("list_orgs", json!({ "accountId": account_id }));
+    let ids: Vec<_> = orgs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!("acme"), json!("globex")]);
+    assert!(
+        orgs.as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["signedIn"] == json!(true))
+    );
+
+    h.desktop.take_events();
+    let report = h.ok(
+        "org_token_report",
+        json!({ "accountId": account_id, "org": "globex", "kind": "access_token" }),
+    );
+    assert_eq!(
+        claim_of(&report, "aud"),
+        json!("urn:logto:organization:globex")
+    );
+    assert_eq!(report["verified"], json!(true), "{report}");
+    assert!(
+        h.desktop
+            .take_events()
+            .iter()
+            .any(|e| matches!(e, AppEvent::AccountsChanged)),
+        "the rotated refresh token is news for the window"
+    );
+    let no_org_id = h
+        .invoke(
+            "org_token_report",
+            json!({ "accountId": account_id, "org": "globex", "kind": "id_token" }),
+        )
+        .unwrap_err();
+    assert_eq!(no_org_id["code"], json!("unsupported"), "{no_org_id}");
+    let switch = h
+        .invoke(
+            "switch_org",
+            json!({ "accountId": account_id, "org": "acme" }),
+        )
+        .unwrap_err();
+    assert_eq!(switch["code"], json!("unsupported"));
+
+    // An organization sign-in at a provider without them is refused before the browser opens.
+    let opened = h.desktop.opened.lock().unwrap().len();
+    h.ok(
+        "add_provider",
+        json!({ "provider": oidc_form("Plain", &idp.issuer) }),
+    );
+    let refused = h
+        .invoke(
+            "start_sign_in",
+            json!({ "provider": "Plain", "someoneElse": false, "org": "acme" }),
+        )
+        .unwrap_err();
+    assert_eq!(refused["code"], json!("unsupported"));
+    assert_eq!(h.desktop.opened.lock().unwrap().len(), opened);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stytch_link_comes_back_over_the_deep_link_and_the_window_picks_organizations() {
+    let fake = tessera_testkit::fakes::StytchFake::start().await;
+    let h = Harness::new();
+    h.ok("ui_ready", json!({}));
+    let form = preset_form(
+        "stytch_b2b",
+        "Stytch",
+        json!({
+            "projectId": fake.project_id, "baseUrl": fake.base_url,
+            "clientAuth": "client_secret_basic", "secret": fake.secret
+        }),
+    );
+    let checked = h.ok("check_provider", json!({ "provider": form }));
+    assert!(
+        checked["tokenEndpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with(&fake.base_url)
+    );
+    let added = h.ok("add_provider", json!({ "provider": form }));
+    assert_eq!(
+        (&added["signIn"], &added["orgModel"]),
+        (&json!("email_link"), &json!("session_per_org"))
+    );
+    assert_no_secret(&added, &[&fake.secret]);
+
+    let sent = h.ok(
+        "send_sign_in_link",
+        json!({ "provider": "Stytch", "email": " alice@example.com " }),
+    );
+    assert_eq!(sent["email"], json!("alice@example.com"));
+    let link = fake.latest_link_to("alice@example.com").await;
+    h.desktop.take_events();
+    tessera_desktop::sign_in::complete(&h.state, &link).await;
+    let discovery = match h.desktop.take_events().as_slice() {
+        [AppEvent::OrganizationsDiscovered(d)] => d.clone(),
+        other => panic!("expected organizations-discovered, got {other:?}"),
+    };
+    assert!(
+        discovery
+            .organizations
+            .iter()
+            .any(|o| o.slug.as_deref() == Some("acme"))
+    );
+
+    // The same link again is refused and changes nothing.
+    tessera_desktop::sign_in::complete(&h.state, &link).await;
+    match h.desktop.take_events().as_slice() {
+        [AppEvent::SignInFailed(f)] => assert_eq!(f.code, "unknown_state"),
+        other => panic!("expected sign-in-failed, got {other:?}"),
+    }
+
+    let account = h.ok(
+        "choose_organizations",
+        json!({ "flowId": discovery.flow_id, "orgs": ["acme"] }),
+    );
+    let account_id = account["id"].as_str().unwrap().to_string();
+    let report = h.ok(
+        "org_token_report",
+        json!({ "accountId": account_id, "org": "acme", "kind": "access_token" }),
+    );
+    assert_eq!(report["verified"], json!(true), "{report}");
+    assert_no_secret(&report, &[&fake.secret]);
+    let mfa = h
+        .invoke(
+            "org_token_report",
+            json!({ "accountId": account_id, "org": "globex", "kind": "access_token" }),
+        )
+        .unwrap_err();
+    assert!(
+        mfa["message"].as_str().unwrap().contains("mfa_required"),
+        "{mfa}"
+    );
+    let orgs = h.ok("list_orgs", json!({ "accountId": account_id }));
+    let signed_in: Vec<_> = orgs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["signedIn"] == json!(true))
+        .map(|o| o["name"].clone())
+        .collect();
+    assert_eq!(signed_in, vec![json!("Acme")], "MFA left no session behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stack_password_sign_in_and_team_switch() {
+    let fake = tessera_testkit::fakes::StackFake::start().await;
+    let h = Harness::new();
+    h.ok("ui_ready", json!({}));
+    let form = preset_form(
+        "stack_auth",
+        "Stack",
+        json!({
+            "projectId": fake.project_id, "clientKey": fake.publishable_key,
+            "baseUrl": fake.base_url
+        }),
+    );
+    h.ok("check_provider", json!({ "provider": form }));
+    let added = h.ok("add_provider", json!({ "provider": form }));
+    assert_eq!(added["signIn"], json!("password"));
+
+    let wrong = h
+        .invoke(
+            "sign_in_with_password",
+            json!({ "provider": "Stack", "email": "alice@example.com", "password": "nope" }),
+        )
+        .unwrap_err();
+    assert!(
+        wrong["message"]
+            .as_str()
+            .unwrap()
+            .contains("EMAIL_PASSWORD_MISMATCH"),
+        "{wrong}"
+    );
+    assert_eq!(h.ok("list_accounts", json!({})), json!([]));
+
+    let account = h.ok(
+        "sign_in_with_password",
+        json!({ "provider": "Stack", "email": "alice@example.com", "password": "demo" }),
+    );
+    let account_id = account["id"].as_str().unwrap().to_string();
+    let orgs = h.ok("list_orgs", json!({ "accountId": account_id }));
+    let globex = orgs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == json!("Team Globex"))
+        .expect("Team Globex")
+        .clone();
+    assert_eq!(globex["current"], json!(false));
+    let switched = h.ok(
+        "switch_org",
+        json!({ "accountId": account_id, "org": globex["id"] }),
+    );
+    assert!(
+        switched["orgs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["id"] == globex["id"] && o["current"] == json!(true))
+    );
+    let report = h.ok(
+        "token_report",
+        json!({ "accountId": account_id, "kind": "access_token" }),
+    );
+    assert_eq!(claim_of(&report, "selected_team_id"), globex["id"]);
+    assert_eq!(report["verified"], json!(true));
 }

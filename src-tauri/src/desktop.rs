@@ -63,6 +63,9 @@ impl<R: Runtime> Desktop for TauriDesktop<R> {
         let sent = match event {
             AppEvent::SignInCompleted(p) => self.app.emit(AppEvent::SIGN_IN_COMPLETED, p),
             AppEvent::SignInFailed(p) => self.app.emit(AppEvent::SIGN_IN_FAILED, p),
+            AppEvent::OrganizationsDiscovered(p) => {
+                self.app.emit(AppEvent::ORGANIZATIONS_DISCOVERED, p)
+            }
             AppEvent::AccountsChanged => self.app.emit(AppEvent::ACCOUNTS_CHANGED, ()),
             AppEvent::AppError(p) => self.app.emit(AppEvent::APP_ERROR, p),
         };

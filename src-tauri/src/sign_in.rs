@@ -27,13 +27,22 @@ pub async fn start(
     state: &AppState,
     provider: &str,
     someone_else: bool,
+    org: Option<&str>,
 ) -> IpcResult<SignInStarted> {
     let config = state.tessera().provider(provider)?;
-    let params = if someone_else {
-        vec![("prompt".to_string(), "login".to_string())]
-    } else {
-        Vec::new()
-    };
+    let mut params = Vec::new();
+    if someone_else {
+        params.push(("prompt".to_string(), "login".to_string()));
+    }
+    if let Some(org) = org.map(str::trim).filter(|o| !o.is_empty()) {
+        let param = config.kind.org_sign_in_param().ok_or_else(|| {
+            Error::Unsupported(format!(
+                "signing in to an organization at a {} provider",
+                config.kind.as_str()
+            ))
+        })?;
+        params.push((param.to_string(), org.to_string()));
+    }
     let start = match config.redirect_mode {
         RedirectMode::DeepLink => {
             state
@@ -60,8 +69,18 @@ pub fn cancel(state: &AppState, flow_id: &str) -> bool {
     state.cancel_loopback(flow_id) || state.tessera().cancel_sign_in(flow_id)
 }
 
-/// Completes a sign-in from a `dev.tessera:/callback?...` URL and tells the window.
+/// Completes a sign-in from a `dev.tessera:/callback?...` URL and tells the window: a browser
+/// sign-in's redirect, or a Stytch B2B discovery link, whose organizations the window then
+/// offers to pick from.
 pub async fn complete(state: &AppState, url: &str) {
+    if tessera_core::stytch::is_discovery_callback(url) {
+        state.desktop().focus();
+        match state.tessera().complete_email_link(url).await {
+            Ok(discovery) => state.notify(AppEvent::OrganizationsDiscovered(discovery.into())),
+            Err(e) => report(state, None, Err(e)),
+        }
+        return;
+    }
     let flow_id = url::Url::parse(url).ok().and_then(|u| {
         u.query_pairs()
             .find(|(k, _)| k == "state")

@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera_core::claims::ClaimRow;
 use tessera_core::jwt::{Check, CheckStatus};
-use tessera_core::provider::ProviderMetadata;
+use tessera_core::provider::{OrgModel, ProviderMetadata};
+use tessera_core::stytch::{Discovery, EmailSignInStart};
 use tessera_core::{
-    Account, AccountStatus, ClaimChange, ClaimsReport, ClientAuth, ProviderConfig, RedirectMode,
-    RefreshOutcome, SignOutOutcome,
+    Account, AccountStatus, ClaimChange, ClaimsReport, ClientAuth, OrgView, ProviderConfig,
+    ProviderKind, RedirectMode, RefreshOutcome, SignOutOutcome,
 };
 use ts_rs::TS;
 
@@ -82,13 +83,87 @@ impl From<RedirectModeView> for RedirectMode {
     }
 }
 
+/// Which adapter speaks to the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKindView {
+    Oidc,
+    Auth0,
+    Logto,
+    Stitch,
+    StytchB2b,
+    StackAuth,
+}
+
+impl From<ProviderKind> for ProviderKindView {
+    fn from(k: ProviderKind) -> Self {
+        match k {
+            ProviderKind::Auth0 => ProviderKindView::Auth0,
+            ProviderKind::Logto => ProviderKindView::Logto,
+            ProviderKind::Stitch => ProviderKindView::Stitch,
+            ProviderKind::StytchB2b => ProviderKindView::StytchB2b,
+            ProviderKind::StackAuth => ProviderKindView::StackAuth,
+            _ => ProviderKindView::Oidc,
+        }
+    }
+}
+
+impl From<ProviderKindView> for ProviderKind {
+    fn from(k: ProviderKindView) -> Self {
+        match k {
+            ProviderKindView::Oidc => ProviderKind::Oidc,
+            ProviderKindView::Auth0 => ProviderKind::Auth0,
+            ProviderKindView::Logto => ProviderKind::Logto,
+            ProviderKindView::Stitch => ProviderKind::Stitch,
+            ProviderKindView::StytchB2b => ProviderKind::StytchB2b,
+            ProviderKindView::StackAuth => ProviderKind::StackAuth,
+        }
+    }
+}
+
+/// How a provider's organizations relate to tokens, which decides what the organization
+/// list offers: sign in to one (Auth0), get its token (Logto), switch the session's current
+/// one (Stack Auth teams), or open a session in it (Stytch B2B).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgModelView {
+    None,
+    SignInPerOrg,
+    TokenPerOrg,
+    CurrentOrg,
+    SessionPerOrg,
+}
+
+impl From<OrgModel> for OrgModelView {
+    fn from(m: OrgModel) -> Self {
+        match m {
+            OrgModel::None => OrgModelView::None,
+            OrgModel::SignInPerOrg => OrgModelView::SignInPerOrg,
+            OrgModel::TokenPerOrg => OrgModelView::TokenPerOrg,
+            OrgModel::CurrentOrg => OrgModelView::CurrentOrg,
+            OrgModel::SessionPerOrg => OrgModelView::SessionPerOrg,
+        }
+    }
+}
+
+/// How a person signs in: the system browser (OpenID Connect), a link mailed to them (Stytch
+/// B2B discovery), or e-mail and password typed into Tessera (Stack Auth).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum SignInMethodView {
+    Browser,
+    EmailLink,
+    Password,
+}
+
 /// A registered provider (no secret: only whether it has one).
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderView {
     pub name: String,
-    /// `oidc`, `auth0`, `logto`, `stitch`, `stytch_b2b`, `stack_auth`.
-    pub kind: String,
+    pub kind: ProviderKindView,
+    pub sign_in: SignInMethodView,
+    pub org_model: OrgModelView,
     pub issuer: String,
     pub client_id: String,
     pub client_auth: ClientAuthView,
@@ -101,7 +176,13 @@ pub struct ProviderView {
 impl From<ProviderConfig> for ProviderView {
     fn from(p: ProviderConfig) -> Self {
         ProviderView {
-            kind: p.kind.as_str().to_string(),
+            kind: p.kind.into(),
+            sign_in: match p.kind {
+                ProviderKind::StytchB2b => SignInMethodView::EmailLink,
+                ProviderKind::StackAuth => SignInMethodView::Password,
+                _ => SignInMethodView::Browser,
+            },
+            org_model: p.kind.org_model().into(),
             name: p.name,
             issuer: p.issuer,
             client_id: p.client_id,
@@ -118,11 +199,28 @@ impl From<ProviderConfig> for ProviderView {
 #[derive(Debug, Clone, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct NewProvider {
+    pub kind: ProviderKindView,
     pub name: String,
+    /// OpenID Connect issuer; may be empty when `domain` (Auth0) or `endpoint` (Logto) says
+    /// where the provider lives.
     pub issuer: String,
+    /// Client id; for Stytch B2B and Stack Auth, empty means the project id.
     pub client_id: String,
+    /// Auth0 tenant domain.
+    pub domain: Option<String>,
+    /// Logto endpoint.
+    pub endpoint: Option<String>,
+    /// Stytch B2B and Stack Auth project id.
+    pub project_id: Option<String>,
+    /// Stytch public token or Stack Auth publishable client key.
+    pub client_key: Option<String>,
+    /// Stytch B2B and Stack Auth API base URL.
+    pub base_url: Option<String>,
+    /// `kid` for `private_key_jwt` assertions when the key is a PEM (Stitch requires one).
+    pub key_id: Option<String>,
     pub client_auth: ClientAuthView,
-    /// Client secret, or private key (PEM or JWK) for `private_key_jwt`. Goes to the keychain.
+    /// Client secret, private key (PEM or JWK) for `private_key_jwt`, or Stytch project
+    /// secret. Goes to the keychain.
     pub secret: Option<String>,
     /// Empty means the defaults (`openid profile email offline_access`).
     pub scopes: Vec<String>,
@@ -176,6 +274,29 @@ pub struct OrgSummary {
     pub id: String,
     pub name: Option<String>,
     pub current: bool,
+}
+
+/// An organization as the organization list shows it.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgDetail {
+    pub id: String,
+    pub name: Option<String>,
+    /// Whether a token for it can be had without a new sign-in.
+    pub signed_in: bool,
+    /// Whether it is the one used when none is named.
+    pub current: bool,
+}
+
+impl From<OrgView> for OrgDetail {
+    fn from(o: OrgView) -> Self {
+        OrgDetail {
+            id: o.id,
+            name: o.name,
+            signed_in: o.signed_in,
+            current: o.current,
+        }
+    }
 }
 
 /// One signed-in person at one provider.
@@ -266,6 +387,70 @@ pub struct SignInFailed {
     pub message: String,
 }
 
+/// A sign-in link was mailed (Stytch B2B); the person opens it and the `dev.tessera:` link
+/// brings the sign-in back.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailLinkSent {
+    pub provider: String,
+    pub email: String,
+    #[ts(type = "number")]
+    pub expires_at: u64,
+}
+
+impl From<EmailSignInStart> for EmailLinkSent {
+    fn from(s: EmailSignInStart) -> Self {
+        EmailLinkSent {
+            provider: s.provider,
+            email: s.email,
+            expires_at: s.expires_at,
+        }
+    }
+}
+
+/// An organization a mailed link found for the person.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveredOrgView {
+    pub id: String,
+    pub name: String,
+    pub slug: Option<String>,
+    /// `active_member`, `pending_member`, `invited_member`,
+    /// `eligible_to_join_by_email_domain`, …
+    pub membership: String,
+}
+
+/// Event `organizations-discovered`: the mailed link came back; the person picks the
+/// organizations to sign in to (`choose_organizations` with `flow_id`).
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationsDiscovered {
+    pub flow_id: String,
+    pub provider: String,
+    pub email: String,
+    pub organizations: Vec<DiscoveredOrgView>,
+}
+
+impl From<Discovery> for OrganizationsDiscovered {
+    fn from(d: Discovery) -> Self {
+        OrganizationsDiscovered {
+            flow_id: d.flow_id,
+            provider: d.provider,
+            email: d.email,
+            organizations: d
+                .organizations
+                .into_iter()
+                .map(|o| DiscoveredOrgView {
+                    id: o.id,
+                    name: o.name,
+                    slug: o.slug,
+                    membership: o.membership,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Events that happened before the window listened (a cold start opened by a deep link, the
 /// demo provider setup), handed over by `ui_ready`.
 #[derive(Debug, Clone, Serialize, TS)]
@@ -273,6 +458,7 @@ pub struct SignInFailed {
 pub enum StartupNotice {
     SignInCompleted(SignInCompleted),
     SignInFailed(SignInFailed),
+    OrganizationsDiscovered(OrganizationsDiscovered),
     AppError(IpcError),
 }
 
@@ -281,6 +467,7 @@ pub enum StartupNotice {
 pub enum AppEvent {
     SignInCompleted(SignInCompleted),
     SignInFailed(SignInFailed),
+    OrganizationsDiscovered(OrganizationsDiscovered),
     /// Providers or accounts changed: reload the sidebar.
     AccountsChanged,
     /// A problem outside any command (e.g. the demo provider could not be set up).
@@ -290,6 +477,7 @@ pub enum AppEvent {
 impl AppEvent {
     pub const SIGN_IN_COMPLETED: &str = "sign-in-completed";
     pub const SIGN_IN_FAILED: &str = "sign-in-failed";
+    pub const ORGANIZATIONS_DISCOVERED: &str = "organizations-discovered";
     pub const ACCOUNTS_CHANGED: &str = "accounts-changed";
     pub const APP_ERROR: &str = "app-error";
 
@@ -298,6 +486,9 @@ impl AppEvent {
         match self {
             AppEvent::SignInCompleted(p) => Some(StartupNotice::SignInCompleted(p.clone())),
             AppEvent::SignInFailed(p) => Some(StartupNotice::SignInFailed(p.clone())),
+            AppEvent::OrganizationsDiscovered(p) => {
+                Some(StartupNotice::OrganizationsDiscovered(p.clone()))
+            }
             AppEvent::AppError(p) => Some(StartupNotice::AppError(p.clone())),
             AppEvent::AccountsChanged => None,
         }
@@ -502,6 +693,9 @@ pub fn export_bindings(dir: &std::path::Path) -> Result<(), ts_rs::ExportError> 
     let cfg = ts_rs::Config::new().with_out_dir(dir);
     IpcError::export_all(&cfg)?;
     ProviderView::export_all(&cfg)?;
+    OrgDetail::export_all(&cfg)?;
+    EmailLinkSent::export_all(&cfg)?;
+    OrganizationsDiscovered::export_all(&cfg)?;
     NewProvider::export_all(&cfg)?;
     DiscoveryView::export_all(&cfg)?;
     AccountView::export_all(&cfg)?;

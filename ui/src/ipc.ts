@@ -7,8 +7,11 @@ import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type { AccountView } from './bindings/AccountView';
 import type { CopiedToken } from './bindings/CopiedToken';
 import type { DiscoveryView } from './bindings/DiscoveryView';
+import type { EmailLinkSent } from './bindings/EmailLinkSent';
 import type { IpcError } from './bindings/IpcError';
 import type { NewProvider } from './bindings/NewProvider';
+import type { OrgDetail } from './bindings/OrgDetail';
+import type { OrganizationsDiscovered } from './bindings/OrganizationsDiscovered';
 import type { ProviderView } from './bindings/ProviderView';
 import type { RefreshView } from './bindings/RefreshView';
 import type { SignInCompleted } from './bindings/SignInCompleted';
@@ -50,12 +53,18 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
 
 export const api = {
   listProviders: () => call<ProviderView[]>('list_providers'),
-  checkDiscovery: (issuer: string) => call<DiscoveryView>('check_discovery', { issuer }),
+  checkProvider: (provider: NewProvider) => call<DiscoveryView>('check_provider', { provider }),
   addProvider: (provider: NewProvider) => call<ProviderView>('add_provider', { provider }),
   removeProvider: (name: string) => call<null>('remove_provider', { name }),
 
-  startSignIn: (provider: string, someoneElse: boolean) =>
-    call<SignInStarted>('start_sign_in', { provider, someoneElse }),
+  startSignIn: (provider: string, someoneElse: boolean, org: string | null = null) =>
+    call<SignInStarted>('start_sign_in', { provider, someoneElse, org }),
+  sendSignInLink: (provider: string, email: string) =>
+    call<EmailLinkSent>('send_sign_in_link', { provider, email }),
+  chooseOrganizations: (flowId: string, orgs: string[]) =>
+    call<AccountView>('choose_organizations', { flowId, orgs }),
+  signInWithPassword: (provider: string, email: string, password: string) =>
+    call<AccountView>('sign_in_with_password', { provider, email, password }),
   cancelSignIn: (flowId: string) => call<boolean>('cancel_sign_in', { flowId }),
   uiReady: () => call<StartupNotice[]>('ui_ready'),
 
@@ -67,11 +76,17 @@ export const api = {
   tokenReport: (accountId: string, kind: TokenKindView) =>
     call<TokenReport>('token_report', { accountId, kind }),
   copyAccessToken: (accountId: string) => call<CopiedToken>('copy_access_token', { accountId }),
+
+  listOrgs: (accountId: string) => call<OrgDetail[]>('list_orgs', { accountId }),
+  orgTokenReport: (accountId: string, org: string, kind: TokenKindView) =>
+    call<TokenReport>('org_token_report', { accountId, org, kind }),
+  switchOrg: (accountId: string, org: string) => call<AccountView>('switch_org', { accountId, org }),
 };
 
 export interface AppEvents {
   signInCompleted: (e: SignInCompleted) => void;
   signInFailed: (e: SignInFailed) => void;
+  organizationsDiscovered: (e: OrganizationsDiscovered) => void;
   accountsChanged: () => void;
   appError: (e: IpcError) => void;
 }
@@ -81,6 +96,8 @@ export async function subscribe(handlers: AppEvents): Promise<UnlistenFn> {
   const offs = await Promise.all([
     listen<SignInCompleted>('sign-in-completed', (e) => handlers.signInCompleted(e.payload)),
     listen<SignInFailed>('sign-in-failed', (e) => handlers.signInFailed(e.payload)),
+    listen<OrganizationsDiscovered>('organizations-discovered', (e) =>
+      handlers.organizationsDiscovered(e.payload)),
     listen<null>('accounts-changed', () => handlers.accountsChanged()),
     listen<IpcError>('app-error', (e) => handlers.appError(e.payload)),
   ]);

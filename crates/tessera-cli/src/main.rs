@@ -464,16 +464,13 @@ async fn login(tessera: &Tessera, mut args: LoginArgs) -> tessera_core::Result<(
     if kind != ProviderKind::StytchB2b
         && let Some(org) = args.org.pop()
     {
-        match kind {
-            ProviderKind::Auth0 => args.params.push(("organization".into(), org)),
-            ProviderKind::Logto => args.params.push(("organization_id".into(), org)),
-            kind => {
-                return Err(Error::Unsupported(format!(
-                    "signing in to an organization at a {} provider",
-                    kind.as_str()
-                )));
-            }
-        }
+        let param = kind.org_sign_in_param().ok_or_else(|| {
+            Error::Unsupported(format!(
+                "signing in to an organization at a {} provider",
+                kind.as_str()
+            ))
+        })?;
+        args.params.push((param.into(), org));
     }
     let cancel = async {
         let _ = tokio::signal::ctrl_c().await;

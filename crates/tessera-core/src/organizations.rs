@@ -10,8 +10,9 @@ use serde::Serialize;
 
 use crate::account::Account;
 use crate::error::{Error, Result};
+use crate::jwt::TokenKind;
 use crate::provider::OrgModel;
-use crate::tessera::{IssuedToken, RefreshPlan, Tessera};
+use crate::tessera::{ClaimsReport, IssuedToken, RefreshPlan, Tessera};
 use crate::vault::Slot;
 
 /// An organization as a front end shows it.
@@ -96,6 +97,32 @@ impl Tessera {
             expires_at: tokens.expires_at,
             refreshed,
         })
+    }
+
+    /// The token of organization `org` explained and verified, obtained first the provider's
+    /// way when there is none yet (a Logto organization token, a Stytch organization session,
+    /// a Stack Auth team switch).
+    pub async fn org_claims(
+        &self,
+        query: &str,
+        org: &str,
+        kind: TokenKind,
+    ) -> Result<ClaimsReport> {
+        self.org_token(query, org, 0, false).await?;
+        let account = self.account(query)?;
+        let org_id = account.resolve_org(org).unwrap_or_else(|| org.to_string());
+        match self.org_model(&account)? {
+            OrgModel::TokenPerOrg => {
+                let audience = format!("urn:logto:organization:{org_id}");
+                self.slot_claims(&account, &Slot::Org(org_id), kind, Some(&audience))
+                    .await
+            }
+            OrgModel::CurrentOrg => self.claims(&account.id, kind).await,
+            _ => {
+                self.slot_claims(&account, &Slot::Org(org_id), kind, None)
+                    .await
+            }
+        }
     }
 
     /// Makes `org` the organization used when none is named: Stack Auth selects the team at

@@ -89,6 +89,16 @@ impl ProviderKind {
         }
     }
 
+    /// The authorization parameter that asks for a sign-in into one organization (Auth0
+    /// `organization`, Logto `organization_id`), where the kind has one.
+    pub fn org_sign_in_param(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::Auth0 => Some("organization"),
+            ProviderKind::Logto => Some("organization_id"),
+            _ => None,
+        }
+    }
+
     /// The scopes a new provider of this kind asks for by default.
     pub fn default_scopes(self) -> Vec<String> {
         let mut scopes: Vec<&str> = DEFAULT_SCOPES.to_vec();
@@ -583,6 +593,24 @@ pub async fn fetch(http: &HttpClient, issuer: &str) -> Result<ProviderMetadata> 
         other => other,
     })?;
     metadata.check(issuer)?;
+    Ok(metadata)
+}
+
+/// Checks a provider before it is saved, the way its kind allows: an OpenID provider's
+/// discovery document, or a REST provider's signing keys (which proves the API base and the
+/// project id). Returns the endpoints Tessera will use.
+pub async fn check(http: &HttpClient, config: &ProviderConfig) -> Result<ProviderMetadata> {
+    config.validate()?;
+    if config.kind.is_oidc() {
+        return fetch(http, &config.issuer).await;
+    }
+    let metadata = ProviderMetadata::synthesized(config)?;
+    let url = Url::parse(&metadata.jwks_uri)
+        .map_err(|e| Error::InvalidConfig(format!("\"{}\": {e}", metadata.jwks_uri)))?;
+    let keys: serde_json::Value = http.get_json(&url).await?;
+    if !keys.get("keys").is_some_and(serde_json::Value::is_array) {
+        return Err(Error::Discovery(format!("{url} is not a JSON Web Key Set")));
+    }
     Ok(metadata)
 }
 

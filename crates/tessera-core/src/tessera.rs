@@ -844,7 +844,21 @@ impl Tessera {
     /// The access or ID token explained and verified. Never contains the token itself.
     pub async fn claims(&self, query: &str, kind: TokenKind) -> Result<ClaimsReport> {
         let account = self.account(query)?;
-        let tokens = self.load_slot(&account, &self.default_plan(&account)?.at_slot)?;
+        let slot = self.default_plan(&account)?.at_slot;
+        self.slot_claims(&account, &slot, kind, None).await
+    }
+
+    /// The token in `slot` explained and verified; `audience` overrides the access token's
+    /// expected audience (an organization token's own).
+    pub(crate) async fn slot_claims(
+        &self,
+        account: &Account,
+        slot: &Slot,
+        kind: TokenKind,
+        audience: Option<&str>,
+    ) -> Result<ClaimsReport> {
+        let account = account.clone();
+        let tokens = self.load_slot(&account, slot)?;
         let (config, metadata, credential) = self.provider_context(&account.provider).await?;
         let now = self.now();
         let (name, token) = match kind {
@@ -864,10 +878,10 @@ impl Tessera {
         }
         let audience = match kind {
             TokenKind::IdToken => Some(config.client_id.as_str()),
-            TokenKind::AccessToken => config
+            TokenKind::AccessToken => audience.or(config
                 .audience
                 .as_deref()
-                .or(config.resources.first().map(String::as_str)),
+                .or(config.resources.first().map(String::as_str))),
         };
         let expect = Expectations {
             kind,

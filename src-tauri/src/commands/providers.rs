@@ -2,7 +2,7 @@
 
 use tauri::State;
 use tessera_core::http::{HttpClient, HttpConfig};
-use tessera_core::{ProviderConfig, SecretString};
+use tessera_core::{PresetInput, ProviderConfig, ProviderKind, SecretString};
 
 use crate::error::IpcResult;
 use crate::state::AppState;
@@ -14,11 +14,12 @@ pub async fn list_providers(state: State<'_, AppState>) -> IpcResult<Vec<Provide
     Ok(providers.into_iter().map(Into::into).collect())
 }
 
-/// Fetches and checks `issuer`'s discovery document without saving anything.
+/// Checks the provider the form describes without saving anything: an OpenID provider's
+/// discovery document, or a REST provider's signing keys.
 #[tauri::command]
-pub async fn check_discovery(issuer: String) -> IpcResult<DiscoveryView> {
+pub async fn check_provider(provider: NewProvider) -> IpcResult<DiscoveryView> {
     let http = HttpClient::new(HttpConfig::default())?;
-    Ok(tessera_core::provider::fetch(&http, issuer.trim())
+    Ok(tessera_core::provider::check(&http, &config(&provider)?)
         .await?
         .into())
 }
@@ -37,7 +38,7 @@ pub async fn add_provider(
         .map(SecretString::new);
     let saved = state
         .tessera()
-        .add_provider(config(&provider), secret)
+        .add_provider(config(&provider)?, secret)
         .await?;
     state.notify(AppEvent::AccountsChanged);
     Ok(saved.into())
@@ -50,30 +51,55 @@ pub async fn remove_provider(state: State<'_, AppState>, name: String) -> IpcRes
     Ok(())
 }
 
-fn config(p: &NewProvider) -> ProviderConfig {
-    let mut config = ProviderConfig::new(p.name.trim(), p.issuer.trim(), p.client_id.trim());
-    config.client_auth = p.client_auth.into();
-    let scopes: Vec<String> = p
-        .scopes
+fn trimmed(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(String::from)
+}
+
+fn words(values: &[String]) -> Vec<String> {
+    values
         .iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// The form as a provider config, shaped by its kind's preset (issuer from the Auth0 domain
+/// or the Logto endpoint, default scopes and resources, the REST providers' project).
+fn config(p: &NewProvider) -> Result<ProviderConfig, tessera_core::Error> {
+    let kind: ProviderKind = p.kind.into();
+    let project_id = trimmed(&p.project_id);
+    let client_id = match (trimmed(&Some(p.client_id.clone())), &project_id) {
+        (Some(id), _) => id,
+        (None, Some(project)) if !kind.is_oidc() => project.clone(),
+        _ => String::new(),
+    };
+    let input = PresetInput {
+        domain: trimmed(&p.domain),
+        endpoint: trimmed(&p.endpoint),
+        issuer: trimmed(&Some(p.issuer.clone())),
+        project_id,
+        client_key: trimmed(&p.client_key),
+        base_url: trimmed(&p.base_url),
+    };
+    let mut config = ProviderConfig::preset(kind, p.name.trim(), &client_id, &input)?;
+    config.client_auth = p.client_auth.into();
+    config.key_id = trimmed(&p.key_id);
+    let scopes = words(&p.scopes);
     if !scopes.is_empty() {
         config.scopes = scopes;
     }
-    config.audience = p
-        .audience
-        .as_deref()
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .map(String::from);
-    config.resources = p
-        .resources
-        .iter()
-        .map(|r| r.trim().to_string())
-        .filter(|r| !r.is_empty())
-        .collect();
+    if let Some(audience) = trimmed(&p.audience) {
+        config.audience = Some(audience);
+    }
+    for resource in words(&p.resources) {
+        if !config.resources.contains(&resource) {
+            config.resources.push(resource);
+        }
+    }
     config.redirect_mode = p.redirect_mode.into();
-    config
+    Ok(config)
 }

@@ -1,0 +1,50 @@
+//! Organizations: list an account's, look at one's token, make one current.
+
+use tauri::State;
+
+use crate::error::IpcResult;
+use crate::state::AppState;
+use crate::views::{AccountView, AppEvent, OrgDetail, TokenKindView, TokenReport};
+
+/// The organizations (teams) the account's person can use; Stack Auth's are fetched afresh.
+#[tauri::command]
+pub async fn list_orgs(
+    state: State<'_, AppState>,
+    account_id: String,
+) -> IpcResult<Vec<OrgDetail>> {
+    let orgs = state.tessera().organizations(&account_id).await?;
+    Ok(orgs.into_iter().map(Into::into).collect())
+}
+
+/// The token of one organization explained and verified, obtained the provider's way first
+/// when there is none yet (Logto organization token, Stytch organization session, Stack Auth
+/// team switch). An Auth0 organization without its own sign-in answers
+/// `org_sign_in_required`.
+#[tauri::command]
+pub async fn org_token_report(
+    state: State<'_, AppState>,
+    account_id: String,
+    org: String,
+    kind: TokenKindView,
+) -> IpcResult<TokenReport> {
+    let report = state
+        .tessera()
+        .org_claims(&account_id, &org, kind.into())
+        .await;
+    // Obtaining the token may have rotated the refresh token or switched the current team.
+    state.notify(AppEvent::AccountsChanged);
+    Ok(report?.into())
+}
+
+/// Makes `org` the one used when none is named (Stack Auth selects the team at the provider;
+/// Auth0 and Stytch B2B use that organization's own sign-in or session).
+#[tauri::command]
+pub async fn switch_org(
+    state: State<'_, AppState>,
+    account_id: String,
+    org: String,
+) -> IpcResult<AccountView> {
+    let account = state.tessera().switch_org(&account_id, &org).await;
+    state.notify(AppEvent::AccountsChanged);
+    Ok(account?.into())
+}
