@@ -621,3 +621,89 @@ async fn stack_password_sign_in_and_team_switch() {
     assert_eq!(claim_of(&report, "selected_team_id"), globex["id"]);
     assert_eq!(report["verified"], json!(true));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth0_organizations_are_signed_in_one_by_one_from_the_window() {
+    let idp = Idp::start(IdpOptions {
+        flavor: tessera_testkit::Flavor::Auth0,
+        ..IdpOptions::default()
+    })
+    .await;
+    let h = Harness::new();
+    h.ok("ui_ready", json!({}));
+    // A local tenant has no https domain, so the form's issuer overrides the domain.
+    let form = preset_form(
+        "auth0",
+        "Auth0",
+        json!({
+            "domain": "tenant.example.auth0.com", "issuer": idp.issuer,
+            "clientId": "tessera-public", "audience": "https://api.example.test"
+        }),
+    );
+    h.ok("check_provider", json!({ "provider": form }));
+    let added = h.ok("add_provider", json!({ "provider": form }));
+    assert_eq!(added["orgModel"], json!("sign_in_per_org"));
+
+    let sign_in = |org: &str| {
+        let started = h.ok(
+            "start_sign_in",
+            json!({ "provider": "Auth0", "someoneElse": false, "org": org }),
+        );
+        let url = started["authorizationUrl"].as_str().unwrap().to_string();
+        assert!(url.contains(&format!("organization={org}")), "{url}");
+        url
+    };
+    let url = sign_in("acme");
+    let callback = Browser::new().login(&url, "alice").await;
+    tessera_desktop::sign_in::complete(&h.state, &callback).await;
+    let account_id = h.ok("list_accounts", json!({}))[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let acme = h.ok(
+        "org_token_report",
+        json!({ "accountId": account_id, "org": "acme", "kind": "access_token" }),
+    );
+    assert_eq!(claim_of(&acme, "org_id"), json!("org_acme"));
+    assert_eq!(acme["verified"], json!(true), "{acme}");
+    let missing = h
+        .invoke(
+            "org_token_report",
+            json!({ "accountId": account_id, "org": "org_globex", "kind": "access_token" }),
+        )
+        .unwrap_err();
+    assert_eq!(missing["code"], json!("org_sign_in_required"));
+
+    let url = sign_in("globex");
+    let callback = Browser::new().login(&url, "alice").await;
+    tessera_desktop::sign_in::complete(&h.state, &callback).await;
+    let accounts = h.ok("list_accounts", json!({}));
+    assert_eq!(accounts.as_array().unwrap().len(), 1, "the same person");
+    let orgs = h.ok("list_orgs", json!({ "accountId": account_id }));
+    assert!(
+        orgs.as_array().unwrap().len() == 2
+            && orgs
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|o| o["signedIn"] == json!(true)),
+        "{orgs}"
+    );
+    let switched = h.ok(
+        "switch_org",
+        json!({ "accountId": account_id, "org": "acme" }),
+    );
+    assert!(
+        switched["orgs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["id"] == json!("org_acme") && o["current"] == json!(true)),
+        "{switched}"
+    );
+    let id_token = h.ok(
+        "org_token_report",
+        json!({ "accountId": account_id, "org": "org_globex", "kind": "id_token" }),
+    );
+    assert_eq!(claim_of(&id_token, "org_id"), json!("org_globex"));
+}

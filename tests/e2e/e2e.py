@@ -16,7 +16,12 @@ The scenario, driven through the UI:
  5. a callback with a wrong state shows an error and changes nothing;
  6. Sign out revokes (a refresh at the provider with the old refresh token now fails) and
     removes the keychain entry;
- 7. a cold start opened by a deep link for a flow of an earlier run shows a clear message.
+ 7. a cold start opened by a deep link for a flow of an earlier run shows a clear message;
+ 8. Logto (tests/idp --flavor logto): the preset by endpoint, a browser sign-in, and a verified
+    organization token for each of the person's organizations;
+ 9. Stytch B2B (tests/fakes/stytch.mjs): the preset by project, an e-mail typed in Tessera, the
+    mailed discovery link delivered as the OS would, organizations picked, an organization
+    session verified, and MFA-required named for the organization that needs it.
 
 Each step saves a screenshot under artifacts/e2e/ and fails if its expected text is missing.
 Only the Python standard library is used.
@@ -117,15 +122,26 @@ def start_xvfb(procs: Processes) -> str:
     return f":{number}"
 
 
-def start_idp(procs: Processes, logs: Path) -> str:
-    p = procs.start("idp", ["node", "tests/idp/server.mjs", "--port", "0", "--profile", "rotating", "--access-ttl", "300"],
-                    cwd=REPO, stdout=subprocess.PIPE, stderr=open(logs / "idp.log", "w"), text=True)
+def start_node(procs: Processes, name: str, argv: list[str], logs: Path) -> dict:
+    """Starts a Node server of tests/ and returns the JSON line it prints once it listens."""
+    p = procs.start(name, ["node", *argv], cwd=REPO, stdout=subprocess.PIPE,
+                    stderr=open(logs / f"{name}.log", "w"), text=True)
     line = p.stdout.readline() if p.stdout else ""
     if not line:
-        raise Failure(f"tests/idp did not start; see {logs / 'idp.log'}")
-    issuer = json.loads(line)["issuer"]
+        raise Failure(f"{argv[0]} did not start; see {logs / f'{name}.log'}")
+    return json.loads(line)
+
+
+def start_idp(procs: Processes, logs: Path) -> str:
+    issuer = start_node(procs, "idp", ["tests/idp/server.mjs", "--port", "0", "--profile", "rotating",
+                                       "--access-ttl", "300"], logs)["issuer"]
     log(f"provider at {issuer}")
     return issuer
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.load(r)
 
 
 # ---- WebDriver (W3C, plain HTTP) --------------------------------------------------------------
@@ -332,6 +348,79 @@ class Run:
         url = wait_for("the authorization URL", lambda: self.d.prop('[data-testid="sign-in-url"]', "value"))
         return url
 
+    def add_provider(self, preset: str, fields: dict[str, str], name: str, found: str) -> None:
+        """Add provider: pick the preset, fill `fields` (by test id), check, name it, save."""
+        d = self.d
+        d.click('[data-testid="add-provider"]')
+        d.click(f'[data-testid="preset-{preset}"]')
+        for testid, value in fields.items():
+            d.type(f'[data-testid="{testid}"]', value)
+        d.click('[data-testid="check-discovery"]')
+        d.wait_text('[data-testid="discovery-ok"]', found)
+        d.type('[data-testid="provider-name"]', name)
+        self.shot(f"add-{preset}")
+        d.click('[data-testid="save-provider"]')
+        d.find(f'[data-testid="sign-in-{name}"]')
+        if d.find_all('[data-testid="add-provider-dialog"]'):
+            raise Failure(f"the Add provider dialog is still open: {d.page_text()}")
+
+    def logto_organizations(self, procs: Processes) -> None:
+        """Logto: preset by endpoint, browser sign-in, then an organization token per
+        organization, each minted from the account's refresh token and verified."""
+        d = self.d
+        idp = start_node(procs, "idp-logto", ["tests/idp/server.mjs", "--flavor", "logto", "--port", "0"], ARTIFACTS)
+        origin = idp["issuer"].removesuffix("/oidc")
+        self.add_provider("logto", {"endpoint": origin, "client-id": CLIENT_ID}, "Logto", "Discovery document found")
+        self.expect_page(idp["issuer"])
+        d.click('[data-testid="sign-in-Logto"]')
+        url = wait_for("the authorization URL", lambda: d.prop('[data-testid="sign-in-url"]', "value"))
+        if "urn%3Alogto%3Ascope%3Aorganizations" not in url:
+            raise Failure(f"the Logto preset does not ask for organizations: {url}")
+        deliver(play_browser(url), self.env)
+        d.wait_text('[data-testid="notice-info"]', "at Logto")
+        d.wait_text('[data-testid="organizations"]', "minted from this account")
+        for org in ("acme", "globex"):
+            d.click(f'[data-testid="org-token-{org}"]')
+            d.wait_text('[data-testid="org-token"]', f"Organization token · {org}")
+            d.wait_text('[data-testid="org-token"]', f"urn:logto:organization:{org}")
+            d.wait_text('[data-testid="org-token-verdict"]', "verified")
+        d.scroll_to('[data-testid="organizations"]')
+        self.shot("logto-org-token")
+
+    def stytch_magic_link(self, procs: Processes) -> None:
+        """Stytch B2B: preset by project, e-mail typed in Tessera, the mailed discovery link
+        delivered the way the OS would, organizations picked, an organization session shown."""
+        d = self.d
+        fake = start_node(procs, "stytch", ["tests/fakes/stytch.mjs", "--port", "0"], ARTIFACTS)
+        self.add_provider("stytch_b2b", {"project-id": fake["project_id"], "base-url": fake["base_url"],
+                                          "client-key": fake["public_token"]}, "Stytch", "signing keys")
+        d.click('[data-testid="sign-in-Stytch"]')
+        d.type('[data-testid="email"]', "alice@example.com")
+        d.click('[data-testid="send-link"]')
+        d.wait_text('[data-testid="email-sent"]', "alice@example.com")
+        self.shot("stytch-check-mail")
+        links = [m["link"] for m in get_json(fake["base_url"] + "/__test/outbox") if m["to"] == "alice@example.com"]
+        if len(links) != 1 or not links[0].startswith("dev.tessera:/callback?stytch_token_type=discovery"):
+            raise Failure(f"expected one discovery link in the outbox, got {links}")
+        deliver(links[0], self.env)
+        d.wait_text('[data-testid="org-picker"]', "Choose organizations")
+        self.expect_page("Acme", "Globex", "can join")
+        if d.find_all('[data-testid="email-sign-in"]'):
+            raise Failure("the e-mail dialog is still open after the link came back")
+        d.click('[data-testid="pick-globex"]')  # Globex requires MFA; sign in to Acme only
+        self.shot("stytch-org-picker")
+        d.click('[data-testid="sign-in-orgs"]')
+        d.wait_text('[data-testid="notice-info"]', "at Stytch")
+        d.wait_text('[data-testid="access-token-verdict"]', "verified")
+        d.wait_text('[data-testid="organizations"]', "Acme")
+        d.click('[data-testid="org-token-Acme"]')
+        d.wait_text('[data-testid="org-token"]', "https://stytch.com/organization")
+        d.wait_text('[data-testid="org-token-verdict"]', "verified")
+        d.click('[data-testid="org-token-Globex"]')
+        d.wait_text('[data-testid="org-token"]', "mfa_required")
+        d.scroll_to('[data-testid="organizations"]')
+        self.shot("stytch-org-session")
+
     def scenario(self) -> None:
         d = self.d
         d.find('[data-testid="add-provider"]')
@@ -459,7 +548,10 @@ def main() -> int:
         driver = WebDriver(port, env)
         wait_for("tauri-driver", lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True)
         driver.start()
-        Run(driver, env, issuer).scenario()
+        run = Run(driver, env, issuer)
+        run.scenario()
+        run.logto_organizations(procs)
+        run.stytch_magic_link(procs)
         log(f"passed in {time.monotonic() - started:.1f} s; screenshots in {ARTIFACTS.relative_to(REPO)}")
         return 0
     except (Failure, OSError, subprocess.SubprocessError) as e:
