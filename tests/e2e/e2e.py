@@ -21,7 +21,9 @@ The scenario, driven through the UI:
     organization token for each of the person's organizations;
  9. Stytch B2B (tests/fakes/stytch.mjs): the preset by project, an e-mail typed in Tessera, the
     mailed discovery link delivered as the OS would, organizations picked, an organization
-    session verified, and MFA-required named for the organization that needs it.
+    session verified, and MFA-required named for the organization that needs it;
+10. Stack Auth (tests/fakes/stack.mjs): the preset by project, a wrong then a right password
+    typed in Tessera, and a team switch that the access token then carries.
 
 Each step saves a screenshot under artifacts/e2e/ and fails if its expected text is missing.
 Only the Python standard library is used.
@@ -421,6 +423,33 @@ class Run:
         d.scroll_to('[data-testid="organizations"]')
         self.shot("stytch-org-session")
 
+    def stack_password_and_teams(self, procs: Processes) -> None:
+        """Stack Auth: preset by project, e-mail and password typed in Tessera (a wrong one
+        first), then a switch of the session's current team that the token then carries."""
+        d = self.d
+        fake = start_node(procs, "stack", ["tests/fakes/stack.mjs", "--port", "0"], ARTIFACTS)
+        self.add_provider("stack_auth", {"project-id": fake["project_id"], "base-url": fake["base_url"],
+                                          "client-key": fake["publishable_key"]}, "Stack", "signing keys")
+        d.click('[data-testid="sign-in-Stack"]')
+        d.type('[data-testid="pw-email"]', "alice@example.com")
+        d.type('[data-testid="pw-password"]', "wrong")
+        d.click('[data-testid="pw-submit"]')
+        d.wait_text('[data-testid="password-sign-in-error"]', "EMAIL_PASSWORD_MISMATCH")
+        if d.prop('[data-testid="pw-password"]', "value"):
+            raise Failure("the password field kept the password after a failed sign-in")
+        self.shot("stack-wrong-password")
+        d.type('[data-testid="pw-password"]', PASSWORD)
+        d.click('[data-testid="pw-submit"]')
+        d.wait_text('[data-testid="notice-info"]', "at Stack")
+        d.wait_text('[data-testid="access-token-verdict"]', "verified")
+        d.click('[data-testid="org-switch-Team Globex"]')
+        d.wait_text('[data-testid="notice-info"]', "Team Globex is now the current team")
+        d.wait_text('[data-testid="org-Team Globex"]', "current")
+        globex = "610be000-0000-4000-8000-000000000002"
+        d.wait_text('[data-testid="access-token"]', globex)
+        d.scroll_to('[data-testid="organizations"]')
+        self.shot("stack-team-switched")
+
     def scenario(self) -> None:
         d = self.d
         d.find('[data-testid="add-provider"]')
@@ -552,6 +581,7 @@ def main() -> int:
         run.scenario()
         run.logto_organizations(procs)
         run.stytch_magic_link(procs)
+        run.stack_password_and_teams(procs)
         log(f"passed in {time.monotonic() - started:.1f} s; screenshots in {ARTIFACTS.relative_to(REPO)}")
         return 0
     except (Failure, OSError, subprocess.SubprocessError) as e:
