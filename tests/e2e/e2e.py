@@ -366,6 +366,15 @@ class Run:
         if d.find_all('[data-testid="add-provider-dialog"]'):
             raise Failure(f"the Add provider dialog is still open: {d.page_text()}")
 
+    def add_fake_and_sign_in(self, procs: Processes, fake_name: str, preset: str, key: str, name: str) -> dict:
+        """Starts tests/fakes/<fake_name>.mjs, adds it with its preset (project id, API base and
+        public key `key` from the fake's ready line) and clicks Sign in; returns the ready line."""
+        fake = start_node(procs, fake_name, [f"tests/fakes/{fake_name}.mjs", "--port", "0"], ARTIFACTS)
+        self.add_provider(preset, {"project-id": fake["project_id"], "base-url": fake["base_url"],
+                                   "client-key": fake[key]}, name, "signing keys")
+        self.d.click(f'[data-testid="sign-in-{name}"]')
+        return fake
+
     def logto_organizations(self, procs: Processes) -> None:
         """Logto: preset by endpoint, browser sign-in, then an organization token per
         organization, each minted from the account's refresh token and verified."""
@@ -393,10 +402,7 @@ class Run:
         """Stytch B2B: preset by project, e-mail typed in Tessera, the mailed discovery link
         delivered the way the OS would, organizations picked, an organization session shown."""
         d = self.d
-        fake = start_node(procs, "stytch", ["tests/fakes/stytch.mjs", "--port", "0"], ARTIFACTS)
-        self.add_provider("stytch_b2b", {"project-id": fake["project_id"], "base-url": fake["base_url"],
-                                          "client-key": fake["public_token"]}, "Stytch", "signing keys")
-        d.click('[data-testid="sign-in-Stytch"]')
+        fake = self.add_fake_and_sign_in(procs, "stytch", "stytch_b2b", "public_token", "Stytch")
         d.type('[data-testid="email"]', "alice@example.com")
         d.click('[data-testid="send-link"]')
         d.wait_text('[data-testid="email-sent"]', "alice@example.com")
@@ -427,10 +433,7 @@ class Run:
         """Stack Auth: preset by project, e-mail and password typed in Tessera (a wrong one
         first), then a switch of the session's current team that the token then carries."""
         d = self.d
-        fake = start_node(procs, "stack", ["tests/fakes/stack.mjs", "--port", "0"], ARTIFACTS)
-        self.add_provider("stack_auth", {"project-id": fake["project_id"], "base-url": fake["base_url"],
-                                          "client-key": fake["publishable_key"]}, "Stack", "signing keys")
-        d.click('[data-testid="sign-in-Stack"]')
+        self.add_fake_and_sign_in(procs, "stack", "stack_auth", "publishable_key", "Stack")
         d.type('[data-testid="pw-email"]', "alice@example.com")
         d.type('[data-testid="pw-password"]', "wrong")
         d.click('[data-testid="pw-submit"]')
