@@ -1,5 +1,6 @@
 //! Browser sign-in flows (authorization code + PKCE S256 + state + nonce, RFC 8252 /
-//! RFC 9700): the pending-flow table and callback parsing.
+//! RFC 9700; Stack Auth's OAuth sign-in, which has no ID token, without the nonce): the
+//! pending-flow table and callback parsing.
 //!
 //! Invariants: a pending flow is found only by its exact `state`; it is used at most once
 //! (a second callback with the same state is `state_replayed`); it expires
@@ -32,7 +33,8 @@ pub struct PendingFlow {
     pub redirect_uri: String,
     pub created_at: u64,
     pub(crate) verifier: PkceCodeVerifier,
-    pub(crate) nonce: String,
+    /// The nonce the ID token must carry; none where the provider issues no ID token.
+    pub(crate) nonce: Option<String>,
     /// The organization this sign-in is for, where that binds the tokens (Auth0).
     pub org: Option<String>,
 }
@@ -252,7 +254,7 @@ mod tests {
             redirect_uri: DEEP_LINK_REDIRECT.into(),
             created_at: at,
             verifier: s.verifier,
-            nonce: s.nonce,
+            nonce: Some(s.nonce),
             org: None,
         }
     }

@@ -4,18 +4,29 @@
 //! key); errors are `x-stack-known-error` codes, surfaced as [`Error::Provider`] with that
 //! code. Refresh returns only an access token (refresh tokens never rotate); teams are the
 //! organizations, and the selected team is a user attribute carried in the access token.
+//! Besides password and mailed-code sign-in there is OAuth through the browser (a social
+//! provider chosen per sign-in), which runs on the OpenID flows' pending-flow table.
 
+use oauth2::{PkceCodeChallenge, PkceCodeVerifier};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use url::Url;
 
 use crate::account::Account;
 use crate::error::{Error, Result};
-use crate::http::{HttpClient, parse_json};
+use crate::http::{HttpClient, Response, parse_json};
 use crate::jwt::{Expectations, TokenKind, decode_unverified_for_display};
 use crate::provider::{ProviderConfig, ProviderKind, ProviderMetadata, STACK_DEFAULT_BASE};
 use crate::secret::SecretString;
 use crate::tessera::Tessera;
 use crate::vault::{Slot, TokenSet};
+
+/// The sign-in parameter naming the OAuth provider (`github`, `google`, …) of a browser
+/// sign-in.
+pub const OAUTH_PROVIDER_PARAM: &str = "oauth_provider";
+
+/// Stack's client secret for projects that require no publishable key.
+const PUBLIC_CLIENT: &str = "__stack_public_client__";
 
 /// Requests to one Stack Auth project.
 pub struct StackApi<'a> {
@@ -47,6 +58,18 @@ impl StackApi<'_> {
         format!("{}/api/v1{path}", base.trim_end_matches('/'))
     }
 
+    fn project(&self) -> &str {
+        self.config
+            .project_id
+            .as_deref()
+            .unwrap_or(&self.config.client_id)
+    }
+
+    /// The publishable key, or Stack's stand-in where the project needs none.
+    fn client_secret(&self) -> &str {
+        self.config.client_key.as_deref().unwrap_or(PUBLIC_CLIENT)
+    }
+
     async fn call(
         &self,
         method: http::Method,
@@ -56,16 +79,11 @@ impl StackApi<'_> {
         refresh_token: Option<&SecretString>,
     ) -> Result<Value> {
         let url = self.url(path);
-        let project = self
-            .config
-            .project_id
-            .as_deref()
-            .unwrap_or(&self.config.client_id);
         let mut request = http::Request::builder()
             .method(method.clone())
             .uri(&url)
             .header("accept", "application/json")
-            .header("x-stack-project-id", project)
+            .header("x-stack-project-id", self.project())
             .header("x-stack-access-type", "client");
         if let Some(key) = &self.config.client_key {
             request = request.header("x-stack-publishable-client-key", key);
@@ -84,44 +102,24 @@ impl StackApi<'_> {
         if !body.is_empty() {
             request = request.header("content-type", "application/json");
         }
+        self.send(&url, request, body).await
+    }
+
+    /// Sends a request answered with JSON: the value on success, else Stack's error.
+    async fn send(
+        &self,
+        url: &str,
+        request: http::request::Builder,
+        body: Vec<u8>,
+    ) -> Result<Value> {
         let request = request
             .body(body)
             .map_err(|e| Error::InvalidConfig(format!("bad Stack Auth URL {url}: {e}")))?;
         let response = self.http.send_expecting_json(request).await?;
         if (200..300).contains(&response.status) {
-            return parse_json(&url, &response.body);
+            return parse_json(url, &response.body);
         }
-        #[derive(Deserialize)]
-        struct KnownError {
-            code: String,
-            /// Stack's own field; some documentation calls it `message`.
-            #[serde(alias = "message")]
-            error: Option<String>,
-        }
-        let known = response
-            .headers
-            .get("x-stack-known-error")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from);
-        match (known, serde_json::from_slice::<KnownError>(&response.body)) {
-            (_, Ok(e)) => {
-                let said = e.error.unwrap_or_default();
-                Err(Error::Provider {
-                    description: Some(match explain(&e.code) {
-                        Some(hint) if said.is_empty() => hint.to_string(),
-                        Some(hint) => format!("{said} {hint}"),
-                        None => said,
-                    })
-                    .filter(|d| !d.is_empty()),
-                    error: e.code,
-                })
-            }
-            (Some(code), Err(_)) => Err(Error::Provider {
-                error: code,
-                description: None,
-            }),
-            (None, Err(_)) => Err(crate::http::oauth_error_or_status(&url, &response)),
-        }
+        Err(failure(url, &response))
     }
 
     fn tokens(&self, access_token: String, refresh_token: Option<SecretString>) -> TokenSet {
@@ -262,6 +260,124 @@ impl StackApi<'_> {
         .await?;
         Ok(())
     }
+
+    /// The URL that starts a sign-in through the OAuth provider named by the `oauth_provider`
+    /// parameter (`GET /auth/oauth/authorize/{provider}`, the remaining `params` added as
+    /// they are). Stack answers a provider the project does not offer, a wrong key or a
+    /// return address it does not trust with an error page in the browser, so the URL is
+    /// requested once here, without following its redirect, to report those as errors
+    /// before the browser opens.
+    pub async fn authorization_url(
+        &self,
+        redirect_uri: &str,
+        state: &str,
+        challenge: PkceCodeChallenge,
+        params: &[(String, String)],
+    ) -> Result<Url> {
+        let oauth_provider = params
+            .iter()
+            .rev()
+            .find(|(k, _)| k == OAUTH_PROVIDER_PARAM)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                Error::InvalidConfig(format!(
+                    "a Stack Auth sign-in through the browser needs an OAuth provider \
+                     (github, google, …) in the \"{OAUTH_PROVIDER_PARAM}\" parameter"
+                ))
+            })?;
+        if params.iter().any(|(k, _)| k == "grant_type") {
+            return Err(Error::InvalidConfig(
+                "\"grant_type\" is set by Tessera itself".into(),
+            ));
+        }
+        let endpoint = self.url("/auth/oauth/authorize");
+        let mut url = Url::parse(&endpoint)
+            .map_err(|e| Error::InvalidConfig(format!("bad Stack Auth URL {endpoint}: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|()| Error::InvalidConfig(format!("bad Stack Auth URL {endpoint}")))?
+            .push(oauth_provider);
+        url.query_pairs_mut()
+            .append_pair("client_id", self.project())
+            .append_pair("client_secret", self.client_secret())
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("scope", "legacy")
+            .append_pair("state", state)
+            .append_pair("grant_type", "authorization_code")
+            .append_pair("code_challenge", challenge.as_str())
+            .append_pair("code_challenge_method", challenge.method())
+            .append_pair("response_type", "code")
+            .extend_pairs(params.iter().filter(|(k, _)| k != OAUTH_PROVIDER_PARAM));
+        let shown = format!("{endpoint}/{oauth_provider}");
+        let request = http::Request::get(url.as_str())
+            .body(Vec::new())
+            .map_err(|e| Error::InvalidConfig(format!("bad Stack Auth URL {shown}: {e}")))?;
+        let response = self.http.send(request).await?;
+        if (300..400).contains(&response.status) {
+            return Ok(url);
+        }
+        Err(failure(&shown, &response))
+    }
+
+    /// `POST /auth/oauth/token` (form): the code a browser sign-in came back with, and its
+    /// PKCE verifier, for the session's tokens.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        verifier: &PkceCodeVerifier,
+        redirect_uri: &str,
+    ) -> Result<TokenSet> {
+        let url = self.url("/auth/oauth/token");
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "authorization_code")
+            .append_pair("code", code)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("code_verifier", verifier.secret())
+            .append_pair("client_id", self.project())
+            .append_pair("client_secret", self.client_secret())
+            .finish();
+        let request = http::Request::post(&url)
+            .header("accept", "application/json")
+            .header("content-type", "application/x-www-form-urlencoded");
+        let v = self.send(&url, request, form.into_bytes()).await?;
+        self.signed_in(v)
+    }
+}
+
+/// Turns an error answer into Stack's known error (`{code, error}`, also named by the
+/// `x-stack-known-error` header), else an OAuth error or the bare status.
+fn failure(url: &str, response: &Response) -> Error {
+    #[derive(Deserialize)]
+    struct KnownError {
+        code: String,
+        /// Stack's own field; some documentation calls it `message`.
+        #[serde(alias = "message")]
+        error: Option<String>,
+    }
+    let known = response
+        .headers
+        .get("x-stack-known-error")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    match (known, serde_json::from_slice::<KnownError>(&response.body)) {
+        (_, Ok(e)) => {
+            let said = e.error.unwrap_or_default();
+            Error::Provider {
+                description: Some(match explain(&e.code) {
+                    Some(hint) if said.is_empty() => hint.to_string(),
+                    Some(hint) => format!("{said} {hint}"),
+                    None => said,
+                })
+                .filter(|d| !d.is_empty()),
+                error: e.code,
+            }
+        }
+        (Some(code), Err(_)) => Error::Provider {
+            error: code,
+            description: None,
+        },
+        (None, Err(_)) => crate::http::oauth_error_or_status(url, response),
+    }
 }
 
 fn explain(code: &str) -> Option<&'static str> {
@@ -273,6 +389,12 @@ fn explain(code: &str) -> Option<&'static str> {
         "REFRESH_TOKEN_NOT_FOUND_OR_EXPIRED" => "The session ended; sign in again.",
         "INVALID_PUBLISHABLE_CLIENT_KEY" | "PUBLISHABLE_CLIENT_KEY_REQUIRED_FOR_PROJECT" => {
             "Check the provider's publishable client key."
+        }
+        "OAUTH_PROVIDER_NOT_FOUND_OR_NOT_ENABLED" => {
+            "Pick an OAuth provider the Stack Auth project has enabled."
+        }
+        "REDIRECT_URL_NOT_WHITELISTED" => {
+            "Stack Auth returns only to loopback addresses and the project's trusted domains."
         }
         _ => return None,
     })
@@ -338,7 +460,8 @@ impl Tessera {
         self.store_stack_sign_in(&config, &metadata, tokens).await
     }
 
-    async fn store_stack_sign_in(
+    /// Verifies a Stack sign-in's access token and stores the account with its selected team.
+    pub(crate) async fn store_stack_sign_in(
         &self,
         config: &ProviderConfig,
         metadata: &ProviderMetadata,

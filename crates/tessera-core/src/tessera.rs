@@ -335,7 +335,8 @@ impl Tessera {
     // ---- sign-in ---------------------------------------------------------------------
 
     /// Starts a browser sign-in returning to `redirect_uri` (the deep link or a loopback
-    /// URI). `params` are extra authorization parameters for this sign-in only.
+    /// URI). `params` are extra authorization parameters for this sign-in only; a Stack Auth
+    /// sign-in names its OAuth provider there ([`crate::stack::OAUTH_PROVIDER_PARAM`]).
     pub async fn start_sign_in(
         &self,
         provider: &str,
@@ -352,14 +353,23 @@ impl Tessera {
         }
         let (config, metadata, credential) = self.provider_context(provider).await?;
         let secrets = FlowSecrets::generate();
-        let endpoint = self.endpoint(&config, &metadata, credential.as_ref());
-        let url = endpoint.authorization_url(
-            redirect_uri,
-            &secrets.state,
-            &secrets.nonce,
-            secrets.challenge,
-            params,
-        )?;
+        let (url, nonce) = if config.kind == ProviderKind::StackAuth {
+            let url = self
+                .stack(&config)
+                .authorization_url(redirect_uri, &secrets.state, secrets.challenge, params)
+                .await?;
+            (url, None)
+        } else {
+            let endpoint = self.endpoint(&config, &metadata, credential.as_ref());
+            let url = endpoint.authorization_url(
+                redirect_uri,
+                &secrets.state,
+                &secrets.nonce,
+                secrets.challenge,
+                params,
+            )?;
+            (url, Some(secrets.nonce))
+        };
         let now = self.now();
         self.flows.insert(
             secrets.state.clone(),
@@ -368,7 +378,7 @@ impl Tessera {
                 redirect_uri: redirect_uri.to_string(),
                 created_at: now,
                 verifier: secrets.verifier,
-                nonce: secrets.nonce,
+                nonce,
                 org: requested_org(&config, params),
             },
         );
@@ -427,11 +437,18 @@ impl Tessera {
         let code = callback
             .code
             .ok_or_else(|| Error::MalformedCallback("no code".into()))?;
+        if config.kind == ProviderKind::StackAuth {
+            let tokens = self
+                .stack(&config)
+                .exchange_code(&code, &flow.verifier, &flow.redirect_uri)
+                .await?;
+            return self.store_stack_sign_in(&config, &metadata, tokens).await;
+        }
         let endpoint = self.endpoint(&config, &metadata, credential.as_ref());
         let mut tokens = endpoint
             .exchange_code(code, flow.verifier, &flow.redirect_uri)
             .await?;
-        tokens.nonce = Some(flow.nonce);
+        tokens.nonce = flow.nonce;
         self.store_sign_in(&config, &metadata, tokens, flow.org)
             .await
     }

@@ -1,11 +1,13 @@
 //! The provider adapters end to end: Auth0, Logto and Stitch against the real oidc-provider
-//! dressed as each (`tests/idp --flavor`), with their organization rules.
+//! dressed as each (`tests/idp --flavor`), with their organization rules; Stytch B2B and
+//! Stack Auth against their faithful fakes.
 
 use tessera_core::flow::DEEP_LINK_REDIRECT;
 use tessera_core::http::HttpConfig;
 use tessera_core::jwt::decode_unverified_for_display;
 use tessera_core::vault::SecretStore;
 use tessera_core::{ClientAuth, PresetInput, ProviderConfig, ProviderKind, SecretString};
+use tessera_testkit::fakes::StackFake;
 use tessera_testkit::{Flavor, IdpOptions, Profile, client_pkjwt_pem};
 
 mod common;
@@ -325,15 +327,9 @@ async fn rotating_auth0_profile_and_org_refresh_loss_marks_only_that_org() {
         .unwrap();
 }
 
-#[tokio::test]
-async fn stack_auth_password_and_mailed_code_sign_in_with_team_switching() {
-    let fake = tessera_testkit::fakes::StackFake::start().await;
-    let common::Bare {
-        tessera,
-        store,
-        clock,
-        dir: _dir,
-    } = common::bare(HttpConfig::default());
+/// A `Tessera` with the Stack fake's project registered as provider "stack".
+async fn with_stack(fake: &StackFake) -> common::Bare {
+    let bare = common::bare(HttpConfig::default());
     let input = PresetInput {
         project_id: Some(fake.project_id.clone()),
         client_key: Some(fake.publishable_key.clone()),
@@ -342,7 +338,19 @@ async fn stack_auth_password_and_mailed_code_sign_in_with_team_switching() {
     };
     let config =
         ProviderConfig::preset(ProviderKind::StackAuth, "stack", &fake.project_id, &input).unwrap();
-    tessera.add_provider(config, None).await.unwrap();
+    bare.tessera.add_provider(config, None).await.unwrap();
+    bare
+}
+
+#[tokio::test]
+async fn stack_auth_password_and_mailed_code_sign_in_with_team_switching() {
+    let fake = StackFake::start().await;
+    let common::Bare {
+        tessera,
+        store,
+        clock,
+        dir: _dir,
+    } = with_stack(&fake).await;
 
     let password = SecretString::new("demo");
     let alice = tessera
@@ -442,6 +450,142 @@ async fn stack_auth_password_and_mailed_code_sign_in_with_team_switching() {
 
     let out = tessera.sign_out(&alice.id, true).await.unwrap();
     assert!(out.revoked);
+    assert_eq!(tessera.accounts().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn stack_auth_oauth_sign_in_through_the_browser_runs_on_the_pending_flows() {
+    let fake = StackFake::start().await;
+    let common::Bare {
+        tessera,
+        store,
+        dir,
+        ..
+    } = with_stack(&fake).await;
+    fake.set_oauth_user("bob@example.com").await;
+    let redirect = "http://127.0.0.1:4567/callback";
+    let oauth = |id: &str| vec![("oauth_provider".to_string(), id.to_string())];
+
+    let start = tessera
+        .start_sign_in("stack", redirect, &oauth("github"))
+        .await
+        .unwrap();
+    let url = url::Url::parse(&start.authorization_url).unwrap();
+    assert_eq!(url.path(), "/api/v1/auth/oauth/authorize/github");
+    let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    for (name, value) in [
+        ("client_id", fake.project_id.as_str()),
+        ("client_secret", fake.publishable_key.as_str()),
+        ("redirect_uri", redirect),
+        ("scope", "legacy"),
+        ("state", start.flow_id.as_str()),
+        ("grant_type", "authorization_code"),
+        ("code_challenge_method", "S256"),
+        ("response_type", "code"),
+    ] {
+        assert_eq!(query.get(name).map(String::as_str), Some(value), "{name}");
+    }
+    assert!(!query.contains_key("nonce") && !query.contains_key("oauth_provider"));
+
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = browser.get(url).send().await.unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let callback = response.headers()["location"].to_str().unwrap().to_string();
+    assert!(callback.starts_with(redirect), "{callback}");
+    let bob = tessera.complete_sign_in(&callback).await.unwrap();
+    assert_eq!(bob.email.as_deref(), Some("bob@example.com"));
+    let report = tessera
+        .claims(&bob.id, tessera_core::TokenKind::AccessToken)
+        .await
+        .unwrap();
+    assert!(report.verified, "{:?}", report.checks);
+    assert!(bob.current_org.is_some(), "the selected team is taken over");
+    let exchange = fake
+        .requests()
+        .await
+        .into_iter()
+        .find(|r| r["path"] == "/api/v1/auth/oauth/token")
+        .unwrap();
+    let mut fields: Vec<&str> = exchange["body_fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "client_id",
+            "client_secret",
+            "code",
+            "code_verifier",
+            "grant_type",
+            "redirect_uri"
+        ]
+    );
+
+    let stored = || {
+        let tokens = store.get(&tessera.keychain_key(&bob.id)).unwrap().unwrap();
+        let state = std::fs::read(dir.path().join("tessera.json")).unwrap();
+        (tokens.expose_secret().to_string(), state, store.len())
+    };
+    let before = stored();
+    let replayed = tessera.complete_sign_in(&callback).await.unwrap_err();
+    assert_eq!(replayed.code(), "state_replayed");
+    let forged = callback.replace(&start.flow_id, "forged-state");
+    assert_eq!(
+        tessera.complete_sign_in(&forged).await.unwrap_err().code(),
+        "unknown_state"
+    );
+    let denied = tessera
+        .start_sign_in("stack", redirect, &oauth("google"))
+        .await
+        .unwrap();
+    let denial = tessera
+        .complete_sign_in(&format!(
+            "{redirect}?error=access_denied&state={}",
+            denied.flow_id
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (denial.code(), denial.oauth_error()),
+        ("authorization_denied", Some("access_denied"))
+    );
+
+    let unknown = tessera
+        .start_sign_in("stack", redirect, &oauth("myspace"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unknown.oauth_error(),
+        Some("OAUTH_PROVIDER_NOT_FOUND_OR_NOT_ENABLED"),
+        "{unknown}"
+    );
+    let untrusted = tessera
+        .start_sign_in("stack", DEEP_LINK_REDIRECT, &oauth("github"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        untrusted.oauth_error(),
+        Some("REDIRECT_URL_NOT_WHITELISTED"),
+        "{untrusted}"
+    );
+    let missing = tessera
+        .start_sign_in("stack", redirect, &[])
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), "invalid_config");
+    assert!(missing.to_string().contains("OAuth provider"), "{missing}");
+    assert_eq!(
+        stored(),
+        before,
+        "refused callbacks and sign-ins change nothing stored"
+    );
     assert_eq!(tessera.accounts().unwrap().len(), 1);
 }
 
