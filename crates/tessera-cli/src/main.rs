@@ -40,7 +40,8 @@ enum Command {
     /// Register, list and remove identity providers
     #[command(subcommand)]
     Provider(ProviderCommand),
-    /// Sign in through the browser (or the device flow) and print the new account's id
+    /// Sign in through the browser (or the device flow) and print the new account's id;
+    /// Stack Auth signs in with --oauth (through the browser) or --email
     Login(LoginArgs),
     /// List signed-in accounts
     Accounts {
@@ -170,6 +171,10 @@ struct LoginArgs {
     /// Sign in to this organization (Auth0: id org_… or name; Stytch: id or slug, repeatable)
     #[arg(long)]
     org: Vec<String>,
+    /// Stack Auth: sign in through the browser with this OAuth provider of the project
+    /// (github, google, …)
+    #[arg(long, value_name = "ID", conflicts_with_all = ["device", "email"])]
+    oauth: Option<String>,
     /// Sign in with this e-mail address inside Tessera (Stack Auth: with --password-stdin,
     /// else by a mailed sign-in link that comes back to Tessera)
     #[arg(long, conflicts_with_all = ["device", "no_browser"])]
@@ -471,6 +476,16 @@ async fn login(tessera: &Tessera, mut args: LoginArgs) -> tessera_core::Result<(
             ))
         })?;
         args.params.push((param.into(), org));
+    }
+    if let Some(id) = args.oauth.take() {
+        if kind != ProviderKind::StackAuth {
+            return Err(Error::Unsupported(format!(
+                "a sign-in with --oauth {id} at a {} provider (--oauth is for stack_auth)",
+                kind.as_str()
+            )));
+        }
+        args.params
+            .push((tessera_core::stack::OAUTH_PROVIDER_PARAM.into(), id));
     }
     let cancel = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -103,6 +103,15 @@ async fn logto_organization_tokens_from_the_command_line() {
     );
     let events = idp.events().await.to_string();
     assert!(!events.contains("grant.revoked"), "{events}");
+    let out = cli
+        .run(&["login", "logto", "--oauth", "github"], None)
+        .await;
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        text(&out.stderr).contains("--oauth is for stack_auth"),
+        "{}",
+        text(&out.stderr)
+    );
     cli.ok(&["logout", &id]).await;
 }
 
@@ -215,6 +224,60 @@ async fn stack_auth_teams_from_the_command_line() {
         cli.json(&["accounts", "--json"]).await,
         serde_json::json!([])
     );
+}
+
+#[tokio::test]
+async fn stack_auth_oauth_through_the_browser_from_the_command_line() {
+    assert_keychain_available();
+    let fake = StackFake::start().await;
+    let cli = Cli::default();
+    cli.ok(&[
+        "provider",
+        "add",
+        "stack",
+        "--kind",
+        "stack_auth",
+        "--project-id",
+        &fake.project_id,
+        "--publishable-key",
+        &fake.publishable_key,
+        "--base-url",
+        &fake.base_url,
+    ])
+    .await;
+    fake.set_oauth_user("bob@example.com").await;
+    let id = cli
+        .login_with("stack", "bob@example.com", &["--oauth", "github"])
+        .await;
+    let accounts = cli.json(&["accounts", "--json"]).await;
+    assert_eq!(accounts[0]["id"], id.as_str());
+    assert_eq!(accounts[0]["email"], "bob@example.com", "{accounts}");
+    let token = cli.ok(&["token", &id]).await;
+    assert_eq!(claim(&token, "email"), "bob@example.com");
+    assert!(cli.tokens(&id).await["refresh_token"].is_string());
+
+    let out = cli
+        .run(
+            &["login", "stack", "--oauth", "myspace", "--no-browser"],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        text(&out.stderr).contains("OAUTH_PROVIDER_NOT_FOUND_OR_NOT_ENABLED"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli
+        .run(&["login", "stack", "--no-browser", "--timeout", "5"], None)
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("OAuth provider"),
+        "{}",
+        text(&out.stderr)
+    );
+    cli.ok(&["logout", &id]).await;
 }
 
 #[tokio::test]
