@@ -620,6 +620,73 @@ async fn stack_password_sign_in_and_team_switch() {
     );
     assert_eq!(claim_of(&report, "selected_team_id"), globex["id"]);
     assert_eq!(report["verified"], json!(true));
+
+    // Through the browser (GitHub behind Stack): always a loopback return address.
+    let opened = h.desktop.opened.lock().unwrap().len();
+    let unknown = h
+        .invoke(
+            "start_sign_in",
+            json!({ "provider": "Stack", "someoneElse": false, "org": null, "oauthProvider": "myspace" }),
+        )
+        .unwrap_err();
+    assert!(
+        unknown["message"]
+            .as_str()
+            .unwrap()
+            .contains("OAUTH_PROVIDER_NOT_FOUND_OR_NOT_ENABLED"),
+        "{unknown}"
+    );
+    assert_eq!(
+        h.desktop.opened.lock().unwrap().len(),
+        opened,
+        "no browser for a refused start"
+    );
+    let started = h.ok(
+        "start_sign_in",
+        json!({ "provider": "Stack", "someoneElse": false, "org": null, "oauthProvider": "github" }),
+    );
+    assert_eq!(started["redirectMode"], json!("loopback"));
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = browser
+        .get(started["authorizationUrl"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let back = answer.headers()["location"].to_str().unwrap().to_string();
+    assert!(back.starts_with("http://127.0.0.1:"), "{back}");
+    h.desktop.take_events();
+    browser.get(&back).send().await.unwrap();
+    let completed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(AppEvent::SignInCompleted(c)) = h
+                .desktop
+                .take_events()
+                .into_iter()
+                .find(|e| matches!(e, AppEvent::SignInCompleted(_)))
+            {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("sign-in-completed after the loopback redirect");
+    assert_eq!(
+        completed.flow_id,
+        started["flowId"].as_str().map(String::from)
+    );
+    assert_eq!(
+        completed.account.email.as_deref(),
+        Some("alice@example.com")
+    );
+    assert_eq!(
+        h.ok("list_accounts", json!({})).as_array().unwrap().len(),
+        1,
+        "the same person through another door"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

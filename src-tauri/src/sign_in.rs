@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tessera_core::flow::{DEEP_LINK_REDIRECT, FLOW_TTL};
-use tessera_core::{Error, RedirectMode, SignInStart};
+use tessera_core::stack::OAUTH_PROVIDER_PARAM;
+use tessera_core::{Error, ProviderKind, RedirectMode, SignInStart};
 use tokio::sync::oneshot;
 
 use crate::error::{IpcError, IpcResult};
@@ -22,15 +23,20 @@ use crate::state::AppState;
 use crate::views::{AppEvent, SignInCompleted, SignInFailed, SignInStarted};
 
 /// Starts a sign-in at `provider` and opens the browser. `someone_else` forces the provider's
-/// login screen (`prompt=login`) so another person can sign in.
+/// login screen (`prompt=login`) so another person can sign in; `org` asks for one
+/// organization; `oauth_provider` picks the identity provider behind Stack Auth (`github`, …).
 pub async fn start(
     state: &AppState,
     provider: &str,
     someone_else: bool,
     org: Option<&str>,
+    oauth_provider: Option<&str>,
 ) -> IpcResult<SignInStarted> {
     let config = state.tessera().provider(provider)?;
     let mut params = Vec::new();
+    if let Some(oauth) = oauth_provider.map(str::trim).filter(|o| !o.is_empty()) {
+        params.push((OAUTH_PROVIDER_PARAM.to_string(), oauth.to_string()));
+    }
     if someone_else {
         params.push(("prompt".to_string(), "login".to_string()));
     }
@@ -43,7 +49,12 @@ pub async fn start(
         })?;
         params.push((param.to_string(), org.to_string()));
     }
-    let start = match config.redirect_mode {
+    // Stack Auth accepts only registered web origins and loopback addresses as return URLs.
+    let mode = match config.kind {
+        ProviderKind::StackAuth => RedirectMode::Loopback,
+        _ => config.redirect_mode,
+    };
+    let start = match mode {
         RedirectMode::DeepLink => {
             state
                 .tessera()
@@ -57,7 +68,7 @@ pub async fn start(
         flow_id: start.flow_id,
         provider: start.provider,
         authorization_url: start.authorization_url,
-        redirect_mode: config.redirect_mode.into(),
+        redirect_mode: mode.into(),
         expires_at: start.expires_at,
         browser_opened: opened.is_ok(),
         browser_error: opened.err(),

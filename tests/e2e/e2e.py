@@ -23,7 +23,8 @@ The scenario, driven through the UI:
     mailed discovery link delivered as the OS would, organizations picked, an organization
     session verified, and MFA-required named for the organization that needs it;
 10. Stack Auth (tests/fakes/stack.mjs): the preset by project, a wrong then a right password
-    typed in Tessera, and a team switch that the access token then carries.
+    typed in Tessera, a team switch that the access token then carries, and "Continue with
+    GitHub" through the browser back to a loopback address.
 
 Each step saves a screenshot under artifacts/e2e/ and fails if its expected text is missing.
 Only the Python standard library is used.
@@ -452,6 +453,26 @@ class Run:
         d.wait_text('[data-testid="access-token"]', globex)
         d.scroll_to('[data-testid="organizations"]')
         self.shot("stack-team-switched")
+
+        # Through the browser: "Continue with GitHub" returns over a loopback address.
+        d.click('[data-testid="sign-in-Stack"]')
+        d.click('[data-testid="oauth-github"]')
+        d.wait_text('[data-testid="sign-in-panel"]', "127.0.0.1")
+        url = wait_for("the authorization URL", lambda: d.prop('[data-testid="sign-in-url"]', "value"))
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            opener.open(url, timeout=30)
+            raise Failure("Stack's authorize endpoint did not redirect")
+        except urllib.error.HTTPError as e:
+            back = e.headers["Location"]
+        if not back.startswith("http://127.0.0.1:"):
+            raise Failure(f"Stack sent the browser to {back}, not the loopback listener")
+        with urllib.request.urlopen(back, timeout=30) as page:
+            if "Tessera" not in page.read().decode(errors="replace"):
+                raise Failure("the loopback page does not send the person back to Tessera")
+        wait_for("the sign-in panel to close", lambda: not d.find_all('[data-testid="sign-in-panel"]'))
+        d.wait_text('[data-testid="notice-info"]', "Signed in as Alice Example at Stack")
+        self.shot("stack-oauth")
 
     def scenario(self) -> None:
         d = self.d

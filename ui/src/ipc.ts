@@ -57,8 +57,8 @@ export const api = {
   addProvider: (provider: NewProvider) => call<ProviderView>('add_provider', { provider }),
   removeProvider: (name: string) => call<null>('remove_provider', { name }),
 
-  startSignIn: (provider: string, someoneElse: boolean, org: string | null = null) =>
-    call<SignInStarted>('start_sign_in', { provider, someoneElse, org }),
+  startSignIn: (provider: string, someoneElse: boolean, org: string | null = null, oauthProvider: string | null = null) =>
+    call<SignInStarted>('start_sign_in', { provider, someoneElse, org, oauthProvider }),
   sendSignInLink: (provider: string, email: string) =>
     call<EmailLinkSent>('send_sign_in_link', { provider, email }),
   chooseOrganizations: (flowId: string, orgs: string[]) =>

@@ -11,15 +11,24 @@ use tessera_core::flow::DEEP_LINK_REDIRECT;
 use crate::views::{AccountView, AppEvent, EmailLinkSent, SignInStarted, StartupNotice};
 
 /// Opens the provider's sign-in page in the browser; `org` asks for a sign-in into that
-/// organization (Auth0 `organization`, Logto `organization_id`).
+/// organization (Auth0 `organization`, Logto `organization_id`); `oauth_provider` is Stack
+/// Auth's sign-in through GitHub, Google, ….
 #[tauri::command]
 pub async fn start_sign_in(
     state: State<'_, AppState>,
     provider: String,
     someone_else: bool,
     org: Option<String>,
+    oauth_provider: Option<String>,
 ) -> IpcResult<SignInStarted> {
-    crate::sign_in::start(&state, &provider, someone_else, org.as_deref()).await
+    crate::sign_in::start(
+        &state,
+        &provider,
+        someone_else,
+        org.as_deref(),
+        oauth_provider.as_deref(),
+    )
+    .await
 }
 
 /// Stytch B2B: mails a discovery link to `email`; it comes back over `dev.tessera:/callback`
