@@ -13,6 +13,8 @@ const COMMANDS: &[&str] = &[
     "send_sign_in_link",
     "choose_organizations",
     "sign_in_with_password",
+    "send_sign_in_code",
+    "sign_in_with_mailed_code",
     "ui_ready",
     "list_accounts",
     "token_report",

@@ -659,21 +659,7 @@ async fn stack_password_sign_in_and_team_switch() {
     assert!(back.starts_with("http://127.0.0.1:"), "{back}");
     h.desktop.take_events();
     browser.get(&back).send().await.unwrap();
-    let completed = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(AppEvent::SignInCompleted(c)) = h
-                .desktop
-                .take_events()
-                .into_iter()
-                .find(|e| matches!(e, AppEvent::SignInCompleted(_)))
-            {
-                return c;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("sign-in-completed after the loopback redirect");
+    let completed = wait_for_sign_in(&h).await;
     assert_eq!(
         completed.flow_id,
         started["flowId"].as_str().map(String::from)
@@ -687,6 +673,54 @@ async fn stack_password_sign_in_and_team_switch() {
         1,
         "the same person through another door"
     );
+
+    // A mailed code: its link comes back to a loopback address...
+    let sent = h.ok(
+        "send_sign_in_code",
+        json!({ "provider": "Stack", "email": "bob@example.com" }),
+    );
+    let link = fake.latest_link_to("bob@example.com").await;
+    assert!(link.starts_with("http://127.0.0.1:"), "{link}");
+    h.desktop.take_events();
+    browser.get(&link).send().await.unwrap();
+    let by_link = wait_for_sign_in(&h).await;
+    assert_eq!(by_link.flow_id, sent["waitId"].as_str().map(String::from));
+    assert_eq!(by_link.account.email.as_deref(), Some("bob@example.com"));
+    // ...or its six characters are typed; then the link is no longer waited for.
+    let sent = h.ok(
+        "send_sign_in_code",
+        json!({ "provider": "Stack", "email": "bob@example.com" }),
+    );
+    let otp = fake.latest_otp_to("bob@example.com").await;
+    let typed = h.ok(
+        "sign_in_with_mailed_code",
+        json!({ "provider": "Stack", "code": otp.to_lowercase() }),
+    );
+    assert_eq!(typed["email"], json!("bob@example.com"));
+    assert_eq!(
+        h.ok("cancel_sign_in", json!({ "flowId": sent["waitId"] })),
+        json!(false),
+        "the typed code ended the wait for the link"
+    );
+}
+
+/// The next `sign-in-completed` event, waiting up to 10 s for it.
+async fn wait_for_sign_in(h: &Harness) -> tessera_desktop::views::SignInCompleted {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(AppEvent::SignInCompleted(c)) = h
+                .desktop
+                .take_events()
+                .into_iter()
+                .find(|e| matches!(e, AppEvent::SignInCompleted(_)))
+            {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a sign-in-completed event")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,14 +13,22 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tessera_core::flow::{DEEP_LINK_REDIRECT, FLOW_TTL};
+use tessera_core::flow::{DEEP_LINK_REDIRECT, FLOW_TTL, query_param};
+use tessera_core::loopback::LoopbackReceiver;
 use tessera_core::stack::OAUTH_PROVIDER_PARAM;
-use tessera_core::{Error, ProviderKind, RedirectMode, SignInStart};
+use tessera_core::{Error, ProviderKind, RedirectMode, SecretString, SignInStart};
 use tokio::sync::oneshot;
 
 use crate::error::{IpcError, IpcResult};
 use crate::state::AppState;
-use crate::views::{AppEvent, SignInCompleted, SignInFailed, SignInStarted};
+use crate::views::{
+    AccountView, AppEvent, MailedCodeSent, SignInCompleted, SignInFailed, SignInStarted,
+};
+
+/// The wait id prefix of a mailed Stack Auth code's link.
+pub const MAILED_CODE_WAIT: &str = "mailed-code:";
+/// How long the mailed link is waited for.
+const MAILED_CODE_SECS: u64 = 3600;
 
 /// Starts a sign-in at `provider` and opens the browser. `someone_else` forces the provider's
 /// login screen (`prompt=login`) so another person can sign in; `org` asks for one
@@ -102,11 +110,63 @@ pub async fn complete(state: &AppState, url: &str) {
     report(state, flow_id, result.map(Into::into));
 }
 
-fn report(
-    state: &AppState,
-    flow_id: Option<String>,
-    result: Result<crate::views::AccountView, Error>,
-) {
+/// Stack Auth: mails a sign-in code to `email`. The mail's link comes back to a one-time
+/// loopback address (Stack accepts no custom scheme), where a background wait finishes the
+/// sign-in; the six characters it shows can be typed instead ([`MAILED_CODE_WAIT`] names the
+/// wait, which Cancel and a typed code stop).
+pub async fn send_code(state: &AppState, provider: &str, email: &str) -> IpcResult<MailedCodeSent> {
+    let receiver = LoopbackReceiver::bind().await?;
+    state
+        .tessera()
+        .send_sign_in_code(provider, email, &receiver.redirect_uri())
+        .await?;
+    let wait_id = format!("{MAILED_CODE_WAIT}{provider}");
+    let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+    state.track_loopback(&wait_id, cancel_tx);
+    let (task_state, task_provider, task_wait) =
+        (state.clone(), provider.to_string(), wait_id.clone());
+    tauri::async_runtime::spawn(async move {
+        let link = tokio::select! {
+            link = receiver.receive() => link,
+            _ = tokio::time::sleep(Duration::from_secs(MAILED_CODE_SECS)) => return,
+            _ = cancel_rx => return,
+        };
+        task_state.forget_loopback(&task_wait);
+        let result = match link.map(|url| query_param(&url, "code")) {
+            Ok(Some(code)) => {
+                task_state.desktop().focus();
+                task_state
+                    .tessera()
+                    .sign_in_with_code(&task_provider, &SecretString::new(code))
+                    .await
+            }
+            Ok(None) => Err(Error::MalformedCallback(
+                "the sign-in link carried no code".into(),
+            )),
+            Err(e) => Err(e),
+        };
+        report(&task_state, Some(task_wait), result.map(Into::into));
+    });
+    Ok(MailedCodeSent {
+        wait_id,
+        provider: provider.to_string(),
+        email: email.to_string(),
+        expires_at: state.tessera().now() + MAILED_CODE_SECS,
+    })
+}
+
+/// Stack Auth: signs in with the six characters from the mail and stops waiting for its link.
+pub async fn type_code(state: &AppState, provider: &str, code: &str) -> IpcResult<AccountView> {
+    let account = state
+        .tessera()
+        .sign_in_with_mailed_code(provider, code)
+        .await?;
+    state.cancel_loopback(&format!("{MAILED_CODE_WAIT}{provider}"));
+    state.notify(AppEvent::AccountsChanged);
+    Ok(account.into())
+}
+
+fn report(state: &AppState, flow_id: Option<String>, result: Result<AccountView, Error>) {
     match result {
         Ok(account) => {
             state.notify(AppEvent::SignInCompleted(SignInCompleted {

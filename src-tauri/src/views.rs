@@ -408,6 +408,18 @@ impl From<EmailSignInStart> for EmailLinkSent {
     }
 }
 
+/// A sign-in code was mailed (Stack Auth): the person clicks its link, or types the six
+/// characters it shows (`sign_in_with_mailed_code`). `wait_id` cancels the wait for the link.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct MailedCodeSent {
+    pub wait_id: String,
+    pub provider: String,
+    pub email: String,
+    #[ts(type = "number")]
+    pub expires_at: u64,
+}
+
 /// An organization a mailed link found for the person.
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -695,6 +707,7 @@ pub fn export_bindings(dir: &std::path::Path) -> Result<(), ts_rs::ExportError> 
     ProviderView::export_all(&cfg)?;
     OrgDetail::export_all(&cfg)?;
     EmailLinkSent::export_all(&cfg)?;
+    MailedCodeSent::export_all(&cfg)?;
     OrganizationsDiscovered::export_all(&cfg)?;
     NewProvider::export_all(&cfg)?;
     DiscoveryView::export_all(&cfg)?;

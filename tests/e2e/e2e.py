@@ -23,8 +23,8 @@ The scenario, driven through the UI:
     mailed discovery link delivered as the OS would, organizations picked, an organization
     session verified, and MFA-required named for the organization that needs it;
 10. Stack Auth (tests/fakes/stack.mjs): the preset by project, a wrong then a right password
-    typed in Tessera, a team switch that the access token then carries, and "Continue with
-    GitHub" through the browser back to a loopback address.
+    typed in Tessera, a team switch that the access token then carries, "Continue with
+    GitHub" through the browser back to a loopback address, and a mailed code typed in.
 
 Each step saves a screenshot under artifacts/e2e/ and fails if its expected text is missing.
 Only the Python standard library is used.
@@ -434,7 +434,7 @@ class Run:
         """Stack Auth: preset by project, e-mail and password typed in Tessera (a wrong one
         first), then a switch of the session's current team that the token then carries."""
         d = self.d
-        self.add_fake_and_sign_in(procs, "stack", "stack_auth", "publishable_key", "Stack")
+        fake = self.add_fake_and_sign_in(procs, "stack", "stack_auth", "publishable_key", "Stack")
         d.type('[data-testid="pw-email"]', "alice@example.com")
         d.type('[data-testid="pw-password"]', "wrong")
         d.click('[data-testid="pw-submit"]')
@@ -473,6 +473,21 @@ class Run:
         wait_for("the sign-in panel to close", lambda: not d.find_all('[data-testid="sign-in-panel"]'))
         d.wait_text('[data-testid="notice-info"]', "Signed in as Alice Example at Stack")
         self.shot("stack-oauth")
+
+        # A mailed code, typed: the six characters the mail shows.
+        d.click('[data-testid="sign-in-Stack"]')
+        d.click('[data-testid="switch-sign-in-mode"]')
+        d.type('[data-testid="pw-email"]', "bob@example.com")
+        d.click('[data-testid="pw-submit"]')
+        d.wait_text('[data-testid="code-sent"]', "bob@example.com")
+        otps = [m["otp"] for m in get_json(fake["base_url"] + "/__test/outbox") if m["to"] == "bob@example.com"]
+        if len(otps) != 1:
+            raise Failure(f"expected one mail to bob, got {otps}")
+        d.type('[data-testid="mailed-code"]', otps[0].lower())
+        self.shot("stack-mailed-code")
+        d.click('[data-testid="pw-submit"]')
+        wait_for("the sign-in dialog to close", lambda: not d.find_all('[data-testid="password-sign-in"]'))
+        d.wait_text('[data-testid="account-name"]', "Bob Example")
 
     def scenario(self) -> None:
         d = self.d

@@ -9,6 +9,7 @@ import type { CopiedToken } from './bindings/CopiedToken';
 import type { DiscoveryView } from './bindings/DiscoveryView';
 import type { EmailLinkSent } from './bindings/EmailLinkSent';
 import type { IpcError } from './bindings/IpcError';
+import type { MailedCodeSent } from './bindings/MailedCodeSent';
 import type { NewProvider } from './bindings/NewProvider';
 import type { OrgDetail } from './bindings/OrgDetail';
 import type { OrganizationsDiscovered } from './bindings/OrganizationsDiscovered';
@@ -65,6 +66,10 @@ export const api = {
     call<AccountView>('choose_organizations', { flowId, orgs }),
   signInWithPassword: (provider: string, email: string, password: string) =>
     call<AccountView>('sign_in_with_password', { provider, email, password }),
+  sendSignInCode: (provider: string, email: string) =>
+    call<MailedCodeSent>('send_sign_in_code', { provider, email }),
+  signInWithMailedCode: (provider: string, code: string) =>
+    call<AccountView>('sign_in_with_mailed_code', { provider, code }),
   cancelSignIn: (flowId: string) => call<boolean>('cancel_sign_in', { flowId }),
   uiReady: () => call<StartupNotice[]>('ui_ready'),
 

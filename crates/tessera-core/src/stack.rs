@@ -25,6 +25,9 @@ use crate::vault::{Slot, TokenSet};
 /// sign-in.
 pub const OAUTH_PROVIDER_PARAM: &str = "oauth_provider";
 
+/// How long a mailed sign-in code is offered for typing (Stack's own expiry may be shorter).
+const MAILED_CODE_TTL: u64 = 3600;
+
 /// Stack's client secret for projects that require no publishable key.
 const PUBLIC_CLIENT: &str = "__stack_public_client__";
 
@@ -163,17 +166,27 @@ impl StackApi<'_> {
     }
 
     /// `POST /auth/otp/send-sign-in-code`: mails a link `callback_url?code=…`.
-    pub async fn send_sign_in_code(&self, email: &str, callback_url: &str) -> Result<()> {
+    /// Returns the `nonce` that, after the six characters shown in the mail, makes up the
+    /// whole code.
+    pub async fn send_sign_in_code(&self, email: &str, callback_url: &str) -> Result<SecretString> {
         let body = json!({"email": email, "callback_url": callback_url});
-        self.call(
-            http::Method::POST,
-            "/auth/otp/send-sign-in-code",
-            Some(body),
-            None,
-            None,
-        )
-        .await?;
-        Ok(())
+        let v = self
+            .call(
+                http::Method::POST,
+                "/auth/otp/send-sign-in-code",
+                Some(body),
+                None,
+                None,
+            )
+            .await?;
+        v.get("nonce")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .map(|n| SecretString::new(n.to_string()))
+            .ok_or_else(|| Error::MalformedResponse {
+                url: self.url("/auth/otp/send-sign-in-code"),
+                reason: "no nonce".into(),
+            })
     }
 
     /// `POST /auth/otp/sign-in` with the code from the mailed link.
@@ -438,7 +451,8 @@ impl Tessera {
         self.store_stack_sign_in(&config, &metadata, tokens).await
     }
 
-    /// Stack Auth: mails a sign-in link (`callback_url?code=…`) to `email`.
+    /// Stack Auth: mails a sign-in link (`callback_url?code=…`) to `email`, with the
+    /// six-character code of [`Tessera::sign_in_with_mailed_code`] in it.
     pub async fn send_sign_in_code(
         &self,
         provider: &str,
@@ -447,16 +461,49 @@ impl Tessera {
     ) -> Result<()> {
         let config = self.provider(provider)?;
         self.stack_provider(&config, "e-mail code sign-in")?;
-        self.stack(&config)
+        let nonce = self
+            .stack(&config)
             .send_sign_in_code(email, callback_url)
+            .await?;
+        if let Ok(mut sent) = self.mailed_codes.lock() {
+            sent.insert(config.name, (nonce, self.now()));
+        }
+        Ok(())
+    }
+
+    /// Stack Auth: signs in with the six characters the mail shows, which complete the code
+    /// the last [`Tessera::send_sign_in_code`] to `provider` began. A wrong code may be typed
+    /// again; the code works once.
+    pub async fn sign_in_with_mailed_code(&self, provider: &str, typed: &str) -> Result<Account> {
+        let typed = typed.trim().to_uppercase();
+        if typed.len() != 6 || !typed.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(Error::InvalidConfig(
+                "the code from the mail has six letters and digits".into(),
+            ));
+        }
+        let nonce = {
+            let sent = self.mailed_codes.lock().map_err(|_| Error::UnknownState)?;
+            match sent.get(provider) {
+                Some((nonce, at)) if self.now().saturating_sub(*at) <= MAILED_CODE_TTL => {
+                    nonce.expose_secret().to_string()
+                }
+                Some(_) => return Err(Error::FlowExpired),
+                None => return Err(Error::UnknownState),
+            }
+        };
+        self.sign_in_with_code(provider, &SecretString::new(format!("{typed}{nonce}")))
             .await
     }
 
-    /// Stack Auth: signs in with the code from the mailed link.
+    /// Stack Auth: signs in with the code from the mailed link (or the typed one completed).
     pub async fn sign_in_with_code(&self, provider: &str, code: &SecretString) -> Result<Account> {
         let (config, metadata, _) = self.provider_context(provider).await?;
         self.stack_provider(&config, "e-mail code sign-in")?;
         let tokens = self.stack(&config).code_sign_in(code).await?;
+        // Used, by link or by typing: the mail's code cannot be typed any more.
+        if let Ok(mut sent) = self.mailed_codes.lock() {
+            sent.remove(provider);
+        }
         self.store_stack_sign_in(&config, &metadata, tokens).await
     }
 

@@ -122,6 +122,8 @@ pub struct Tessera {
     jwks: JwksCache,
     flows: PendingFlows,
     pub(crate) email_flows: crate::stytch::EmailFlows,
+    /// Stack Auth: the nonce of the last code mailed per provider, and when.
+    pub(crate) mailed_codes: Mutex<HashMap<String, (SecretString, u64)>>,
     account_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -155,6 +157,7 @@ impl Tessera {
             discovery: Discovery::new(data.cache_dir()),
             flows: PendingFlows::with_journal(data.cache_dir()),
             email_flows: Default::default(),
+            mailed_codes: Default::default(),
             vault: Vault::new(options.store, &namespace),
             data,
             clock: options.clock,
@@ -180,7 +183,8 @@ impl Tessera {
         self.vault.account_key(account_id)
     }
 
-    pub(crate) fn now(&self) -> u64 {
+    /// Unix seconds on the core's clock (the injected one in tests).
+    pub fn now(&self) -> u64 {
         self.clock.now()
     }
 

@@ -448,6 +448,52 @@ async fn stack_auth_password_and_mailed_code_sign_in_with_team_switching() {
         "{reused}"
     );
 
+    // The six characters shown in the mail, typed (in any case) instead of clicking the link.
+    assert_eq!(
+        tessera
+            .sign_in_with_mailed_code("stack", "ABC123")
+            .await
+            .unwrap_err()
+            .code(),
+        "unknown_state",
+        "no code was mailed since the last one was used"
+    );
+    tessera
+        .send_sign_in_code("stack", "bob@example.com", "http://127.0.0.1:9/callback")
+        .await
+        .unwrap();
+    let otp = fake.latest_otp_to("bob@example.com").await;
+    let entries = store.len();
+    let malformed = tessera
+        .sign_in_with_mailed_code("stack", "12")
+        .await
+        .unwrap_err();
+    assert_eq!(malformed.code(), "invalid_config");
+    let wrong_otp = if otp == "AAAAAA" { "BBBBBB" } else { "AAAAAA" };
+    let wrong = tessera
+        .sign_in_with_mailed_code("stack", wrong_otp)
+        .await
+        .unwrap_err();
+    assert!(wrong.oauth_error().is_some(), "{wrong}");
+    assert_eq!(store.len(), entries, "a wrong code stores nothing");
+    let typed = tessera
+        .sign_in_with_mailed_code("stack", &format!(" {} ", otp.to_lowercase()))
+        .await
+        .unwrap();
+    assert_eq!(
+        typed.id, bob.id,
+        "a wrong code may be followed by the right one"
+    );
+    assert_eq!(
+        tessera
+            .sign_in_with_mailed_code("stack", &otp)
+            .await
+            .unwrap_err()
+            .code(),
+        "unknown_state",
+        "a typed code works once"
+    );
+
     let out = tessera.sign_out(&alice.id, true).await.unwrap();
     assert!(out.revoked);
     assert_eq!(tessera.accounts().unwrap().len(), 1);

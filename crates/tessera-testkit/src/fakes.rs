@@ -470,6 +470,11 @@ impl StackFake {
         self.process.latest_field_to(email, "link").await
     }
 
+    /// The six characters the newest mail to `email` shows for typing.
+    pub async fn latest_otp_to(&self, email: &str) -> String {
+        self.process.latest_field_to(email, "otp").await
+    }
+
     /// The 45-character code of the first mail to `email` after the first `seen` ones: call
     /// [`StackFake::mail_count_to`] before triggering the send, then this. Waits up to 10 s.
     pub async fn next_code_to(&self, email: &str, seen: usize) -> String {

@@ -23,6 +23,8 @@ pub fn handler<R: Runtime>() -> impl Fn(Invoke<R>) -> bool + Send + Sync + 'stat
         sign_in::send_sign_in_link,
         sign_in::choose_organizations,
         sign_in::sign_in_with_password,
+        sign_in::send_sign_in_code,
+        sign_in::sign_in_with_mailed_code,
         sign_in::ui_ready,
         accounts::list_accounts,
         accounts::refresh_account,

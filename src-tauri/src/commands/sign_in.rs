@@ -8,7 +8,9 @@ use crate::state::AppState;
 use tessera_core::SecretString;
 use tessera_core::flow::DEEP_LINK_REDIRECT;
 
-use crate::views::{AccountView, AppEvent, EmailLinkSent, SignInStarted, StartupNotice};
+use crate::views::{
+    AccountView, AppEvent, EmailLinkSent, MailedCodeSent, SignInStarted, StartupNotice,
+};
 
 /// Opens the provider's sign-in page in the browser; `org` asks for a sign-in into that
 /// organization (Auth0 `organization`, Logto `organization_id`); `oauth_provider` is Stack
@@ -79,6 +81,27 @@ pub async fn sign_in_with_password(
 #[tauri::command]
 pub async fn cancel_sign_in(state: State<'_, AppState>, flow_id: String) -> IpcResult<bool> {
     Ok(crate::sign_in::cancel(&state, &flow_id))
+}
+
+/// Stack Auth: mails a sign-in code; its link comes back to a loopback address (a
+/// `sign-in-completed` event tagged with `waitId`), or the person types its six characters.
+#[tauri::command]
+pub async fn send_sign_in_code(
+    state: State<'_, AppState>,
+    provider: String,
+    email: String,
+) -> IpcResult<MailedCodeSent> {
+    crate::sign_in::send_code(&state, &provider, email.trim()).await
+}
+
+/// Stack Auth: signs in with the six characters from the mailed code.
+#[tauri::command]
+pub async fn sign_in_with_mailed_code(
+    state: State<'_, AppState>,
+    provider: String,
+    code: String,
+) -> IpcResult<AccountView> {
+    crate::sign_in::type_code(&state, &provider, &code).await
 }
 
 /// Called once the window listens to events; returns the sign-in outcomes and problems that
