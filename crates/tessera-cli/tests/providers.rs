@@ -154,22 +154,7 @@ async fn stitch_private_key_jwt_from_the_command_line() {
 #[tokio::test]
 async fn stack_auth_teams_from_the_command_line() {
     assert_keychain_available();
-    let fake = StackFake::start().await;
-    let cli = Cli::default();
-    cli.ok(&[
-        "provider",
-        "add",
-        "stack",
-        "--kind",
-        "stack_auth",
-        "--project-id",
-        &fake.project_id,
-        "--publishable-key",
-        &fake.publishable_key,
-        "--base-url",
-        &fake.base_url,
-    ])
-    .await;
+    let (fake, cli) = stack_provider().await;
     let out = cli
         .run(
             &[
@@ -229,22 +214,7 @@ async fn stack_auth_teams_from_the_command_line() {
 #[tokio::test]
 async fn stack_auth_oauth_through_the_browser_from_the_command_line() {
     assert_keychain_available();
-    let fake = StackFake::start().await;
-    let cli = Cli::default();
-    cli.ok(&[
-        "provider",
-        "add",
-        "stack",
-        "--kind",
-        "stack_auth",
-        "--project-id",
-        &fake.project_id,
-        "--publishable-key",
-        &fake.publishable_key,
-        "--base-url",
-        &fake.base_url,
-    ])
-    .await;
+    let (fake, cli) = stack_provider().await;
     fake.set_oauth_user("bob@example.com").await;
     let id = cli
         .login_with("stack", "bob@example.com", &["--oauth", "github"])
@@ -344,4 +314,25 @@ async fn stytch_magic_link_from_the_command_line() {
         false
     );
     cli.ok(&["logout", &id]).await;
+}
+
+/// The Stack Auth fake, registered as provider "stack".
+async fn stack_provider() -> (StackFake, Cli) {
+    let fake = StackFake::start().await;
+    let cli = Cli::default();
+    cli.ok(&[
+        "provider",
+        "add",
+        "stack",
+        "--kind",
+        "stack_auth",
+        "--project-id",
+        &fake.project_id,
+        "--publishable-key",
+        &fake.publishable_key,
+        "--base-url",
+        &fake.base_url,
+    ])
+    .await;
+    (fake, cli)
 }
