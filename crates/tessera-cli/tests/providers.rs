@@ -154,7 +154,7 @@ async fn stitch_private_key_jwt_from_the_command_line() {
 #[tokio::test]
 async fn stack_auth_teams_from_the_command_line() {
     assert_keychain_available();
-    let (fake, cli) = stack_provider().await;
+    let (_fake, cli) = stack_provider().await;
     let out = cli
         .run(
             &[
