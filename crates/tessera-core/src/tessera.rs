@@ -1,8 +1,9 @@
 //! `Tessera`: the one entry point front ends use. It ties the data directory, the vault,
 //! the provider endpoints and the flows together and keeps the cross-cutting promises:
 //!
-//! - a sign-in stores an account only after its ID token passed every check, keychain first
-//!   and metadata second, so a failure leaves no half-written account;
+//! - a sign-in stores an account only after its token passed every check (the ID token of an
+//!   OpenID provider, the access token of Stack Auth and Stytch B2B), keychain first and
+//!   metadata second, so a failure leaves no half-written account;
 //! - refreshes of one account are single-flight across threads (a mutex) and processes (a
 //!   file lock), re-read the keychain under the lock, and persist a rotated refresh token
 //!   before the new access token is handed out;
