@@ -808,3 +808,114 @@ async fn auth0_organizations_are_signed_in_one_by_one_from_the_window() {
     );
     assert_eq!(claim_of(&id_token, "org_id"), json!("org_globex"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_forms_and_wrong_provider_kinds_get_typed_errors_and_save_nothing() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let h = Harness::new();
+    h.ok("ui_ready", json!({}));
+    let code_of = |cmd: &str, args: Value| -> String {
+        let e = h
+            .invoke(cmd, args)
+            .expect_err(&format!("{cmd} should fail"));
+        assert!(!e["message"].as_str().unwrap().is_empty(), "{e}");
+        e["code"].as_str().unwrap().to_string()
+    };
+
+    // Checking: plain http only on loopback; a dead API base; a base that is no Stack API.
+    let insecure = preset_form("oidc", "X", json!({ "issuer": "http://login.example.com" }));
+    assert_eq!(
+        code_of("check_provider", json!({ "provider": insecure })),
+        "insecure_url"
+    );
+    let dead = preset_form(
+        "stack_auth",
+        "X",
+        json!({ "projectId": "p", "clientKey": "k", "baseUrl": "http://127.0.0.1:9" }),
+    );
+    assert_eq!(
+        code_of("check_provider", json!({ "provider": dead })),
+        "network"
+    );
+    let not_stack = preset_form(
+        "stytch_b2b",
+        "X",
+        json!({ "projectId": "p", "clientKey": "k", "baseUrl": idp.issuer }),
+    );
+    assert!(
+        ["http_status", "discovery_failed"]
+            .contains(&code_of("check_provider", json!({ "provider": not_stack })).as_str())
+    );
+
+    // Saving: what each kind needs, or nothing is saved.
+    let mut no_client = oidc_form("Local", &idp.issuer);
+    no_client["clientId"] = json!("  ");
+    assert_eq!(
+        code_of("add_provider", json!({ "provider": no_client })),
+        "invalid_config"
+    );
+    let auth0_nowhere = preset_form("auth0", "A", json!({ "clientId": "c" }));
+    assert_eq!(
+        code_of("add_provider", json!({ "provider": auth0_nowhere })),
+        "invalid_config"
+    );
+    assert_eq!(h.ok("list_providers", json!({})), json!([]));
+
+    // A sign-in of the wrong kind for the provider, or for nothing pending.
+    h.ok(
+        "add_provider",
+        json!({ "provider": oidc_form("Local", &idp.issuer) }),
+    );
+    let opened = h.desktop.opened.lock().unwrap().len();
+    for (cmd, args) in [
+        (
+            "send_sign_in_link",
+            json!({ "provider": "Local", "email": "a@example.com" }),
+        ),
+        (
+            "sign_in_with_password",
+            json!({ "provider": "Local", "email": "a@example.com", "password": "x" }),
+        ),
+        (
+            "send_sign_in_code",
+            json!({ "provider": "Local", "email": "a@example.com" }),
+        ),
+        (
+            "start_sign_in",
+            json!({ "provider": "Local", "someoneElse": false, "org": null, "oauthProvider": "github" }),
+        ),
+    ] {
+        let code = code_of(cmd, args);
+        assert!(
+            ["unsupported", "invalid_config"].contains(&code.as_str()),
+            "{cmd}: {code}"
+        );
+    }
+    assert_eq!(
+        code_of(
+            "choose_organizations",
+            json!({ "flowId": "disc-forged", "orgs": ["acme"] })
+        ),
+        "unknown_state"
+    );
+    assert_eq!(
+        code_of(
+            "sign_in_with_mailed_code",
+            json!({ "provider": "Local", "code": "ABC123" })
+        ),
+        "unknown_state"
+    );
+    for cmd in ["list_orgs", "switch_org", "org_token_report"] {
+        let code = code_of(
+            cmd,
+            json!({ "accountId": "nobody", "org": "acme", "kind": "access_token" }),
+        );
+        assert_eq!(code, "unknown_account", "{cmd}");
+    }
+    assert_eq!(h.ok("list_accounts", json!({})), json!([]));
+    assert_eq!(
+        h.desktop.opened.lock().unwrap().len(),
+        opened,
+        "no browser opened"
+    );
+}

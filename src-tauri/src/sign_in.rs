@@ -43,6 +43,13 @@ pub async fn start(
     let config = state.tessera().provider(provider)?;
     let mut params = Vec::new();
     if let Some(oauth) = oauth_provider.map(str::trim).filter(|o| !o.is_empty()) {
+        if config.kind != ProviderKind::StackAuth {
+            return Err(Error::Unsupported(format!(
+                "signing in through {oauth} at a {} provider (only Stack Auth offers that)",
+                config.kind.as_str()
+            ))
+            .into());
+        }
         params.push((OAUTH_PROVIDER_PARAM.to_string(), oauth.to_string()));
     }
     if someone_else {
@@ -128,7 +135,10 @@ pub async fn send_code(state: &AppState, provider: &str, email: &str) -> IpcResu
     tauri::async_runtime::spawn(async move {
         let link = tokio::select! {
             link = receiver.receive() => link,
-            _ = tokio::time::sleep(Duration::from_secs(MAILED_CODE_SECS)) => return,
+            _ = tokio::time::sleep(Duration::from_secs(MAILED_CODE_SECS)) => {
+                task_state.forget_loopback(&task_wait);
+                return;
+            }
             _ = cancel_rx => return,
         };
         task_state.forget_loopback(&task_wait);

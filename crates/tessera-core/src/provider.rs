@@ -598,8 +598,8 @@ pub async fn fetch(http: &HttpClient, issuer: &str) -> Result<ProviderMetadata> 
 
 /// Checks a provider before it is saved, the way its kind allows: an OpenID provider's
 /// discovery document, or a REST provider's signing keys (which proves the API base and the
-/// project id). Returns the endpoints Tessera will use.
-/// Only where the provider lives matters here (name and client id are checked on saving).
+/// project id). Returns the endpoints Tessera will use. Only where the provider lives matters
+/// here; the name and client id are checked when it is saved.
 pub async fn check(http: &HttpClient, config: &ProviderConfig) -> Result<ProviderMetadata> {
     if config.kind.is_oidc() {
         return fetch(http, &config.issuer).await;

@@ -30,12 +30,7 @@ pub async fn add_provider(
     state: State<'_, AppState>,
     provider: NewProvider,
 ) -> IpcResult<ProviderView> {
-    let secret = provider
-        .secret
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(SecretString::new);
+    let secret = trimmed(provider.secret.as_deref()).map(SecretString::new);
     let saved = state
         .tessera()
         .add_provider(config(&provider)?, secret)
@@ -51,9 +46,8 @@ pub async fn remove_provider(state: State<'_, AppState>, name: String) -> IpcRes
     Ok(())
 }
 
-fn trimmed(value: &Option<String>) -> Option<String> {
+fn trimmed(value: Option<&str>) -> Option<String> {
     value
-        .as_deref()
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(String::from)
@@ -71,28 +65,28 @@ fn words(values: &[String]) -> Vec<String> {
 /// or the Logto endpoint, default scopes and resources, the REST providers' project).
 fn config(p: &NewProvider) -> Result<ProviderConfig, tessera_core::Error> {
     let kind: ProviderKind = p.kind.into();
-    let project_id = trimmed(&p.project_id);
-    let client_id = match (trimmed(&Some(p.client_id.clone())), &project_id) {
+    let project_id = trimmed(p.project_id.as_deref());
+    let client_id = match (trimmed(Some(&p.client_id)), &project_id) {
         (Some(id), _) => id,
         (None, Some(project)) if !kind.is_oidc() => project.clone(),
         _ => String::new(),
     };
     let input = PresetInput {
-        domain: trimmed(&p.domain),
-        endpoint: trimmed(&p.endpoint),
-        issuer: trimmed(&Some(p.issuer.clone())),
+        domain: trimmed(p.domain.as_deref()),
+        endpoint: trimmed(p.endpoint.as_deref()),
+        issuer: trimmed(Some(&p.issuer)),
         project_id,
-        client_key: trimmed(&p.client_key),
-        base_url: trimmed(&p.base_url),
+        client_key: trimmed(p.client_key.as_deref()),
+        base_url: trimmed(p.base_url.as_deref()),
     };
     let mut config = ProviderConfig::preset(kind, p.name.trim(), &client_id, &input)?;
     config.client_auth = p.client_auth.into();
-    config.key_id = trimmed(&p.key_id);
+    config.key_id = trimmed(p.key_id.as_deref());
     let scopes = words(&p.scopes);
     if !scopes.is_empty() {
         config.scopes = scopes;
     }
-    if let Some(audience) = trimmed(&p.audience) {
+    if let Some(audience) = trimmed(p.audience.as_deref()) {
         config.audience = Some(audience);
     }
     for resource in words(&p.resources) {
