@@ -19,10 +19,12 @@ The scenario, driven through the UI:
  7. a cold start opened by a deep link for a flow of an earlier run shows a clear message;
  8. Logto (tests/idp --flavor logto): the preset by endpoint, a browser sign-in, and a verified
     organization token for each of the person's organizations;
- 9. Stytch B2B (tests/fakes/stytch.mjs): the preset by project, an e-mail typed in Tessera, the
+ 9. Auth0 (tests/idp --flavor auth0): the preset by domain, a sign-in, then a sign-in per
+    organization from the organizations panel, each organization's token verified;
+10. Stytch B2B (tests/fakes/stytch.mjs): the preset by project, an e-mail typed in Tessera, the
     mailed discovery link delivered as the OS would, organizations picked, an organization
     session verified, and MFA-required named for the organization that needs it;
-10. Stack Auth (tests/fakes/stack.mjs): the preset by project, a wrong then a right password
+11. Stack Auth (tests/fakes/stack.mjs): the preset by project, a wrong then a right password
     typed in Tessera, a team switch that the access token then carries, "Continue with
     GitHub" through the browser back to a loopback address, and a mailed code typed in.
 
@@ -399,6 +401,35 @@ class Run:
         d.scroll_to('[data-testid="organizations"]')
         self.shot("logto-org-token")
 
+    def auth0_organizations(self, procs: Processes) -> None:
+        """Auth0: preset by domain with the local issuer, a sign-in without organization, then
+        "Sign in to another organization" twice (each its own authorization with
+        `organization=`), and each organization's own verified token."""
+        d = self.d
+        idp = start_node(procs, "idp-auth0", ["tests/idp/server.mjs", "--flavor", "auth0", "--port", "0"], ARTIFACTS)
+        self.add_provider("auth0", {"domain": "tenant.example.auth0.com", "issuer": idp["issuer"],
+                                    "client-id": CLIENT_ID, "audience": "https://api.example.test"},
+                          "Auth0", "Discovery document found")
+        d.click('[data-testid="sign-in-Auth0"]')
+        url = wait_for("the authorization URL", lambda: d.prop('[data-testid="sign-in-url"]', "value"))
+        deliver(play_browser(url), self.env)
+        d.wait_text('[data-testid="organizations"]', "The provider lists no organization")
+        for org, org_id in (("acme", "org_acme"), ("globex", "org_globex")):
+            d.type('[data-testid="org-another"]', org)
+            d.click('[data-testid="org-another-sign-in"]')
+            url = wait_for("the authorization URL", lambda: d.prop('[data-testid="sign-in-url"]', "value"))
+            if f"organization={org}" not in url:
+                raise Failure(f"the sign-in does not ask for {org}: {url}")
+            deliver(play_browser(url), self.env)
+            wait_for("the sign-in panel to close", lambda: not d.find_all('[data-testid="sign-in-panel"]'))
+            d.click(f'[data-testid="org-token-{org}"]')
+            d.wait_text('[data-testid="org-token"]', org_id)
+            d.wait_text('[data-testid="org-token-verdict"]', "verified")
+        if len(d.find_all('[data-testid="provider-Auth0"] [data-testid^="account-"]')) != 1:
+            raise Failure("signing in to organizations made more than one Auth0 account")
+        d.scroll_to('[data-testid="organizations"]')
+        self.shot("auth0-organizations")
+
     def stytch_magic_link(self, procs: Processes) -> None:
         """Stytch B2B: preset by project, e-mail typed in Tessera, the mailed discovery link
         delivered the way the OS would, organizations picked, an organization session shown."""
@@ -416,10 +447,17 @@ class Run:
         self.expect_page("Acme", "Globex", "can join")
         if d.find_all('[data-testid="email-sign-in"]'):
             raise Failure("the e-mail dialog is still open after the link came back")
-        d.click('[data-testid="pick-globex"]')  # Globex requires MFA; sign in to Acme only
         self.shot("stytch-org-picker")
+        # Both ticked: Acme signs in, Globex requires MFA, which the picker names.
         d.click('[data-testid="sign-in-orgs"]')
-        d.wait_text('[data-testid="notice-info"]', "at Stytch")
+        d.wait_text('[data-testid="org-picker-error"]', "mfa_required")
+        d.wait_text('[data-testid="org-picker"]', "link is used up")
+        if d.prop('[data-testid="sign-in-orgs"]', "disabled") is not True:
+            raise Failure("the picker offers its used-up link again")
+        self.shot("stytch-org-picker-mfa")
+        d.click('[data-testid="org-picker"] .actions button')
+        wait_for("the Stytch account", lambda: d.find_all('[data-testid="provider-Stytch"] [data-testid^="account-"]'))
+        d.click('[data-testid="provider-Stytch"] [data-testid^="account-"]')
         d.wait_text('[data-testid="access-token-verdict"]', "verified")
         d.wait_text('[data-testid="organizations"]', "Acme")
         d.click('[data-testid="org-token-Acme"]')
@@ -619,6 +657,7 @@ def main() -> int:
         run = Run(driver, env, issuer)
         run.scenario()
         run.logto_organizations(procs)
+        run.auth0_organizations(procs)
         run.stytch_magic_link(procs)
         run.stack_password_and_teams(procs)
         log(f"passed in {time.monotonic() - started:.1f} s; screenshots in {ARTIFACTS.relative_to(REPO)}")
