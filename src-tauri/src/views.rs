@@ -195,8 +195,8 @@ impl From<ProviderConfig> for ProviderView {
     }
 }
 
-/// The Add provider form.
-#[derive(Debug, Clone, Deserialize, TS)]
+/// The Add provider form. No `Debug`: `secret` must not reach a log line.
+#[derive(Clone, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct NewProvider {
     pub kind: ProviderKindView,

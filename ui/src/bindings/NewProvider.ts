@@ -4,7 +4,7 @@ import type { ProviderKindView } from "./ProviderKindView";
 import type { RedirectModeView } from "./RedirectModeView";
 
 /**
- * The Add provider form.
+ * The Add provider form. No `Debug`: `secret` must not reach a log line.
  */
 export type NewProvider = { kind: ProviderKindView, name: string, 
 /**
