@@ -30,6 +30,7 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::http::{HttpClient, oauth_error_or_status, parse_json};
 use crate::provider::{ClientAuth, ProviderConfig, ProviderMetadata};
+use crate::providers::Context;
 use crate::secret::SecretString;
 use crate::vault::TokenSet;
 
@@ -64,7 +65,7 @@ type OAuthClient = oauth2::Client<
 >;
 
 /// Everything needed to talk to one provider on behalf of its client.
-pub struct Endpoint<'a> {
+pub(crate) struct Endpoint<'a> {
     pub config: &'a ProviderConfig,
     pub metadata: &'a ProviderMetadata,
     /// Client secret or private key, from the keychain.
@@ -82,6 +83,18 @@ pub struct DeviceAuthorization {
     pub expires_in: Duration,
     pub interval: Duration,
     pub(crate) details: StandardDeviceAuthorizationResponse,
+}
+
+impl<'a> Endpoint<'a> {
+    pub fn new(ctx: &Context<'a>) -> Self {
+        Endpoint {
+            config: ctx.config,
+            metadata: ctx.metadata,
+            credential: ctx.credential,
+            http: ctx.http,
+            now: ctx.now,
+        }
+    }
 }
 
 fn url_error(what: &str, e: impl fmt::Display) -> Error {
@@ -197,7 +210,7 @@ impl Endpoint<'_> {
     /// Exchanges an authorization code for tokens.
     pub async fn exchange_code(
         &self,
-        code: String,
+        code: &str,
         verifier: PkceCodeVerifier,
         redirect_uri: &str,
     ) -> Result<TokenSet> {
@@ -205,7 +218,7 @@ impl Endpoint<'_> {
             RedirectUrl::new(redirect_uri.to_string()).map_err(|e| url_error("redirect", e))?;
         let client = self.client()?.set_redirect_uri(redirect);
         let mut request = client
-            .exchange_code(AuthorizationCode::new(code))
+            .exchange_code(AuthorizationCode::new(code.to_string()))
             .set_pkce_verifier(verifier);
         for (k, v) in self.assertion_params(&self.metadata.token_endpoint)? {
             request = request.add_extra_param(k, v);
