@@ -18,7 +18,7 @@ use tessera_core::http::HttpConfig;
 use tessera_core::vault::KeyringStore;
 use tessera_core::{
     ClientAuth, Credential, EmailLinkOutcome, Error, ErrorKind, Options, OrgDiscovery,
-    ProviderDraft, ProviderKind, SecretString, SignInRequest, Tessera, TokenKind,
+    ProviderDraft, SecretString, SignInRequest, Tessera, TokenKind,
 };
 
 #[derive(Parser)]
@@ -422,7 +422,7 @@ async fn add_provider(tessera: &Tessera, args: AddProviderArgs) -> tessera_core:
         None
     };
     let draft = ProviderDraft {
-        kind: ProviderKind::parse(&args.kind)?,
+        kind: args.kind.parse()?,
         name: args.name,
         issuer: args.issuer,
         domain: args.domain,

@@ -64,19 +64,23 @@ impl ProviderKind {
         ProviderKind::StackAuth,
     ];
 
-    pub fn parse(value: &str) -> Result<Self> {
-        KIND_NAMES
-            .iter()
-            .find(|(_, name)| *name == value)
-            .map(|(kind, _)| *kind)
-            .ok_or_else(|| Error::InvalidConfig(format!("unknown provider kind \"{value}\"")))
-    }
-
     pub fn as_str(self) -> &'static str {
         KIND_NAMES
             .iter()
             .find(|(kind, _)| *kind == self)
             .map_or("oidc", |(_, name)| name)
+    }
+}
+
+impl std::str::FromStr for ProviderKind {
+    type Err = Error;
+
+    fn from_str(value: &str) -> Result<Self> {
+        KIND_NAMES
+            .iter()
+            .find(|(_, name)| *name == value)
+            .map(|(kind, _)| *kind)
+            .ok_or_else(|| Error::InvalidConfig(format!("unknown provider kind \"{value}\"")))
     }
 }
 

@@ -3,4 +3,4 @@
 /**
  * A way into an account at a provider.
  */
-export type SignInMethod = "browser" | "device" | "o_auth" | "password" | "email_link" | "mailed_code";
+export type SignInMethod = "browser" | "device" | "oauth" | "password" | "email_link" | "mailed_code";

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::account::Account;
 use crate::error::{Error, Result};
 use crate::flow::FLOW_TTL;
+use crate::provider::ProviderKind;
 use crate::providers::{DiscoveredOrg, LinkProof, OrgSessionSource, Redeemed};
 use crate::secret::SecretString;
 
@@ -120,9 +121,12 @@ impl Tessera {
         })
     }
 
-    /// Whether `url` is a mailed link some waiting e-mail sign-in can take.
+    /// Whether `url` has the shape of a mailed sign-in link of some provider kind (rather
+    /// than a browser sign-in's redirect), waited for or not.
     pub fn is_email_link(&self, url: &str) -> bool {
-        self.waiting_for(url).is_some()
+        ProviderKind::ALL
+            .iter()
+            .any(|k| k.adapter().is_email_link(url))
     }
 
     /// The provider of the newest e-mail sign-in whose kind recognises `url`.

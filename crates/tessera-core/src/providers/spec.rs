@@ -67,6 +67,7 @@ pub enum SignInMethod {
     /// The device grant (RFC 8628): a code to enter elsewhere.
     Device,
     /// The system browser through a social provider the project enables (`github`, …).
+    #[serde(rename = "oauth")]
     OAuth,
     /// E-mail and password typed into Tessera.
     Password,

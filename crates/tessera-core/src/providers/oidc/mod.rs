@@ -4,6 +4,7 @@
 //! (where the issuer comes from, default scopes, the organization parameter and model, the
 //! logout URL), in their own files.
 
+mod assertion;
 mod auth0;
 pub mod discovery;
 pub mod endpoint;
@@ -28,8 +29,9 @@ use crate::providers::{
 };
 use crate::secret::SecretString;
 use crate::vault::TokenSet;
+use assertion::check_private_key;
 use discovery::Discovery;
-use endpoint::{Endpoint, check_private_key};
+use endpoint::Endpoint;
 
 /// What sets one OpenID provider apart from the generic one.
 pub struct Flavour {

@@ -259,8 +259,9 @@ impl Adapter for StackAdapter {
         Ok(LinkProof::Nonce(nonce))
     }
 
+    /// A mailed link carries a `code` and, unlike a browser sign-in's redirect, no `state`.
     fn is_email_link(&self, url: &str) -> bool {
-        query_param(url, "code").is_some()
+        query_param(url, "code").is_some() && query_param(url, "state").is_none()
     }
 
     async fn redeem_email_link(
