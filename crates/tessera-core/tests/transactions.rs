@@ -317,11 +317,7 @@ async fn removing_a_provider_while_a_sign_in_completes_leaves_no_orphan() {
         &env.idp,
         TOKEN_PATH,
         async move { app.complete_sign_in(&callback).await },
-        async move {
-            tokio::task::spawn_blocking(move || cli.remove_provider("work"))
-                .await
-                .unwrap()
-        },
+        async move { cli.remove_provider("work").await },
     )
     .await;
 
@@ -361,7 +357,7 @@ async fn a_provider_removal_whose_state_write_fails_keeps_its_secret() {
     let env = env_with_work().await;
 
     let unwritable = StateUnwritable::new(&env);
-    let err = env.tessera.remove_provider("work").unwrap_err();
+    let err = env.tessera.remove_provider("work").await.unwrap_err();
     drop(unwritable);
     assert_eq!(err.code(), "storage", "{err}");
 
