@@ -76,12 +76,15 @@ impl Account {
         }
     }
 
-    /// The stable id of `subject` at `provider`.
+    /// The id a new account of `subject` at `provider` gets: the whole SHA-256 of both, so
+    /// no provider can grind a subject that collides with another account. (Accounts stored
+    /// with the 40-bit ids of earlier versions keep them: a sign-in finds its account by
+    /// provider and subject.)
     pub fn id_for(provider: &str, subject: &str) -> String {
-        format!(
-            "acc-{}",
-            &crate::fsutil::short_hash(&format!("{provider}\n{subject}"))[..10]
-        )
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{provider}\n{subject}").as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("acc-{hex}")
     }
 
     /// Updates who the account is from (verified) ID token claims.

@@ -346,3 +346,58 @@ fn changed_claims(before: &TokenSet, after: &TokenSet) -> Vec<ClaimChange> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+
+    fn with_access_token(access_token: String, expires_at: Option<u64>) -> TokenSet {
+        TokenSet {
+            access_token: SecretString::new(access_token),
+            token_type: "Bearer".into(),
+            expires_at,
+            refresh_token: None,
+            id_token: None,
+            scope: None,
+            nonce: None,
+            id_token_matches_access_token: false,
+            obtained_at: 0,
+        }
+    }
+
+    fn jwt_expiring_at(exp: u64) -> String {
+        let part = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        format!(
+            "{}.{}.sig",
+            part(serde_json::json!({"alg": "RS256"})),
+            part(serde_json::json!({"exp": exp}))
+        )
+    }
+
+    #[test]
+    fn a_token_without_expires_in_expires_by_its_jwt_exp() {
+        let now = 1_800_000_000;
+        let expired = with_access_token(jwt_expiring_at(now - 10), None);
+        assert!(!is_fresh(&expired, 30, now), "refreshed by the JWT's exp");
+        assert_eq!(expiry(&expired), Some(now - 10));
+        let valid = with_access_token(jwt_expiring_at(now + 3600), None);
+        assert!(is_fresh(&valid, 30, now));
+        let said = with_access_token(jwt_expiring_at(now + 3600), Some(now + 5));
+        assert!(!is_fresh(&said, 30, now), "the provider's expires_in wins");
+        let opaque = with_access_token("opaque".into(), None);
+        assert!(
+            is_fresh(&opaque, 30, now),
+            "nothing says when an opaque token expires"
+        );
+    }
+
+    #[test]
+    fn far_future_expiry_and_validity_do_not_overflow() {
+        let token = with_access_token("opaque".into(), Some(u64::MAX));
+        assert!(!is_fresh(&token, u64::MAX, u64::MAX));
+        assert!(is_fresh(&token, u64::MAX - 1, 0));
+    }
+}

@@ -322,7 +322,13 @@ impl Tessera {
             })?
             .to_string();
         let name = &p.config.name;
-        let id = Account::id_for(name, &subject);
+        let id = self
+            .data
+            .read()?
+            .accounts
+            .into_iter()
+            .find(|a| a.provider == *name && a.subject == subject)
+            .map_or_else(|| Account::id_for(name, &subject), |a| a.id);
         let txn = self.begin(&id).await?;
         let now = self.now();
         let current_org = p.adapter.current_org(claims).flatten();
@@ -339,7 +345,10 @@ impl Tessera {
                         });
                     }
                     Some(i) => s.accounts.remove(i),
-                    None => Account::new(name, &p.metadata.issuer, &subject, now),
+                    None => Account {
+                        id: id.clone(),
+                        ..Account::new(name, &p.metadata.issuer, &subject, now)
+                    },
                 };
                 account.absorb_claims(claims);
                 for o in discovered {
