@@ -52,6 +52,20 @@ pub struct Account {
     /// Display names of organizations, by id, where the provider told them.
     #[serde(default)]
     pub org_names: std::collections::BTreeMap<String, String>,
+    /// A write in progress that touches both the keychain and this record: if its process
+    /// died, the next one completes or undoes it (see the engine's `txn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingWrite>,
+}
+
+/// Which two-part write an account is in the middle of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PendingWrite {
+    /// A first sign-in: the record is written, its keychain entry may not be yet.
+    SignIn,
+    /// A sign-out: its keychain entries may be partly deleted already.
+    SignOut,
 }
 
 impl Account {
@@ -73,6 +87,7 @@ impl Account {
             current_org: None,
             signed_in_orgs: Vec::new(),
             org_names: Default::default(),
+            pending: None,
         }
     }
 
