@@ -232,7 +232,12 @@ impl DataDir {
         let dir = DataDir {
             root: root.to_path_buf(),
         };
-        dir.update(|_| Ok(()))?;
+        // Written once, with the keychain namespace; after that opening only reads.
+        if dir.state_file().exists() {
+            dir.read()?;
+        } else {
+            dir.update(|_| Ok(()))?;
+        }
         Ok(dir)
     }
 

@@ -6,6 +6,7 @@
 //! only then the new access and ID tokens stored and handed out.
 
 use crate::account::{Account, AccountStatus};
+use crate::agent::TokenRequest;
 use crate::error::{Error, Result};
 use crate::jwt::{DecodedJwt, Expectations, TokenKind, decode_unverified_for_display};
 use crate::secret::SecretString;
@@ -72,6 +73,18 @@ impl Tessera {
             expires_at,
             refreshed,
         })
+    }
+
+    /// What `tessera token` asks for: the account's (or an organization's) access token, or
+    /// its ID token, valid for at least `min_valid` seconds; with the account's id.
+    pub async fn token(&self, request: &TokenRequest) -> Result<(String, IssuedToken)> {
+        let (query, min_valid, force) = (&request.account, request.min_valid, request.force);
+        let issued = match (&request.org, request.id_token) {
+            (Some(org), _) => self.org_token(query, org, min_valid, force).await?,
+            (None, true) => self.id_token(query, min_valid, force).await?,
+            (None, false) => self.access_token(query, min_valid, force).await?,
+        };
+        Ok((self.account(query)?.id, issued))
     }
 
     /// Refreshes now, whatever the expiry.
