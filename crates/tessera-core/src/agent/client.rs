@@ -15,7 +15,9 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(40);
 /// socket, a stuck agent), in which case the caller does the work itself.
 pub fn ask(socket: &Path, request: &TokenRequest) -> Option<Answer> {
     let mut stream = UnixStream::connect(socket).ok()?;
-    stream.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .ok()?;
     stream.set_read_timeout(Some(ANSWER_WITHIN)).ok()?;
     let mut line = serde_json::to_vec(request).ok()?;
     line.push(b'\n');

@@ -71,7 +71,10 @@ async fn answer(tessera: &Tessera, stream: UnixStream, owner: u32) {
     let mut line = String::new();
     let mut limited = BufReader::new(read.take(MAX_REQUEST));
     let read = limited.read_line(&mut line);
-    if tokio::time::timeout(Duration::from_secs(5), read).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .is_err()
+    {
         return;
     }
     let answer = match serde_json::from_str::<TokenRequest>(&line) {

@@ -56,10 +56,9 @@ export function isComplete(spec: ProviderSpec, values: Values, auth: ClientAuth 
   return spec.fields.filter((f) => isVisible(f, auth)).every((f) => satisfied(f, values));
 }
 
-/** A provider located by an issuer URL is checked by its discovery document; the others by
- *  their published signing keys. */
+/** Whether the provider is checked by its discovery document (else by its signing keys). */
 export function checksDiscovery(spec: ProviderSpec): boolean {
-  return spec.fields.some((f) => f.field === 'issuer');
+  return spec.check === 'discovery_document';
 }
 
 /** The name a checked provider gets when none was typed: the issuer's host, or the label. */

@@ -4,7 +4,7 @@
 import type { ProviderSpec } from '../../bindings/ProviderSpec';
 import type { SignInMethod } from '../../bindings/SignInMethod';
 
-const IN_DIALOG: ReadonlySet<SignInMethod> = new Set(['o_auth', 'password', 'email_link', 'mailed_code']);
+const IN_DIALOG: ReadonlySet<SignInMethod> = new Set(['oauth', 'password', 'email_link', 'mailed_code']);
 
 /** Whether signing in needs the sign-in dialog; if not, it goes straight to the browser. */
 export function needsDialog(spec: ProviderSpec): boolean {
