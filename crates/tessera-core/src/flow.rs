@@ -292,6 +292,23 @@ mod tests {
         assert!(!text.contains("s1"), "only hashes of states are written");
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn the_journal_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        PendingFlows::with_journal(cache.clone()).insert("s1".into(), flow(1000));
+        for (path, want) in [
+            (cache.clone(), 0o700),
+            (cache.join("flows.json"), 0o600),
+            (cache.join("flows.lock"), 0o600),
+        ] {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, want, "{}", path.display());
+        }
+    }
+
     #[test]
     fn secrets_are_long_enough_for_every_provider() {
         let s = FlowSecrets::generate();
