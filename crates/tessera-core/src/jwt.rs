@@ -4,7 +4,8 @@
 //! Policy (never relaxed): `alg: none` and every HMAC algorithm are refused; the algorithm
 //! must fit the key the `kid` names (an RSA key only verifies RS*/PS*, a P-256 key ES256…),
 //! and must equal the key's own `alg` when the JWKS states one. An unknown `kid` refetches the
-//! JWKS once. Time checks allow [`CLOCK_SKEW`] seconds of skew.
+//! JWKS once. Time checks allow [`CLOCK_SKEW`] seconds of skew and saturate: a hostile `exp`
+//! or `nbf` near `u64::MAX` is judged, never overflowed.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -391,7 +392,7 @@ fn claim_checks(jwt: &DecodedJwt, expect: &Expectations<'_>) -> Vec<Check> {
 
     let now = expect.now;
     checks.push(match jwt.claim_u64("exp") {
-        Some(exp) if now < exp + CLOCK_SKEW => check(
+        Some(exp) if now < exp.saturating_add(CLOCK_SKEW) => check(
             "exp",
             Pass,
             format!("expires {}", crate::claims::relative(exp, now)),
@@ -405,7 +406,7 @@ fn claim_checks(jwt: &DecodedJwt, expect: &Expectations<'_>) -> Vec<Check> {
         None => check("exp", Skipped, "no expiry claim"),
     });
     checks.push(match jwt.claim_u64("nbf") {
-        Some(nbf) if nbf <= now + CLOCK_SKEW => check("nbf", Pass, "already valid"),
+        Some(nbf) if nbf <= now.saturating_add(CLOCK_SKEW) => check("nbf", Pass, "already valid"),
         Some(nbf) => check(
             "nbf",
             Fail,
@@ -414,7 +415,7 @@ fn claim_checks(jwt: &DecodedJwt, expect: &Expectations<'_>) -> Vec<Check> {
         None => check("nbf", Skipped, "no not-before claim"),
     });
     checks.push(match jwt.claim_u64("iat") {
-        Some(iat) if iat <= now + CLOCK_SKEW => check(
+        Some(iat) if iat <= now.saturating_add(CLOCK_SKEW) => check(
             "iat",
             Pass,
             format!("issued {}", crate::claims::relative(iat, now)),
@@ -535,11 +536,23 @@ mod tests {
         );
     }
 
-    #[test]
-    fn claim_checks_fail_each_on_its_own() {
-        let now = 1_000_000;
-        let good = serde_json::json!({"iss":"https://idp","aud":"cli","exp":now+300,"iat":now,"nonce":"n1"});
-        let expect = Expectations {
+    /// The names of the claim checks `payload` fails.
+    fn failed_checks(payload: Value, expect: &Expectations<'_>) -> Vec<String> {
+        let jwt = DecodedJwt {
+            header: Map::new(),
+            payload: payload.as_object().unwrap().clone(),
+            signing_input: String::new(),
+            signature: String::new(),
+        };
+        claim_checks(&jwt, expect)
+            .into_iter()
+            .filter(|c| c.status == CheckStatus::Fail)
+            .map(|c| c.name)
+            .collect()
+    }
+
+    fn id_token_expectations(now: u64) -> Expectations<'static> {
+        Expectations {
             kind: TokenKind::IdToken,
             issuer: "https://idp",
             audience: Some("cli"),
@@ -547,20 +560,31 @@ mod tests {
             nonce: Some("n1"),
             access_token: None,
             now,
-        };
-        let run = |payload: Value| {
-            let jwt = DecodedJwt {
-                header: Map::new(),
-                payload: payload.as_object().unwrap().clone(),
-                signing_input: String::new(),
-                signature: String::new(),
-            };
-            claim_checks(&jwt, &expect)
-                .into_iter()
-                .filter(|c| c.status == CheckStatus::Fail)
-                .map(|c| c.name)
-                .collect::<Vec<_>>()
-        };
+        }
+    }
+
+    #[test]
+    fn extreme_times_saturate_instead_of_overflowing() {
+        let far = u64::MAX;
+        let token = |t: u64| serde_json::json!({"iss":"https://idp","aud":"cli","exp":t,"nbf":t,"iat":t,"nonce":"n1"});
+        assert_eq!(
+            failed_checks(token(far), &id_token_expectations(1_000_000)),
+            ["nbf", "iat"],
+            "a token from the end of time expires never but is not valid yet"
+        );
+        assert!(failed_checks(token(far), &id_token_expectations(far - 1)).is_empty());
+        assert_eq!(
+            failed_checks(token(0), &id_token_expectations(far)),
+            ["exp"]
+        );
+    }
+
+    #[test]
+    fn claim_checks_fail_each_on_its_own() {
+        let now = 1_000_000;
+        let good = serde_json::json!({"iss":"https://idp","aud":"cli","exp":now+300,"iat":now,"nonce":"n1"});
+        let expect = id_token_expectations(now);
+        let run = |payload: Value| failed_checks(payload, &expect);
         assert!(run(good.clone()).is_empty());
         let with = |k: &str, v: Value| {
             let mut p = good.clone();

@@ -330,6 +330,15 @@ mod tests {
     }
 
     #[test]
+    fn remaining_saturates_at_both_ends() {
+        let mut t = tokens();
+        assert_eq!(t.remaining(u64::MAX), Some(0));
+        t.expires_at = Some(u64::MAX);
+        assert_eq!(t.remaining(0), Some(u64::MAX));
+        assert_eq!(t.remaining(u64::MAX), Some(0));
+    }
+
+    #[test]
     fn locked_store_is_a_keychain_error() {
         let store = MemoryStore::default();
         store.set_locked(true);
