@@ -783,6 +783,7 @@ function setQuery(ctx, query) {
 const sabotage = new Map();
 const SABOTAGE_KINDS = new Set([
   'html', 'truncated', 'huge', 'wrong_content_type', 'slow', 'redirect', 'status500_json',
+  'huge_expires_in',
 ]);
 
 if (opts.testHooks) {
@@ -866,6 +867,13 @@ if (opts.testHooks) {
       case 'status500_json':
         ctx.status = 500;
         ctx.body = { error: 'server_error' };
+        return;
+      case 'huge_expires_in':
+        await next();
+        if (ctx.body && typeof ctx.body === 'object' && 'expires_in' in ctx.body) {
+          // Serialized as 18446744073709550000: still a u64, but any "now +" overflows it.
+          ctx.body = { ...ctx.body, expires_in: 18446744073709550000 };
+        }
         return;
       default:
         return next();

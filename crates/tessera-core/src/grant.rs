@@ -483,7 +483,9 @@ fn token_set(
             BasicTokenType::Bearer => "Bearer".to_string(),
             other => format!("{other:?}"),
         },
-        expires_at: response.expires_in().map(|d| now + d.as_secs()),
+        expires_at: response
+            .expires_in()
+            .map(|d| now.saturating_add(d.as_secs())),
         refresh_token: response
             .refresh_token()
             .map(|r| SecretString::new(r.secret().clone()))

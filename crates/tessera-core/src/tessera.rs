@@ -1119,7 +1119,9 @@ fn confirm_org(claims: &DecodedJwt, requested: &str) -> Result<String> {
 }
 
 fn is_fresh(tokens: &TokenSet, min_valid: u64, now: u64) -> bool {
-    tokens.expires_at.is_none_or(|e| e > now + min_valid)
+    tokens
+        .expires_at
+        .is_none_or(|e| e > now.saturating_add(min_valid))
 }
 
 fn refresh_secret(tokens: &TokenSet) -> Option<&str> {

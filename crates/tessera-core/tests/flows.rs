@@ -386,6 +386,28 @@ async fn hostile_token_endpoint_answers_change_nothing() {
 }
 
 #[tokio::test]
+async fn lifetimes_near_the_end_of_time_saturate() {
+    let env = env(Profile::Plain).await;
+    let account = env.sign_in("alice").await;
+    env.idp.sabotage("/token", "huge_expires_in").await;
+    let outcome = env.tessera.refresh(&account.id).await.unwrap();
+    assert_eq!(
+        outcome.expires_at,
+        Some(u64::MAX),
+        "now + expires_in saturates"
+    );
+    let token = env
+        .tessera
+        .access_token(&account.id, u64::MAX, false)
+        .await
+        .unwrap();
+    assert!(
+        token.refreshed,
+        "no token is valid for u64::MAX more seconds (now + min_valid saturates)"
+    );
+}
+
+#[tokio::test]
 async fn locked_keychain_and_dead_network_are_clear_errors() {
     let env = env(Profile::Plain).await;
     let callback = env.callback("local", "alice").await;

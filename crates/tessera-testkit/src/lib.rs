@@ -273,7 +273,8 @@ impl Idp {
 
     /// Arms a one-shot fault for the next request to `path`, the full path as the client sends
     /// it (e.g. `"/token"`, `"/oauth/token"` for Auth0, `"/oidc/token"` for Logto). Kinds:
-    /// `html`, `truncated`, `huge`, `wrong_content_type`, `slow`, `redirect`, `status500_json`.
+    /// `html`, `truncated`, `huge`, `wrong_content_type`, `slow`, `redirect`, `status500_json`,
+    /// `huge_expires_in`.
     pub async fn sabotage(&self, path: &str, kind: &str) {
         let resp = self
             .http
