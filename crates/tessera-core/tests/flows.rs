@@ -186,6 +186,42 @@ async fn loopback_sign_in_for_confidential_clients() {
 }
 
 #[tokio::test]
+async fn junk_on_the_loopback_port_does_not_end_the_sign_in() {
+    let env = env(Profile::Plain).await;
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let browser = Browser::new();
+    let player = tokio::spawn(async move {
+        let url = rx.await.unwrap();
+        let redirect = tessera_core::flow::query_param(&url, "redirect_uri").unwrap();
+        for junk in [
+            "?state=zzz&code=forged",
+            "?code=forged",
+            "",
+            "?error=access_denied",
+        ] {
+            let (status, _) = browser.visit(&format!("{redirect}{junk}")).await;
+            assert_eq!(status, 400, "{junk}");
+        }
+        let callback = browser.login(&url, "alice").await;
+        let (status, page) = browser.visit(&callback).await;
+        assert_eq!(status, 200, "{page}");
+    });
+    let account = env
+        .tessera
+        .sign_in_with_loopback(
+            "local",
+            &[],
+            |start| tx.send(start.authorization_url.clone()).unwrap(),
+            Duration::from_secs(60),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    player.await.unwrap();
+    assert_eq!(account.subject, "alice");
+}
+
+#[tokio::test]
 async fn wrong_client_secret_is_a_provider_error_naming_invalid_client() {
     let env = env(Profile::Plain).await;
     env.add(
