@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use output::{say, tell};
 use tessera_core::clock::SystemClock;
 use tessera_core::http::HttpConfig;
 use tessera_core::vault::KeyringStore;
@@ -230,7 +231,7 @@ async fn email_login(
             .send_sign_in_code(&args.provider, email, &receiver.redirect_uri())
             .await?;
     }
-    eprintln!("Sent a sign-in link to {email}. Open it on this computer (Ctrl-C to cancel)…");
+    tell!("Sent a sign-in link to {email}. Open it on this computer (Ctrl-C to cancel)…");
     let url = tokio::select! {
         url = receiver.receive() => url?,
         _ = tokio::time::sleep(Duration::from_secs(args.timeout)) => {
@@ -260,7 +261,7 @@ fn pick_organizations(
 ) -> tessera_core::Result<Vec<String>> {
     for o in &discovery.organizations {
         let slug = o.slug.as_deref().unwrap_or(&o.id);
-        eprintln!("  {slug}\t{}\t{}", o.name, o.membership);
+        tell!("  {slug}\t{}\t{}", o.name, o.membership);
     }
     if !named.is_empty() {
         return Ok(named.to_vec());
@@ -285,7 +286,8 @@ fn read_stdin(what: &str) -> tessera_core::Result<SecretString> {
     std::io::stdin()
         .read_to_string(&mut value)
         .map_err(|e| Error::InvalidConfig(format!("cannot read the {what} from stdin: {e}")))?;
-    let value = value.trim_end_matches(['\r', '\n']).to_string();
+    let end = value.trim_end_matches(['\r', '\n']).len();
+    value.truncate(end);
     if value.is_empty() {
         return Err(Error::InvalidConfig(format!(
             "the {what} on stdin is empty"
@@ -318,7 +320,7 @@ fn main() -> ExitCode {
 }
 
 fn fail(e: &Error) -> ExitCode {
-    eprintln!("tessera: {e} [{}]", e.code());
+    tell!("tessera: {e} [{}]", e.code());
     ExitCode::from(match e.kind() {
         ErrorKind::Usage => 2,
         ErrorKind::NeedsSignIn => 3,
@@ -342,7 +344,7 @@ async fn run(cli: Cli) -> tessera_core::Result<()> {
         }
         Command::Provider(ProviderCommand::Remove { name }) => {
             tessera.remove_provider(&name)?;
-            eprintln!("Removed provider \"{name}\".");
+            tell!("Removed provider \"{name}\".");
             Ok(())
         }
         Command::Login(args) => login(&tessera, args).await,
@@ -389,7 +391,7 @@ async fn run(cli: Cli) -> tessera_core::Result<()> {
         }
         Command::Switch { account, org } => {
             let account = tessera.switch_org(&account, &org).await?;
-            eprintln!(
+            tell!(
                 "{} now uses organization {}.",
                 account.id,
                 account.current_org.unwrap_or_default()
@@ -403,12 +405,12 @@ async fn run(cli: Cli) -> tessera_core::Result<()> {
             } else {
                 ""
             };
-            eprintln!(
+            tell!(
                 "Signed out of {}: {how}removed it from this computer.",
                 out.account_id
             );
             if let Some(url) = out.logout_url {
-                eprintln!("To also end your session in the browser, open: {url}");
+                tell!("To also end your session in the browser, open: {url}");
             }
             Ok(())
         }
@@ -460,7 +462,7 @@ async fn add_provider(tessera: &Tessera, args: AddProviderArgs) -> tessera_core:
         None
     };
     let saved = tessera.add_provider(config, credential).await?;
-    eprintln!("Added provider \"{}\" ({}).", saved.name, saved.issuer);
+    tell!("Added provider \"{}\" ({}).", saved.name, saved.issuer);
     Ok(())
 }
 
@@ -495,27 +497,28 @@ async fn login(tessera: &Tessera, mut args: LoginArgs) -> tessera_core::Result<(
     } else if args.device {
         let device = tessera.start_device_sign_in(&args.provider).await?;
         let a = &device.authorization;
-        eprintln!(
+        tell!(
             "To sign in, visit {} and enter the code {}",
-            a.verification_uri, a.user_code
+            a.verification_uri,
+            a.user_code
         );
         if let Some(complete) = &a.verification_uri_complete {
-            eprintln!("Or open: {complete}");
+            tell!("Or open: {complete}");
         }
-        eprintln!("Waiting for approval (Ctrl-C to cancel)…");
+        tell!("Waiting for approval (Ctrl-C to cancel)…");
         tessera.finish_device_sign_in(&device, cancel).await?
     } else {
         let no_browser = args.no_browser;
         let on_start = |start: &tessera_core::SignInStart| {
             if no_browser {
-                eprintln!("{}", start.authorization_url);
+                tell!("{}", start.authorization_url);
                 return;
             }
             match browser::open(&start.authorization_url) {
-                Ok(()) => eprintln!("Opened your browser to sign in to {}.", start.provider),
-                Err(e) => eprintln!("Could not open a browser ({e})."),
+                Ok(()) => tell!("Opened your browser to sign in to {}.", start.provider),
+                Err(e) => tell!("Could not open a browser ({e})."),
             }
-            eprintln!(
+            tell!(
                 "If it did not open, visit:\n  {}\nWaiting for the sign-in (Ctrl-C to cancel)…",
                 start.authorization_url
             );
@@ -525,11 +528,11 @@ async fn login(tessera: &Tessera, mut args: LoginArgs) -> tessera_core::Result<(
             .sign_in_with_loopback(&args.provider, &args.params, on_start, timeout, cancel)
             .await?
     };
-    eprintln!(
+    tell!(
         "Signed in as {} at {}.",
         account.email.as_deref().unwrap_or(&account.subject),
         account.provider
     );
-    println!("{}", account.id);
+    say!("{}", account.id);
     Ok(())
 }

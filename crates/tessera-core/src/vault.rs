@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
 
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
@@ -90,7 +91,7 @@ fn keychain_error(e: keyring::Error) -> Error {
 /// An in-memory store for tests; can be switched to fail like a locked keychain.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
-    entries: Arc<Mutex<HashMap<String, String>>>,
+    entries: Arc<Mutex<HashMap<String, SecretString>>>,
     locked: Arc<AtomicBool>,
 }
 
@@ -109,7 +110,7 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn check(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, String>>> {
+    fn check(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, SecretString>>> {
         if self.locked.load(Ordering::SeqCst) {
             return Err(Error::Keychain("the keychain is locked".into()));
         }
@@ -121,12 +122,11 @@ impl MemoryStore {
 
 impl SecretStore for MemoryStore {
     fn get(&self, key: &str) -> Result<Option<SecretString>> {
-        Ok(self.check()?.get(key).map(SecretString::new))
+        Ok(self.check()?.get(key).cloned())
     }
 
     fn set(&self, key: &str, value: &SecretString) -> Result<()> {
-        self.check()?
-            .insert(key.to_string(), value.expose_secret().to_string());
+        self.check()?.insert(key.to_string(), value.clone());
         Ok(())
     }
 
@@ -181,6 +181,7 @@ pub struct Vault {
     namespace: String,
 }
 
+/// The keychain record of a token set. Its secret fields are wiped when it is dropped.
 #[derive(Serialize, Deserialize)]
 struct StoredTokens {
     v: u8,
@@ -193,6 +194,41 @@ struct StoredTokens {
     nonce: Option<String>,
     id_token_matches_access_token: bool,
     obtained_at: u64,
+}
+
+impl Drop for StoredTokens {
+    fn drop(&mut self) {
+        self.access_token.zeroize();
+        self.refresh_token.zeroize();
+        self.id_token.zeroize();
+    }
+}
+
+/// Counts the bytes written to it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `value` as JSON written into a buffer of the exact size, so no outgrown buffer holding
+/// part of a secret is freed unwiped.
+fn secret_json(value: &impl Serialize) -> Result<SecretString> {
+    let fail = |e: serde_json::Error| Error::Keychain(format!("cannot encode the token set: {e}"));
+    let mut size = ByteCount(0);
+    serde_json::to_writer(&mut size, value).map_err(fail)?;
+    let mut json = Vec::with_capacity(size.0);
+    serde_json::to_writer(&mut json, value).map_err(fail)?;
+    let json = String::from_utf8(json)
+        .map_err(|_| Error::Keychain("the token set is not UTF-8".into()))?;
+    Ok(SecretString::new(json))
 }
 
 impl Vault {
@@ -227,19 +263,19 @@ impl Vault {
         let Some(raw) = self.store.get(&self.slot_key(account_id, slot))? else {
             return Ok(None);
         };
-        let s: StoredTokens = serde_json::from_str(raw.expose_secret()).map_err(|_| {
+        let mut s: StoredTokens = serde_json::from_str(raw.expose_secret()).map_err(|_| {
             Error::Keychain(format!(
                 "the keychain entry of account {account_id} is unreadable"
             ))
         })?;
         Ok(Some(TokenSet {
-            access_token: SecretString::new(s.access_token),
-            token_type: s.token_type,
+            access_token: SecretString::new(std::mem::take(&mut s.access_token)),
+            token_type: std::mem::take(&mut s.token_type),
             expires_at: s.expires_at,
-            refresh_token: s.refresh_token.map(SecretString::new),
-            id_token: s.id_token.map(SecretString::new),
-            scope: s.scope,
-            nonce: s.nonce,
+            refresh_token: s.refresh_token.take().map(SecretString::new),
+            id_token: s.id_token.take().map(SecretString::new),
+            scope: s.scope.take(),
+            nonce: s.nonce.take(),
             id_token_matches_access_token: s.id_token_matches_access_token,
             obtained_at: s.obtained_at,
         }))
@@ -268,10 +304,8 @@ impl Vault {
             id_token_matches_access_token: tokens.id_token_matches_access_token,
             obtained_at: tokens.obtained_at,
         };
-        let json = serde_json::to_string(&stored)
-            .map_err(|e| Error::Keychain(format!("cannot encode the token set: {e}")))?;
         self.store
-            .set(&self.slot_key(account_id, slot), &SecretString::new(json))
+            .set(&self.slot_key(account_id, slot), &secret_json(&stored)?)
     }
 
     pub fn delete_tokens(&self, account_id: &str) -> Result<()> {
