@@ -12,11 +12,12 @@ use serde_json::{Value, json};
 use tessera_core::flow::DEEP_LINK_REDIRECT;
 use tessera_core::http::{HttpClient, HttpConfig};
 use tessera_core::jwt::{CheckStatus, Expectations, JwksCache, TokenKind};
+use tessera_core::vault::{MemoryStore, WINDOWS_ENTRY_LIMIT};
 use tessera_core::{AccountStatus, ClientAuth, ProviderConfig};
 use tessera_testkit::{Browser, IdpOptions, Profile, client_pkjwt_pem, signing_key_pem};
 
 mod common;
-use common::{env, env_with, walk};
+use common::{env, env_on, env_with, walk};
 
 #[tokio::test]
 async fn deep_link_sign_in_verifies_and_stores_secrets_only_in_the_store() {
@@ -347,6 +348,41 @@ async fn refresh_rotates_persists_and_reports_changes() {
         "no refresh token was reused: {events}"
     );
     env.tessera.refresh(&account.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_keychain_with_windows_sized_entries_holds_whole_token_sets() {
+    let store = MemoryStore::with_limit(WINDOWS_ENTRY_LIMIT);
+    let env = env_on(
+        store.clone(),
+        IdpOptions {
+            profile: Profile::Rotating,
+            ..Default::default()
+        },
+        HttpConfig::default(),
+    )
+    .await;
+    let mut config = ProviderConfig::new("api", &env.idp.issuer, "tessera-public");
+    config.resources = vec!["https://api.example.test".into()];
+    config.scopes.push("read".into());
+    env.tessera.add_provider(config, None).await.unwrap();
+    let callback = env.callback("api", "alice").await;
+    let account = env.tessera.complete_sign_in(&callback).await.unwrap();
+    assert!(
+        store.len() > 1,
+        "a JWT access token and an ID token do not fit one entry: {:?}",
+        store.entry_sizes()
+    );
+    env.clock.advance(30);
+    assert!(env.tessera.refresh(&account.id).await.unwrap().rotated);
+    let token = env
+        .tessera
+        .access_token(&account.id, 0, false)
+        .await
+        .unwrap();
+    assert!(!token.refreshed);
+    env.tessera.sign_out(&account.id, true).await.unwrap();
+    assert!(store.is_empty(), "{:?}", store.entry_sizes());
 }
 
 #[tokio::test]
