@@ -794,7 +794,7 @@ function setQuery(ctx, query) {
 const sabotage = new Map();
 const SABOTAGE_KINDS = new Set([
   'html', 'truncated', 'huge', 'wrong_content_type', 'slow', 'redirect', 'status500_json',
-  'stall', 'id_token_bad_signature', 'id_token_other_sub',
+  'stall', 'id_token_bad_signature', 'id_token_other_sub', 'huge_expires_in',
 ]);
 
 // `stall`: the held request per path (its release function), and who waits for one to be held.
@@ -958,6 +958,13 @@ if (opts.testHooks) {
         });
         return;
       }
+      case 'huge_expires_in':
+        await next();
+        if (ctx.body && typeof ctx.body === 'object' && 'expires_in' in ctx.body) {
+          // Serialized as 18446744073709550000: still a u64, but any "now +" overflows it.
+          ctx.body = { ...ctx.body, expires_in: 18446744073709550000 };
+        }
+        return;
       default:
         return next();
     }

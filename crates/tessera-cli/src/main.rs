@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use output::{say, tell};
 use tessera_core::clock::SystemClock;
 use tessera_core::http::HttpConfig;
 use tessera_core::vault::KeyringStore;
@@ -231,7 +232,7 @@ async fn email_login(
     tessera
         .start_email_sign_in(&args.provider, email, &receiver.redirect_uri())
         .await?;
-    eprintln!("Sent a sign-in link to {email}. Open it on this computer (Ctrl-C to cancel)…");
+    tell!("Sent a sign-in link to {email}. Open it on this computer (Ctrl-C to cancel)…");
     let url = tokio::select! {
         url = receiver.receive() => url?,
         _ = tokio::time::sleep(Duration::from_secs(args.timeout)) => {
@@ -261,7 +262,7 @@ fn pick_organizations(
 ) -> tessera_core::Result<Vec<String>> {
     for o in &discovery.organizations {
         let slug = o.slug.as_deref().unwrap_or(&o.id);
-        eprintln!("  {slug}\t{}\t{}", o.name, o.membership);
+        tell!("  {slug}\t{}\t{}", o.name, o.membership);
     }
     if !named.is_empty() {
         return Ok(named.to_vec());
@@ -286,7 +287,8 @@ fn read_stdin(what: &str) -> tessera_core::Result<SecretString> {
     std::io::stdin()
         .read_to_string(&mut value)
         .map_err(|e| Error::InvalidConfig(format!("cannot read the {what} from stdin: {e}")))?;
-    let value = value.trim_end_matches(['\r', '\n']).to_string();
+    let end = value.trim_end_matches(['\r', '\n']).len();
+    value.truncate(end);
     if value.is_empty() {
         return Err(Error::InvalidConfig(format!(
             "the {what} on stdin is empty"
@@ -372,7 +374,7 @@ fn print_answer(answer: tessera_core::agent::Answer, args: &TokenArgs) -> ExitCo
             message,
             kind,
         } => {
-            eprintln!("tessera: {} [{code}]", output::terminal_safe(&message));
+            tell!("tessera: {message} [{code}]");
             ExitCode::from(exit_code(match kind.as_str() {
                 "usage" => ErrorKind::Usage,
                 "needs_sign_in" => ErrorKind::NeedsSignIn,
@@ -403,7 +405,7 @@ fn spawn_agent(data_dir: &std::path::Path) {
 }
 
 fn fail(e: &Error) -> ExitCode {
-    eprintln!("tessera: {e} [{}]", e.code());
+    tell!("tessera: {e} [{}]", e.code());
     ExitCode::from(exit_code(e.kind()))
 }
 
@@ -431,7 +433,7 @@ async fn run(cli: Cli, data_dir: PathBuf) -> tessera_core::Result<()> {
         }
         Command::Provider(ProviderCommand::Remove { name }) => {
             tessera.remove_provider(&name).await?;
-            eprintln!("Removed provider \"{name}\".");
+            tell!("Removed provider \"{name}\".");
             Ok(())
         }
         Command::Login(args) => login(&tessera, args).await,
@@ -467,7 +469,7 @@ async fn run(cli: Cli, data_dir: PathBuf) -> tessera_core::Result<()> {
         }
         Command::Switch { account, org } => {
             let account = tessera.switch_org(&account, &org).await?;
-            eprintln!(
+            tell!(
                 "{} now uses organization {}.",
                 account.id,
                 account.current_org.unwrap_or_default()
@@ -481,12 +483,12 @@ async fn run(cli: Cli, data_dir: PathBuf) -> tessera_core::Result<()> {
             } else {
                 ""
             };
-            eprintln!(
+            tell!(
                 "Signed out of {}: {how}removed it from this computer.",
                 out.account_id
             );
             if let Some(url) = out.logout_url {
-                eprintln!("To also end your session in the browser, open: {url}");
+                tell!("To also end your session in the browser, open: {url}");
             }
             Ok(())
         }
@@ -525,7 +527,7 @@ async fn add_provider(tessera: &Tessera, args: AddProviderArgs) -> tessera_core:
         redirect_mode: None,
     };
     let saved = tessera.add_provider_draft(draft).await?;
-    eprintln!("Added provider \"{}\" ({}).", saved.name, saved.issuer);
+    tell!("Added provider \"{}\" ({}).", saved.name, saved.issuer);
     Ok(())
 }
 
@@ -538,27 +540,28 @@ async fn login(tessera: &Tessera, args: LoginArgs) -> tessera_core::Result<()> {
     } else if args.device {
         let device = tessera.start_device_sign_in(&args.provider).await?;
         let a = &device.authorization;
-        eprintln!(
+        tell!(
             "To sign in, visit {} and enter the code {}",
-            a.verification_uri, a.user_code
+            a.verification_uri,
+            a.user_code
         );
         if let Some(complete) = &a.verification_uri_complete {
-            eprintln!("Or open: {complete}");
+            tell!("Or open: {complete}");
         }
-        eprintln!("Waiting for approval (Ctrl-C to cancel)…");
+        tell!("Waiting for approval (Ctrl-C to cancel)…");
         tessera.finish_device_sign_in(&device, cancel).await?
     } else {
         let no_browser = args.no_browser;
         let on_start = |start: &tessera_core::SignInStart| {
             if no_browser {
-                eprintln!("{}", start.authorization_url);
+                tell!("{}", start.authorization_url);
                 return;
             }
             match browser::open(&start.authorization_url) {
-                Ok(()) => eprintln!("Opened your browser to sign in to {}.", start.provider),
-                Err(e) => eprintln!("Could not open a browser ({e})."),
+                Ok(()) => tell!("Opened your browser to sign in to {}.", start.provider),
+                Err(e) => tell!("Could not open a browser ({e})."),
             }
-            eprintln!(
+            tell!(
                 "If it did not open, visit:\n  {}\nWaiting for the sign-in (Ctrl-C to cancel)…",
                 start.authorization_url
             );
@@ -575,11 +578,11 @@ async fn login(tessera: &Tessera, args: LoginArgs) -> tessera_core::Result<()> {
             .sign_in_with_loopback(&args.provider, &params, on_start, timeout, cancel)
             .await?
     };
-    eprintln!(
+    tell!(
         "Signed in as {} at {}.",
         account.email.as_deref().unwrap_or(&account.subject),
         account.provider
     );
-    println!("{}", account.id);
+    say!("{}", account.id);
     Ok(())
 }

@@ -1,4 +1,9 @@
 //! What the command line prints: a compact human form, or `--json` for scripts.
+//!
+//! Everything printed loses its terminal control characters first ([`terminal_safe`]; the
+//! [`say!`] and [`tell!`] macros for formatted lines): provider-supplied text (claims, names,
+//! error descriptions) must not drive the terminal (move the cursor, retitle the window, hide
+//! text).
 
 use std::borrow::Cow;
 
@@ -11,6 +16,22 @@ use tessera_core::{
 };
 
 type Out = tessera_core::Result<()>;
+
+/// `println!` with terminal control characters removed (see the module docs).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", $crate::output::terminal_safe(&format!($($arg)*)))
+    };
+}
+
+/// `eprintln!` with terminal control characters removed (see the module docs).
+macro_rules! tell {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::output::terminal_safe(&format!($($arg)*)))
+    };
+}
+
+pub(crate) use {say, tell};
 
 /// `text` without control characters (C0 including ESC and CR, DEL, C1), but for newline
 /// and tab. Borrowed when there is nothing to remove.
@@ -26,7 +47,7 @@ pub fn terminal_safe(text: &str) -> Cow<'_, str> {
 pub fn json(value: &impl Serialize) -> Out {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::Storage(format!("cannot print JSON: {e}")))?;
-    println!("{text}");
+    println!("{}", terminal_safe(&text));
     Ok(())
 }
 
@@ -39,12 +60,12 @@ pub fn providers(providers: &[ProviderConfig], as_json: bool) -> Out {
         return json(&providers);
     }
     if providers.is_empty() {
-        eprintln!(
+        tell!(
             "No providers yet. Add one with: tessera provider add NAME --issuer URL --client-id ID"
         );
     }
     for p in providers {
-        println!(
+        say!(
             "{}\t{}\t{}\t{:?}\t{}",
             p.name,
             p.issuer,
@@ -61,14 +82,14 @@ pub fn accounts(accounts: &[Account], as_json: bool) -> Out {
         return json(&accounts);
     }
     if accounts.is_empty() {
-        eprintln!("No accounts yet. Sign in with: tessera login PROVIDER");
+        tell!("No accounts yet. Sign in with: tessera login PROVIDER");
     }
     for a in accounts {
         let status = match a.status {
             AccountStatus::Active => "active",
             AccountStatus::NeedsSignIn => "needs sign-in",
         };
-        println!(
+        say!(
             "{}\t{}\t{}\t{}\t{}",
             a.id,
             a.provider,
@@ -85,7 +106,7 @@ pub fn orgs(orgs: &[OrgView], as_json: bool) -> Out {
         return json(&orgs);
     }
     if orgs.is_empty() {
-        eprintln!("This account belongs to no organization the provider told Tessera about.");
+        tell!("This account belongs to no organization the provider told Tessera about.");
     }
     for o in orgs {
         let mut flags = Vec::new();
@@ -95,7 +116,7 @@ pub fn orgs(orgs: &[OrgView], as_json: bool) -> Out {
         if o.signed_in {
             flags.push("signed in");
         }
-        println!(
+        say!(
             "{}\t{}\t{}",
             o.id,
             o.name.as_deref().unwrap_or(""),
@@ -123,7 +144,7 @@ pub fn token(account_id: &str, issued: &IssuedToken, id_token: bool, as_json: bo
             refreshed: issued.refreshed,
         });
     }
-    println!("{}", issued.token.expose_secret());
+    println!("{}", terminal_safe(issued.token.expose_secret()));
     Ok(())
 }
 
@@ -131,28 +152,28 @@ pub fn claims(report: &ClaimsReport, as_json: bool) -> Out {
     if as_json {
         return json(report);
     }
-    println!(
+    say!(
         "{} of {} ({})",
         report.token.replace('_', " "),
         report.account_id,
         report.format
     );
     if !report.header.is_empty() {
-        println!("\nHeader");
+        say!("\nHeader");
         rows(&report.header);
     }
-    println!("\nClaims");
+    say!("\nClaims");
     rows(&report.claims);
-    println!("\nChecks");
+    say!("\nChecks");
     for c in &report.checks {
         let mark = match c.status {
             CheckStatus::Pass => "✓",
             CheckStatus::Fail => "✗",
             CheckStatus::Skipped => "–",
         };
-        println!("  {mark} {:<12} {}", c.name, c.detail);
+        say!("  {mark} {:<12} {}", c.name, c.detail);
     }
-    println!(
+    say!(
         "\n{}",
         if report.verified {
             "Verified."
@@ -170,8 +191,8 @@ fn rows(rows: &[ClaimRow]) {
             other => other.to_string(),
         });
         match &r.description {
-            Some(d) => println!("  {:<16} {value}\n  {:<16} ↳ {d}", r.name, ""),
-            None => println!("  {:<16} {value}", r.name),
+            Some(d) => say!("  {:<16} {value}\n  {:<16} ↳ {d}", r.name, ""),
+            None => say!("  {:<16} {value}", r.name),
         }
     }
 }
@@ -184,13 +205,13 @@ pub fn refresh(outcome: &RefreshOutcome, as_json: bool) -> Out {
         t.map(|t| format!("{} ({})", utc(t), relative(t, now())))
             .unwrap_or("unknown".into())
     };
-    println!("Refreshed {}.", outcome.account_id);
-    println!(
+    say!("Refreshed {}.", outcome.account_id);
+    say!(
         "  expires: {} → {}",
         when(outcome.previous_expires_at),
         when(outcome.expires_at)
     );
-    println!(
+    say!(
         "  refresh token: {}",
         if outcome.rotated {
             "rotated"
@@ -201,7 +222,22 @@ pub fn refresh(outcome: &RefreshOutcome, as_json: bool) -> Out {
     for c in &outcome.changed_claims {
         let show =
             |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string()).unwrap_or("—".into());
-        println!("  {}: {} → {}", c.name, show(&c.before), show(&c.after));
+        say!("  {}: {} → {}", c.name, show(&c.before), show(&c.after));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_controls_are_removed_and_layout_kept() {
+        let hostile = "\u{1b}]0;pwned\u{7}alice\u{1b}[2J\r\u{9b}31m@example.com\u{7f}\u{0}";
+        assert_eq!(terminal_safe(hostile), "]0;pwnedalice[2J31m@example.com");
+        assert!(matches!(
+            terminal_safe("a\tb\nc ünïcødé ✓"),
+            Cow::Borrowed("a\tb\nc ünïcødé ✓")
+        ));
+    }
 }

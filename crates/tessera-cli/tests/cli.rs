@@ -345,6 +345,36 @@ async fn invalid_grant_exits_3_and_keeps_the_account() {
 }
 
 #[tokio::test]
+async fn provider_supplied_text_cannot_drive_the_terminal() {
+    assert_keychain_available();
+    let env = env(Profile::Plain).await;
+    let id = env.login("local", "alice").await;
+    let hostile = "\u{1b}]0;pwned\u{7}\u{1b}[2J\r\u{9b}31m";
+    let path = env.dir.path().join("tessera.json");
+    let mut state: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let account = &mut state["accounts"][0];
+    account["email"] = format!("alice{hostile}@example.com").into();
+    account["orgs"] = serde_json::json!([format!("org{hostile}")]);
+    account["org_names"] = serde_json::json!({ format!("org{hostile}"): format!("Acme{hostile}") });
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let controls = |t: &str| t.contains(|c: char| c.is_control() && c != '\n' && c != '\t');
+    for args in [
+        vec!["accounts"],
+        vec!["accounts", "--json"],
+        vec!["orgs", &id],
+        vec!["orgs", &id, "--json"],
+    ] {
+        let out = env.ok(&args).await;
+        assert!(out.contains("pwned"), "{args:?}: {out:?}");
+        assert!(!controls(&out), "{args:?}: {out:?}");
+    }
+    let out = env.run(&["token", &format!("bob{hostile}")], None).await;
+    let err = text(&out.stderr);
+    assert!(err.contains("[unknown_account]"), "{err:?}");
+    assert!(!controls(err.trim_end()), "{err:?}");
+}
+
+#[tokio::test]
 async fn exit_codes_and_messages() {
     assert_keychain_available();
     let env = env(Profile::Plain).await;

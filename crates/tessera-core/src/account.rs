@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::fsutil::{FileLock, write_atomic};
+use crate::fsutil::{FileLock, create_private_dir, make_private, write_atomic};
 use crate::jwt::DecodedJwt;
 use crate::provider::ProviderConfig;
 
@@ -225,15 +225,16 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// Opens (and on first use creates) a data directory.
+    /// Opens (and on first use creates) a data directory, private to the user (0700; an
+    /// existing one is tightened).
     pub fn open(root: &Path) -> Result<Self> {
-        std::fs::create_dir_all(root)
-            .map_err(|e| Error::storage(&format!("create {}", root.display()), e))?;
+        create_private_dir(root)?;
         let dir = DataDir {
             root: root.to_path_buf(),
         };
         // Written once, with the keychain namespace; after that opening only reads.
         if dir.state_file().exists() {
+            make_private(&dir.state_file())?;
             dir.read()?;
         } else {
             dir.update(|_| Ok(()))?;
@@ -339,6 +340,37 @@ mod tests {
         let state = data.read().unwrap();
         assert_eq!(state.namespace, ns, "the namespace is stable");
         assert_eq!(state.accounts.len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_directory_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("dev.tessera");
+        let data = DataDir::open(&root).unwrap();
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&root.join("tessera.json")), 0o600);
+        assert_eq!(mode(&root.join("tessera.lock")), 0o600);
+        drop(FileLock::acquire(&data.refresh_lock("acc-1")).unwrap());
+        assert_eq!(mode(&root.join("locks")), 0o700);
+        assert_eq!(mode(&data.refresh_lock("acc-1")), 0o600);
+
+        let open = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(&root, open).unwrap();
+        std::fs::set_permissions(
+            root.join("tessera.json"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        DataDir::open(&root).unwrap();
+        assert_eq!(
+            mode(&root),
+            0o700,
+            "an existing data directory is tightened"
+        );
+        assert_eq!(mode(&root.join("tessera.json")), 0o600);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! cold-starts the app after a restart) is told `flow_expired` rather than `unknown_state`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -26,8 +27,8 @@ pub const FLOW_TTL: u64 = 600;
 /// The desktop app's private-use redirect URI (RFC 8252 §7.1).
 pub const DEEP_LINK_REDIRECT: &str = "dev.tessera:/callback";
 
-/// A sign-in waiting for its callback. Deliberately neither `Clone` nor `Serialize`.
-#[derive(Debug)]
+/// A sign-in waiting for its callback. Deliberately neither `Clone` nor `Serialize`; its
+/// `Debug` shows neither the PKCE verifier nor the nonce.
 pub struct PendingFlow {
     pub provider: String,
     pub redirect_uri: String,
@@ -38,6 +39,22 @@ pub struct PendingFlow {
     /// The organization this sign-in is for, where that binds the tokens (Auth0).
     pub org: Option<String>,
 }
+
+impl fmt::Debug for PendingFlow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingFlow")
+            .field("provider", &self.provider)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("created_at", &self.created_at)
+            .field("verifier", &REDACTED)
+            .field("nonce", &self.nonce.as_ref().map(|_| REDACTED))
+            .field("org", &self.org)
+            .finish()
+    }
+}
+
+/// What `Debug` shows instead of a secret.
+const REDACTED: &str = "[redacted]";
 
 /// The random values of a new flow.
 pub(crate) struct FlowSecrets {
@@ -51,8 +68,8 @@ impl FlowSecrets {
     pub fn generate() -> Self {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         FlowSecrets {
-            state: CsrfToken::new_random_len(32).secret().clone(),
-            nonce: CsrfToken::new_random_len(32).secret().clone(),
+            state: CsrfToken::new_random_len(32).into_secret(),
+            nonce: CsrfToken::new_random_len(32).into_secret(),
             challenge,
             verifier,
         }
@@ -166,8 +183,8 @@ impl PendingFlows {
     }
 }
 
-/// The parameters of a redirect back from the provider.
-#[derive(Debug)]
+/// The parameters of a redirect back from the provider. Its `Debug` shows neither the code
+/// nor the URL that carries it.
 pub struct Callback {
     pub url: Url,
     pub state: String,
@@ -175,6 +192,19 @@ pub struct Callback {
     pub error: Option<String>,
     pub error_description: Option<String>,
     pub iss: Option<String>,
+}
+
+impl fmt::Debug for Callback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Callback")
+            .field("url", &REDACTED)
+            .field("state", &self.state)
+            .field("code", &self.code.as_ref().map(|_| REDACTED))
+            .field("error", &self.error)
+            .field("error_description", &self.error_description)
+            .field("iss", &self.iss)
+            .finish()
+    }
 }
 
 /// Parses a callback URL (`dev.tessera:/callback?…` or `http://127.0.0.1:<port>/callback?…`).
@@ -292,6 +322,23 @@ mod tests {
         assert!(!text.contains("s1"), "only hashes of states are written");
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn the_journal_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        PendingFlows::with_journal(cache.clone()).insert("s1".into(), flow(1000));
+        for (path, want) in [
+            (cache.clone(), 0o700),
+            (cache.join("flows.json"), 0o600),
+            (cache.join("flows.lock"), 0o600),
+        ] {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, want, "{}", path.display());
+        }
+    }
+
     #[test]
     fn secrets_are_long_enough_for_every_provider() {
         let s = FlowSecrets::generate();
@@ -325,6 +372,33 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn debug_shows_no_code_verifier_or_nonce() {
+        let c = parse_callback("dev.tessera:/callback?code=the-code-123&state=s1").unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("the-code-123"), "{shown}");
+        assert!(
+            shown.contains("s1") && shown.contains("[redacted]"),
+            "{shown}"
+        );
+
+        let pending = flow(1000);
+        let nonce = pending.nonce.clone().unwrap();
+        let verifier = pending.verifier.secret().clone();
+        let shown = format!("{pending:?}");
+        assert!(
+            !shown.contains(&nonce) && !shown.contains(&verifier),
+            "{shown}"
+        );
+        let flows = PendingFlows::default();
+        flows.insert("s1".into(), pending);
+        let shown = format!("{flows:?}");
+        assert!(
+            !shown.contains(&nonce) && !shown.contains(&verifier),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! File primitives the data directory relies on: atomic replacement (a reader sees the old
 //! file or the new one, never a torn one) and advisory locks shared between processes.
+//!
+//! Everything they create is private to the user whatever the umask: directories 0700, files
+//! 0600 (on Unix; elsewhere the platform's per-user defaults apply).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -9,16 +12,69 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-/// Writes `bytes` to `path` through a temporary file, fsync and rename.
+/// Creates `dir` (and its missing parents) readable by the user only, and takes group and
+/// other access away from it when it already exists.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    let fail = |e| Error::storage(&format!("create {}", dir.display()), e);
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(0o700);
+        builder.create(dir).map_err(fail)?;
+        let mode = fs::metadata(dir).map_err(fail)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode & 0o700))
+                .map_err(|e| Error::storage(&format!("restrict {}", dir.display()), e))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    builder.create(dir).map_err(fail)
+}
+
+/// Takes group and other access away from an existing file.
+pub fn make_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let fail = |e| Error::storage(&format!("restrict {}", path.display()), e);
+        let mode = fs::metadata(path).map_err(fail)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o600)).map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens (creating when missing) a file only the user may read or write.
+fn open_private(path: &Path, options: &mut OpenOptions) -> std::io::Result<File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let file = options.mode(0o600).open(path)?;
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsync and rename; the file ends up
+/// private to the user (0600) in a private directory (0700).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| Error::Storage(format!("{} has no parent", path.display())))?;
-    fs::create_dir_all(dir).map_err(|e| Error::storage(&format!("create {}", dir.display()), e))?;
+    create_private_dir(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let mut file = File::create(&tmp)?;
+        let mut file = open_private(
+            &tmp,
+            OpenOptions::new().write(true).create(true).truncate(true),
+        )?;
         file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -41,7 +97,8 @@ pub struct FileLock {
 }
 
 impl FileLock {
-    /// Blocks until the exclusive lock on `path` is held.
+    /// Blocks until the exclusive lock on `path` is held. The lock file and its directory
+    /// are created private to the user.
     pub fn acquire(path: &Path) -> Result<FileLock> {
         let file = lock_file(path)?;
         file.lock()
@@ -77,15 +134,13 @@ impl Drop for FileLock {
 
 fn lock_file(path: &Path) -> Result<fs::File> {
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)
-            .map_err(|e| Error::storage(&format!("create {}", dir.display()), e))?;
+        create_private_dir(dir)?;
     }
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::storage(&format!("open {}", path.display()), e))
+    open_private(
+        path,
+        OpenOptions::new().create(true).truncate(false).write(true),
+    )
+    .map_err(|e| Error::storage(&format!("open {}", path.display()), e))
 }
 
 /// The first 16 hex digits of SHA-256: stable file names for URLs and ids.
@@ -107,6 +162,42 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"second");
         let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_and_directories_are_private_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("cache/deeper/state.json");
+        write_atomic(&state, b"x").unwrap();
+        assert_eq!(mode(&state), 0o600);
+        assert_eq!(mode(state.parent().unwrap()), 0o700);
+        assert_eq!(mode(&dir.path().join("cache")), 0o700);
+
+        let lock = dir.path().join("locks/a.lock");
+        drop(FileLock::acquire(&lock).unwrap());
+        assert_eq!(mode(&lock), 0o600);
+        assert_eq!(mode(lock.parent().unwrap()), 0o700);
+
+        let open = dir.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(open.join("old.json"), b"old").unwrap();
+        fs::set_permissions(open.join("old.json"), fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomic(&open.join("old.json"), b"new").unwrap();
+        assert_eq!(mode(&open), 0o700, "an existing directory is tightened");
+        assert_eq!(
+            mode(&open.join("old.json")),
+            0o600,
+            "a replaced file is private"
+        );
     }
 
     #[test]

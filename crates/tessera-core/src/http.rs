@@ -137,6 +137,14 @@ impl HttpClient {
 
     /// GETs a JSON document and parses it into `T`. Any non-2xx status is an error.
     pub async fn get_json<T: DeserializeOwned>(&self, url: &Url) -> Result<T> {
+        Ok(self.get_json_with_headers(url).await?.0)
+    }
+
+    /// [`HttpClient::get_json`], also handing back the response headers (for caching).
+    pub async fn get_json_with_headers<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+    ) -> Result<(T, http::HeaderMap)> {
         let request = http::Request::get(url.as_str())
             .header(http::header::ACCEPT, "application/json")
             .body(Vec::new())
@@ -145,7 +153,7 @@ impl HttpClient {
         if !(200..300).contains(&response.status) {
             return Err(oauth_error_or_status(url.as_str(), &response));
         }
-        parse_json(url.as_str(), &response.body)
+        Ok((parse_json(url.as_str(), &response.body)?, response.headers))
     }
 }
 

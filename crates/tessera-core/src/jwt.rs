@@ -3,11 +3,19 @@
 //!
 //! Policy (never relaxed): `alg: none` and every HMAC algorithm are refused; the algorithm
 //! must fit the key the `kid` names (an RSA key only verifies RS*/PS*, a P-256 key ES256…),
-//! and must equal the key's own `alg` when the JWKS states one. An unknown `kid` refetches the
-//! JWKS once. Time checks allow [`CLOCK_SKEW`] seconds of skew.
+//! and must equal the key's own `alg` when the JWKS states one. Time checks allow
+//! [`CLOCK_SKEW`] seconds of skew and saturate: a hostile `exp` or `nbf` near `u64::MAX` is
+//! judged, never overflowed.
+//!
+//! The JWKS cache ([`JwksCache`]) keeps each provider's key set for its `Cache-Control:
+//! max-age` (default [`JWKS_DEFAULT_MAX_AGE`], bounded by [`JWKS_REFETCH_COOL_DOWN`] and
+//! [`JWKS_MAX_MAX_AGE`]), so a key the provider removed stops being trusted once that age has
+//! passed. A `kid` the cached set does not know refetches the set at most once per
+//! [`JWKS_REFETCH_COOL_DOWN`] per JWKS URI, and concurrent fetches of one URI are one request.
+//! Its time is the caller's (`Expectations::now`), never the wall clock.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -179,40 +187,103 @@ impl Verification {
     }
 }
 
-/// JWKS documents by URL, refetched once when a `kid` is unknown.
+/// How long a key set is used when the provider does not say (`Cache-Control: max-age`).
+pub const JWKS_DEFAULT_MAX_AGE: u64 = 3600;
+
+/// The longest a key set is used, whatever the provider says.
+pub const JWKS_MAX_MAX_AGE: u64 = 86_400;
+
+/// The least time between two fetches of one JWKS that an unknown `kid` causes; also the
+/// shortest max age honoured.
+pub const JWKS_REFETCH_COOL_DOWN: u64 = 60;
+
+/// Key sets by JWKS URI; see the module docs for when they are fetched.
 #[derive(Debug, Default)]
 pub struct JwksCache {
-    sets: Mutex<HashMap<String, JwkSet>>,
+    entries: Mutex<HashMap<String, Arc<tokio::sync::Mutex<JwksEntry>>>>,
+}
+
+/// One JWKS URI. Its async lock is held across a fetch, which is what coalesces fetches.
+#[derive(Debug, Default)]
+struct JwksEntry {
+    set: Option<JwkSet>,
+    /// Until when (exclusive) `set` may be used.
+    fresh_until: u64,
+    /// When an unknown `kid` last caused a fetch.
+    kid_refetched_at: Option<u64>,
 }
 
 impl JwksCache {
-    /// Finds the key for `kid` in the provider's JWKS, fetching it when missing or stale.
-    async fn key(&self, http: &HttpClient, jwks_uri: &str, kid: Option<&str>) -> Result<Jwk> {
-        let cached = self.sets.lock().ok().and_then(|s| s.get(jwks_uri).cloned());
-        if let Some(set) = cached
-            && let Some(key) = pick(&set, kid)?
-        {
-            return Ok(key);
+    /// Finds the key for `kid` in the provider's JWKS at time `now`, fetching the set when it
+    /// is missing or expired, or (once per cool-down) when it does not know `kid`.
+    async fn key(
+        &self,
+        http: &HttpClient,
+        jwks_uri: &str,
+        kid: Option<&str>,
+        now: u64,
+    ) -> Result<Jwk> {
+        let entry = self
+            .entries
+            .lock()
+            .map_err(|_| Error::Storage("JWKS cache poisoned".into()))?
+            .entry(jwks_uri.to_string())
+            .or_default()
+            .clone();
+        let mut entry = entry.lock().await;
+        if let Some(set) = entry.set.as_ref().filter(|_| now < entry.fresh_until) {
+            if let Some(key) = pick(set, kid) {
+                return Ok(key);
+            }
+            let cooling = entry
+                .kid_refetched_at
+                .is_some_and(|at| now < at.saturating_add(JWKS_REFETCH_COOL_DOWN));
+            if cooling {
+                return Err(no_key(kid));
+            }
+            entry.kid_refetched_at = Some(now);
         }
         let url =
             Url::parse(jwks_uri).map_err(|e| Error::Discovery(format!("bad jwks_uri: {e}")))?;
-        let set: JwkSet = http.get_json(&url).await?;
-        if let Ok(mut sets) = self.sets.lock() {
-            sets.insert(jwks_uri.to_string(), set.clone());
-        }
-        pick(&set, kid)?.ok_or_else(|| Error::TokenRejected {
-            token: "token".into(),
-            reason: match kid {
-                Some(k) => format!("the provider's JWKS has no key \"{k}\""),
-                None => "the token names no kid and the JWKS has no single usable key".into(),
-            },
-        })
+        let (set, headers) = http.get_json_with_headers::<JwkSet>(&url).await?;
+        let key = pick(&set, kid);
+        entry.fresh_until = now.saturating_add(max_age(&headers));
+        entry.set = Some(set);
+        key.ok_or_else(|| no_key(kid))
     }
 }
 
-fn pick(set: &JwkSet, kid: Option<&str>) -> Result<Option<Jwk>> {
+fn no_key(kid: Option<&str>) -> Error {
+    Error::TokenRejected {
+        token: "token".into(),
+        reason: match kid {
+            Some(k) => format!("the provider's JWKS has no key \"{k}\""),
+            None => "the token names no kid and the JWKS has no single usable key".into(),
+        },
+    }
+}
+
+/// The seconds a response may be cached by its `Cache-Control: max-age` (`no-cache` and
+/// `no-store` count as 0), bounded to [`JWKS_REFETCH_COOL_DOWN`]..=[`JWKS_MAX_MAX_AGE`].
+fn max_age(headers: &http::HeaderMap) -> u64 {
+    let stated = headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.trim().to_ascii_lowercase())
+        .find_map(|d| match d.as_str() {
+            "no-cache" | "no-store" => Some(0),
+            _ => d.strip_prefix("max-age=")?.trim_matches('"').parse().ok(),
+        });
+    stated
+        .unwrap_or(JWKS_DEFAULT_MAX_AGE)
+        .clamp(JWKS_REFETCH_COOL_DOWN, JWKS_MAX_MAX_AGE)
+}
+
+fn pick(set: &JwkSet, kid: Option<&str>) -> Option<Jwk> {
     let usable = |k: &&Jwk| !matches!(k.algorithm, AlgorithmParameters::OctetKey(_));
-    Ok(match kid {
+    match kid {
         Some(kid) => set
             .keys
             .iter()
@@ -226,7 +297,7 @@ fn pick(set: &JwkSet, kid: Option<&str>) -> Result<Option<Jwk>> {
                 _ => None,
             }
         }
-    })
+    }
 }
 
 /// The algorithms a public key may verify.
@@ -265,6 +336,7 @@ async fn check_signature(
     http: &HttpClient,
     jwks_uri: &str,
     jwt: &DecodedJwt,
+    now: u64,
 ) -> Check {
     let fail = |d: String| check("signature", CheckStatus::Fail, d);
     let alg_name = jwt.alg().unwrap_or("");
@@ -279,7 +351,7 @@ async fn check_signature(
     let Some(alg) = parse_alg(alg_name) else {
         return fail(format!("algorithm \"{alg_name}\" is not supported"));
     };
-    let key = match jwks.key(http, jwks_uri, jwt.kid()).await {
+    let key = match jwks.key(http, jwks_uri, jwt.kid(), now).await {
         Ok(k) => k,
         Err(Error::TokenRejected { reason, .. }) => return fail(reason),
         Err(e) => return fail(format!("cannot load the provider's keys: {e}")),
@@ -334,7 +406,7 @@ pub async fn verify(
     expect: &Expectations<'_>,
 ) -> Result<Verification> {
     let jwt = decode_unverified_for_display(token)?;
-    let mut checks = vec![check_signature(jwks, http, jwks_uri, &jwt).await];
+    let mut checks = vec![check_signature(jwks, http, jwks_uri, &jwt, expect.now).await];
     checks.extend(claim_checks(&jwt, expect));
     Ok(Verification {
         decoded: jwt,
@@ -391,7 +463,7 @@ fn claim_checks(jwt: &DecodedJwt, expect: &Expectations<'_>) -> Vec<Check> {
 
     let now = expect.now;
     checks.push(match jwt.claim_u64("exp") {
-        Some(exp) if now < exp + CLOCK_SKEW => check(
+        Some(exp) if now < exp.saturating_add(CLOCK_SKEW) => check(
             "exp",
             Pass,
             format!("expires {}", crate::claims::relative(exp, now)),
@@ -405,7 +477,7 @@ fn claim_checks(jwt: &DecodedJwt, expect: &Expectations<'_>) -> Vec<Check> {
         None => check("exp", Skipped, "no expiry claim"),
     });
     checks.push(match jwt.claim_u64("nbf") {
-        Some(nbf) if nbf <= now + CLOCK_SKEW => check("nbf", Pass, "already valid"),
+        Some(nbf) if nbf <= now.saturating_add(CLOCK_SKEW) => check("nbf", Pass, "already valid"),
         Some(nbf) => check(
             "nbf",
             Fail,
@@ -414,7 +486,7 @@ fn claim_checks(jwt: &DecodedJwt, expect: &Expectations<'_>) -> Vec<Check> {
         None => check("nbf", Skipped, "no not-before claim"),
     });
     checks.push(match jwt.claim_u64("iat") {
-        Some(iat) if iat <= now + CLOCK_SKEW => check(
+        Some(iat) if iat <= now.saturating_add(CLOCK_SKEW) => check(
             "iat",
             Pass,
             format!("issued {}", crate::claims::relative(iat, now)),
@@ -497,6 +569,7 @@ fn at_hash(alg: &str, access_token: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
     fn part(v: Value) -> String {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&v).unwrap())
@@ -535,11 +608,23 @@ mod tests {
         );
     }
 
-    #[test]
-    fn claim_checks_fail_each_on_its_own() {
-        let now = 1_000_000;
-        let good = serde_json::json!({"iss":"https://idp","aud":"cli","exp":now+300,"iat":now,"nonce":"n1"});
-        let expect = Expectations {
+    /// The names of the claim checks `payload` fails.
+    fn failed_checks(payload: Value, expect: &Expectations<'_>) -> Vec<String> {
+        let jwt = DecodedJwt {
+            header: Map::new(),
+            payload: payload.as_object().unwrap().clone(),
+            signing_input: String::new(),
+            signature: String::new(),
+        };
+        claim_checks(&jwt, expect)
+            .into_iter()
+            .filter(|c| c.status == CheckStatus::Fail)
+            .map(|c| c.name)
+            .collect()
+    }
+
+    fn id_token_expectations(now: u64) -> Expectations<'static> {
+        Expectations {
             kind: TokenKind::IdToken,
             issuer: "https://idp",
             audience: Some("cli"),
@@ -547,20 +632,269 @@ mod tests {
             nonce: Some("n1"),
             access_token: None,
             now,
-        };
-        let run = |payload: Value| {
-            let jwt = DecodedJwt {
-                header: Map::new(),
-                payload: payload.as_object().unwrap().clone(),
-                signing_input: String::new(),
-                signature: String::new(),
+        }
+    }
+
+    /// A JWKS endpoint on loopback that counts its requests; its keys and `Cache-Control`
+    /// can change between requests, and it answers after a short delay so concurrent requests
+    /// overlap.
+    struct JwksServer {
+        uri: String,
+        keys: Arc<std::sync::Mutex<Vec<&'static str>>>,
+        cache_control: Arc<std::sync::Mutex<Option<&'static str>>>,
+        hits: Arc<AtomicUsize>,
+    }
+
+    impl JwksServer {
+        async fn start(keys: &[&'static str], cache_control: Option<&'static str>) -> Self {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .unwrap();
+            let uri = format!("http://{}/jwks", listener.local_addr().unwrap());
+            let server = JwksServer {
+                uri,
+                keys: Arc::new(std::sync::Mutex::new(keys.to_vec())),
+                cache_control: Arc::new(std::sync::Mutex::new(cache_control)),
+                hits: Arc::default(),
             };
-            claim_checks(&jwt, &expect)
-                .into_iter()
-                .filter(|c| c.status == CheckStatus::Fail)
-                .map(|c| c.name)
-                .collect::<Vec<_>>()
+            let (keys, cache_control, hits) = (
+                server.keys.clone(),
+                server.cache_control.clone(),
+                server.hits.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut stream, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let (keys, cache_control, hits) =
+                        (keys.clone(), cache_control.clone(), hits.clone());
+                    tokio::spawn(async move {
+                        let mut head = Vec::new();
+                        let mut chunk = [0u8; 1024];
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => head.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        hits.fetch_add(1, AtomicOrdering::SeqCst);
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        let names = keys.lock().unwrap().clone();
+                        let body = serde_json::json!({
+                            "keys": names.iter().map(|n| public_jwk(n)).collect::<Vec<_>>()
+                        })
+                        .to_string();
+                        let cache = cache_control
+                            .lock()
+                            .unwrap()
+                            .map(|c| format!("Cache-Control: {c}\r\n"))
+                            .unwrap_or_default();
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{cache}\
+                             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = stream.write_all(response.as_bytes()).await;
+                    });
+                }
+            });
+            server
+        }
+
+        fn serve(&self, keys: &[&'static str]) {
+            *self.keys.lock().unwrap() = keys.to_vec();
+        }
+
+        fn hits(&self) -> usize {
+            self.hits.load(AtomicOrdering::SeqCst)
+        }
+    }
+
+    /// The public half of the test provider's signing key `name` ("a" or "b").
+    fn public_jwk(name: &str) -> Value {
+        let path = tessera_testkit::idp_dir().join(format!("keys/signing-{name}.json"));
+        let mut jwk: Map<String, Value> =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        jwk.retain(|k, _| ["kty", "n", "e", "kid", "alg", "use"].contains(&k.as_str()));
+        Value::Object(jwk)
+    }
+
+    const NOW: u64 = 1_800_000_000;
+
+    /// A token signed with test key `key` ("a" or "b") that names `kid`.
+    fn signed(key: &str, kid: &str) -> String {
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(
+            tessera_testkit::signing_key_pem(key).as_bytes(),
+        )
+        .unwrap();
+        let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
+        header.kid = Some(kid.into());
+        let claims = serde_json::json!({"iss":"https://idp","aud":"cli","exp":NOW+86_400*3,"iat":NOW,"nonce":"n1"});
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+
+    async fn signature_at(
+        jwks: &JwksCache,
+        http: &HttpClient,
+        server: &JwksServer,
+        token: &str,
+        now: u64,
+    ) -> CheckStatus {
+        let v = verify(jwks, http, &server.uri, token, &id_token_expectations(now))
+            .await
+            .unwrap();
+        v.checks[0].status
+    }
+
+    fn client() -> HttpClient {
+        HttpClient::new(crate::http::HttpConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn cache_control_max_age_is_read_and_bounded() {
+        let age = |values: &[&str]| {
+            let mut headers = http::HeaderMap::new();
+            for v in values {
+                headers.append(http::header::CACHE_CONTROL, v.parse().unwrap());
+            }
+            max_age(&headers)
         };
+        assert_eq!(age(&[]), JWKS_DEFAULT_MAX_AGE);
+        assert_eq!(age(&["public, max-age=600, must-revalidate"]), 600);
+        assert_eq!(age(&["public", "Max-Age=\"900\""]), 900);
+        assert_eq!(age(&["s-maxage=900"]), JWKS_DEFAULT_MAX_AGE);
+        assert_eq!(age(&["max-age=junk"]), JWKS_DEFAULT_MAX_AGE);
+        assert_eq!(age(&["no-store"]), JWKS_REFETCH_COOL_DOWN);
+        assert_eq!(age(&["max-age=0"]), JWKS_REFETCH_COOL_DOWN);
+        assert_eq!(age(&["max-age=99999999999999999999"]), JWKS_DEFAULT_MAX_AGE);
+        assert_eq!(age(&["max-age=31536000"]), JWKS_MAX_MAX_AGE);
+    }
+
+    #[tokio::test]
+    async fn a_removed_key_is_distrusted_once_the_jwks_max_age_has_passed() {
+        let server = JwksServer::start(&["a", "b"], Some("public, max-age=300")).await;
+        let (jwks, http) = (JwksCache::default(), client());
+        let token = signed("a", "key-a");
+        assert_eq!(
+            signature_at(&jwks, &http, &server, &token, NOW).await,
+            CheckStatus::Pass
+        );
+        server.serve(&["b"]);
+        assert_eq!(
+            signature_at(&jwks, &http, &server, &token, NOW + 299).await,
+            CheckStatus::Pass,
+            "within max-age the cached set is used"
+        );
+        assert_eq!(server.hits(), 1);
+        assert_eq!(
+            signature_at(&jwks, &http, &server, &token, NOW + 300).await,
+            CheckStatus::Fail,
+            "after max-age the removed key is no longer trusted"
+        );
+        assert_eq!(server.hits(), 2);
+
+        let silent = JwksServer::start(&["a"], None).await;
+        let jwks = JwksCache::default();
+        assert_eq!(
+            signature_at(&jwks, &http, &silent, &token, NOW).await,
+            CheckStatus::Pass
+        );
+        silent.serve(&["b"]);
+        assert_eq!(
+            signature_at(&jwks, &http, &silent, &token, NOW + JWKS_DEFAULT_MAX_AGE).await,
+            CheckStatus::Fail,
+            "without Cache-Control the default max age applies"
+        );
+
+        let forever = JwksServer::start(&["a"], Some("max-age=31536000")).await;
+        let jwks = JwksCache::default();
+        assert_eq!(
+            signature_at(&jwks, &http, &forever, &token, NOW).await,
+            CheckStatus::Pass
+        );
+        forever.serve(&["b"]);
+        assert_eq!(
+            signature_at(&jwks, &http, &forever, &token, NOW + JWKS_MAX_MAX_AGE).await,
+            CheckStatus::Fail,
+            "a provider's max-age is capped"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_unknown_kids_refetches_at_most_once_per_cool_down() {
+        let server = JwksServer::start(&["a"], None).await;
+        let (jwks, http) = (JwksCache::default(), client());
+        assert_eq!(
+            signature_at(&jwks, &http, &server, &signed("a", "key-a"), NOW).await,
+            CheckStatus::Pass
+        );
+        for i in 0..50 {
+            let rogue = signed("a", &format!("rogue-{i}"));
+            assert_eq!(
+                signature_at(&jwks, &http, &server, &rogue, NOW + 1 + i / 2).await,
+                CheckStatus::Fail
+            );
+        }
+        assert_eq!(server.hits(), 2, "one refetch for the whole flood");
+        let later = NOW + 1 + JWKS_REFETCH_COOL_DOWN;
+        server.serve(&["a", "b"]);
+        let rotated = signed("b", "key-b");
+        assert_eq!(
+            signature_at(&jwks, &http, &server, &rotated, later).await,
+            CheckStatus::Pass,
+            "after the cool-down a new key is found"
+        );
+        assert_eq!(server.hits(), 3);
+    }
+
+    #[tokio::test]
+    async fn concurrent_verifications_with_a_cold_cache_fetch_once() {
+        let server = Arc::new(JwksServer::start(&["a"], None).await);
+        let jwks = Arc::new(JwksCache::default());
+        let http = client();
+        let token = signed("a", "key-a");
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (server, jwks, http, token) =
+                (server.clone(), jwks.clone(), http.clone(), token.clone());
+            tasks.push(tokio::spawn(async move {
+                signature_at(&jwks, &http, &server, &token, NOW).await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), CheckStatus::Pass);
+        }
+        assert_eq!(
+            server.hits(),
+            1,
+            "concurrent fetches of one JWKS are coalesced"
+        );
+    }
+
+    #[test]
+    fn extreme_times_saturate_instead_of_overflowing() {
+        let far = u64::MAX;
+        let token = |t: u64| serde_json::json!({"iss":"https://idp","aud":"cli","exp":t,"nbf":t,"iat":t,"nonce":"n1"});
+        assert_eq!(
+            failed_checks(token(far), &id_token_expectations(1_000_000)),
+            ["nbf", "iat"],
+            "a token from the end of time expires never but is not valid yet"
+        );
+        assert!(failed_checks(token(far), &id_token_expectations(far - 1)).is_empty());
+        assert_eq!(
+            failed_checks(token(0), &id_token_expectations(far)),
+            ["exp"]
+        );
+    }
+
+    #[test]
+    fn claim_checks_fail_each_on_its_own() {
+        let now = 1_000_000;
+        let good = serde_json::json!({"iss":"https://idp","aud":"cli","exp":now+300,"iat":now,"nonce":"n1"});
+        let expect = id_token_expectations(now);
+        let run = |payload: Value| failed_checks(payload, &expect);
         assert!(run(good.clone()).is_empty());
         let with = |k: &str, v: Value| {
             let mut p = good.clone();

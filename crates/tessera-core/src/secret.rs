@@ -1,8 +1,12 @@
 //! Values that must never be printed, logged or serialized by accident. `SecretString`'s
 //! `Debug` is redacted and it has no `Serialize`; the only way to the text is the loudly
-//! named `expose_secret()`.
+//! named `expose_secret()`. Its memory is wiped when it is dropped, so a freed secret does not
+//! linger on the heap; copies made with `expose_secret().to_string()` escape that, so make
+//! none.
 
 use std::fmt;
+
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// A secret string: a token, a client secret or a private key.
 #[derive(Clone, PartialEq, Eq)]
@@ -19,6 +23,14 @@ impl SecretString {
         &self.0
     }
 }
+
+impl Drop for SecretString {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for SecretString {}
 
 impl fmt::Debug for SecretString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -12,11 +12,12 @@ use serde_json::{Value, json};
 use tessera_core::flow::DEEP_LINK_REDIRECT;
 use tessera_core::http::{HttpClient, HttpConfig};
 use tessera_core::jwt::{CheckStatus, Expectations, JwksCache, TokenKind};
+use tessera_core::vault::{MemoryStore, WINDOWS_ENTRY_LIMIT};
 use tessera_core::{AccountStatus, ClientAuth, ProviderConfig};
 use tessera_testkit::{Browser, IdpOptions, Profile, client_pkjwt_pem, signing_key_pem};
 
 mod common;
-use common::{env, env_with, walk};
+use common::{env, env_on, env_with, walk};
 
 #[tokio::test]
 async fn deep_link_sign_in_verifies_and_stores_secrets_only_in_the_store() {
@@ -186,6 +187,42 @@ async fn loopback_sign_in_for_confidential_clients() {
 }
 
 #[tokio::test]
+async fn junk_on_the_loopback_port_does_not_end_the_sign_in() {
+    let env = env(Profile::Plain).await;
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let browser = Browser::new();
+    let player = tokio::spawn(async move {
+        let url = rx.await.unwrap();
+        let redirect = tessera_core::flow::query_param(&url, "redirect_uri").unwrap();
+        for junk in [
+            "?state=zzz&code=forged",
+            "?code=forged",
+            "",
+            "?error=access_denied",
+        ] {
+            let (status, _) = browser.visit(&format!("{redirect}{junk}")).await;
+            assert_eq!(status, 400, "{junk}");
+        }
+        let callback = browser.login(&url, "alice").await;
+        let (status, page) = browser.visit(&callback).await;
+        assert_eq!(status, 200, "{page}");
+    });
+    let account = env
+        .tessera
+        .sign_in_with_loopback(
+            "local",
+            &[],
+            |start| tx.send(start.authorization_url.clone()).unwrap(),
+            Duration::from_secs(60),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    player.await.unwrap();
+    assert_eq!(account.subject, "alice");
+}
+
+#[tokio::test]
 async fn wrong_client_secret_is_a_provider_error_naming_invalid_client() {
     let env = env(Profile::Plain).await;
     env.add(
@@ -314,6 +351,41 @@ async fn refresh_rotates_persists_and_reports_changes() {
 }
 
 #[tokio::test]
+async fn a_keychain_with_windows_sized_entries_holds_whole_token_sets() {
+    let store = MemoryStore::with_limit(WINDOWS_ENTRY_LIMIT);
+    let env = env_on(
+        store.clone(),
+        IdpOptions {
+            profile: Profile::Rotating,
+            ..Default::default()
+        },
+        HttpConfig::default(),
+    )
+    .await;
+    let mut config = ProviderConfig::new("api", &env.idp.issuer, "tessera-public");
+    config.resources = vec!["https://api.example.test".into()];
+    config.scopes.push("read".into());
+    env.tessera.add_provider(config, None).await.unwrap();
+    let callback = env.callback("api", "alice").await;
+    let account = env.tessera.complete_sign_in(&callback).await.unwrap();
+    assert!(
+        store.len() > 1,
+        "a JWT access token and an ID token do not fit one entry: {:?}",
+        store.entry_sizes()
+    );
+    env.clock.advance(30);
+    assert!(env.tessera.refresh(&account.id).await.unwrap().rotated);
+    let token = env
+        .tessera
+        .access_token(&account.id, 0, false)
+        .await
+        .unwrap();
+    assert!(!token.refreshed);
+    env.tessera.sign_out(&account.id, true).await.unwrap();
+    assert!(store.is_empty(), "{:?}", store.entry_sizes());
+}
+
+#[tokio::test]
 async fn invalid_grant_marks_needs_sign_in_and_keeps_everything() {
     let env = env(Profile::Rotating).await;
     let account = env.sign_in("alice").await;
@@ -383,6 +455,28 @@ async fn hostile_token_endpoint_answers_change_nothing() {
         assert_eq!(env.stored(&account.id), stored, "{kind}");
     }
     env.tessera.refresh(&account.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn lifetimes_near_the_end_of_time_saturate() {
+    let env = env(Profile::Plain).await;
+    let account = env.sign_in("alice").await;
+    env.idp.sabotage("/token", "huge_expires_in").await;
+    let outcome = env.tessera.refresh(&account.id).await.unwrap();
+    assert_eq!(
+        outcome.expires_at,
+        Some(u64::MAX),
+        "now + expires_in saturates"
+    );
+    let token = env
+        .tessera
+        .access_token(&account.id, u64::MAX, false)
+        .await
+        .unwrap();
+    assert!(
+        token.refreshed,
+        "no token is valid for u64::MAX more seconds (now + min_valid saturates)"
+    );
 }
 
 #[tokio::test]

@@ -278,6 +278,7 @@ impl Idp {
     /// request is served, then its answer's ID token is re-signed with the wrong key, or names
     /// the other demo user; event `test.id_token_forged` carries `access_token_sha256`, the
     /// base64url SHA-256 of that answer's access token).
+    /// `huge_expires_in` (an `expires_in` that overflows any `now +`).
     pub async fn sabotage(&self, path: &str, kind: &str) {
         let resp = self
             .http

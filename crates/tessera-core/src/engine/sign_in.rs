@@ -199,7 +199,7 @@ impl Tessera {
             .await?;
         on_start(&start);
         let url = tokio::select! {
-            url = receiver.receive() => url?,
+            url = receiver.receive_for(&start.flow_id) => url?,
             _ = tokio::time::sleep(timeout) => {
                 self.cancel_sign_in(&start.flow_id);
                 return Err(Error::Timeout("the browser sign-in".into()));

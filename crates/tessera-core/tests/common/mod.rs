@@ -35,8 +35,12 @@ pub struct Bare {
 }
 
 pub fn bare(http: HttpConfig) -> Bare {
+    bare_on(MemoryStore::default(), http)
+}
+
+/// [`bare`] over the given store.
+pub fn bare_on(store: MemoryStore, http: HttpConfig) -> Bare {
     let dir = tempfile::tempdir().unwrap();
-    let store = MemoryStore::default();
     let clock = ShiftedClock::default();
     let tessera = Tessera::open(Options {
         data_dir: dir.path().to_path_buf(),
@@ -54,13 +58,18 @@ pub fn bare(http: HttpConfig) -> Bare {
 }
 
 pub async fn env_with(opts: IdpOptions, http: HttpConfig) -> Env {
+    env_on(MemoryStore::default(), opts, http).await
+}
+
+/// [`env_with`] over the given store.
+pub async fn env_on(store: MemoryStore, opts: IdpOptions, http: HttpConfig) -> Env {
     let idp = Idp::start(opts).await;
     let Bare {
         tessera,
         store,
         clock,
         dir,
-    } = bare(http);
+    } = bare_on(store, http);
     let env = Env {
         idp,
         tessera,
