@@ -44,7 +44,7 @@ pub enum Answer {
     },
     /// Reads the request, then sends nothing until the client gives up.
     Stall,
-    /// `200`, JSON, a `Content-Length` of 10 MB, then one byte every 100 ms.
+    /// `200`, JSON, chunked (no length to refuse it by), then one byte every 100 ms, forever.
     Drip,
     /// Reads the request, then resets the connection (TCP RST).
     Reset,
@@ -507,13 +507,13 @@ impl Server {
                 }
             }
             Answer::Drip => {
-                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n{";
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n";
                 if stream.write_all(head.as_bytes()).await.is_err() {
                     return;
                 }
                 loop {
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    if stream.write_all(b" ").await.is_err() {
+                    if stream.write_all(b"1\r\n \r\n").await.is_err() {
                         return;
                     }
                 }

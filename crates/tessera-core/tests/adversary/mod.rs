@@ -47,6 +47,7 @@ struct Faults {
     failing: BTreeSet<usize>,
     /// From this write on, every call fails (the Secret Service died).
     dead_from: Option<usize>,
+    deletes_fail: bool,
 }
 
 impl Keychain {
@@ -73,6 +74,16 @@ impl Keychain {
         f.writes = 0;
         f.failing.clear();
         f.dead_from = Some(nth);
+    }
+
+    /// Every call fails from now on: the Secret Service is gone.
+    pub fn die_now(&self) {
+        self.die_at_write(0);
+    }
+
+    /// Deletes fail (reads and writes work).
+    pub fn fail_deletes(&self) {
+        self.faults.lock().unwrap().deletes_fail = true;
     }
 
     pub fn heal(&self) {
@@ -117,6 +128,9 @@ impl SecretStore for Keychain {
 
     fn delete(&self, key: &str) -> Result<()> {
         self.check(false)?;
+        if self.faults.lock().unwrap().deletes_fail {
+            return Err(Error::Keychain("the keychain refused to delete".into()));
+        }
         self.entries.lock().unwrap().remove(key);
         Ok(())
     }
