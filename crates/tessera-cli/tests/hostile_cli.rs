@@ -166,10 +166,19 @@ fn judge(case: &str, out: &Output, status: i32, code: &str, failures: &mut Vec<S
 const USAGE: i32 = 2;
 const PROVIDER: i32 = 4;
 
+/// A case: its name, the arguments, standard input, the exit status and the machine code.
+type Case = (
+    &'static str,
+    &'static [&'static str],
+    Option<&'static str>,
+    i32,
+    &'static str,
+);
+
 /// `{id}` is alice's account id, `{issuer}` the provider's, `{big}` 100 KB of letters,
 /// `{key}` a file of garbage, `{huge_key}` a 5 MB one.
 #[rustfmt::skip]
-const CASES: &[(&str, &[&str], Option<&str>, i32, &str)] = &[
+const CASES: &[Case] = &[
     ("no command", &[], None, USAGE, ""),
     ("an unknown command", &["bogus"], None, USAGE, ""),
     ("token without an account", &["token"], None, USAGE, ""),

@@ -336,11 +336,11 @@ pub fn assert_unchanged(case: &str, before: &Snapshot, after: &Snapshot) {
 }
 
 /// The outcome of a case that must fail: its error, or a panic message.
-pub async fn outcome<T: std::fmt::Debug>(
+pub async fn outcome<T>(
     future: impl std::future::Future<Output = Result<T>> + Send + 'static,
 ) -> std::result::Result<Error, String>
 where
-    T: Send + 'static,
+    T: std::fmt::Debug + Send + 'static,
 {
     match tokio::spawn(future).await {
         Ok(Err(e)) => Ok(e),

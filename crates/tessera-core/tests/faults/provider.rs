@@ -13,8 +13,11 @@ use crate::adversary::{PROVIDER, Rig, outcome, rig_with, short_http};
 
 const TEN_MB: usize = 10 * 1024 * 1024;
 
-/// Each fault with the error it must give, and a part of its message.
-const FAULTS: &[(&str, fn() -> Answer, &str, &str)] = &[
+/// A fault, the error it must give, and a part of that error's message.
+type Fault = (&'static str, fn() -> Answer, &'static str, &'static str);
+
+#[rustfmt::skip]
+const FAULTS: &[Fault] = &[
     (
         "a stall",
         || Answer::Stall,

@@ -631,8 +631,8 @@ async fn hostile_stytch_answers_store_nothing() {
         .unwrap();
     rig.tessera.sign_out(&account.id, false).await.unwrap();
 
-    let mut verdicts = table(&rig, "Stytch link", STYTCH_LINK, Reach::Direct, |make| {
-        let answer = make(&good);
+    let mut verdicts = table(rig, "Stytch link", STYTCH_LINK, Reach::Direct, |make| {
+        let answer = make(good);
         async move {
             match discovery(answer).await {
                 Ok(EmailLinkOutcome::PickOrganizations(d)) => {
@@ -645,12 +645,12 @@ async fn hostile_stytch_answers_store_nothing() {
     })
     .await;
     let exchange = table(
-        &rig,
+        rig,
         "Stytch exchange",
         STYTCH_EXCHANGE,
         Reach::Direct,
         |make| {
-            let answer = make(&good);
+            let answer = make(good);
             async move {
                 let Ok(EmailLinkOutcome::PickOrganizations(d)) =
                     discovery(data(good["discovery"].clone())).await

@@ -56,8 +56,8 @@ const DAMAGED: &str = "is damaged";
 #[rustfmt::skip]
 const CASES: &[(&str, Damage, &str)] = &[
     ("empty", |_| Vec::new(), DAMAGED),
-    ("truncated to half", |g| { let t = g.to_string(); t[..t.len() / 2].as_bytes().to_vec() }, DAMAGED),
-    ("missing its last byte", |g| { let t = g.to_string(); t[..t.len() - 1].as_bytes().to_vec() }, DAMAGED),
+    ("truncated to half", |g| { let t = g.to_string(); t.as_bytes()[..t.len() / 2].to_vec() }, DAMAGED),
+    ("missing its last byte", |g| { let t = g.to_string(); t.as_bytes()[..t.len() - 1].to_vec() }, DAMAGED),
     ("an opening brace", |_| b"{".to_vec(), DAMAGED),
     ("null", |_| b"null".to_vec(), DAMAGED),
     ("an array", |_| b"[]".to_vec(), DAMAGED),
