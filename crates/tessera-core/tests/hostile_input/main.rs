@@ -19,7 +19,8 @@ use tessera_core::Error;
 #[derive(Default)]
 pub struct Verdicts {
     cases: usize,
-    failures: Vec<String>,
+    /// (case, what did not hold)
+    failures: Vec<(String, String)>,
 }
 
 impl Verdicts {
@@ -29,26 +30,24 @@ impl Verdicts {
         self.cases += 1;
         match got {
             Ok(e) if e.code() == code && e.to_string().contains(says) => {}
-            Ok(e) => self.failures.push(format!(
-                "{case}: expected [{code}] with \"{says}\", got [{}] {e}",
-                e.code()
-            )),
-            Err(how) => self
-                .failures
-                .push(format!("{case}: expected [{code}], but it {how}")),
+            Ok(e) => self.fail(
+                case,
+                format!("expected [{code}] with \"{says}\", got [{}] {e}", e.code()),
+            ),
+            Err(how) => self.fail(case, format!("expected [{code}], but it {how}")),
         }
     }
 
     /// Records a broken promise of a case other than its error (stored data changed…).
     pub fn fail(&mut self, case: &str, what: String) {
-        self.failures.push(format!("{case}: {what}"));
+        self.failures.push((case.to_string(), what));
     }
 
     /// Counts a case judged elsewhere: `Err` says how it did not hold.
     pub fn record(&mut self, case: &str, held: Result<(), String>) {
         self.cases += 1;
         if let Err(how) = held {
-            self.failures.push(format!("{case}: {how}"));
+            self.fail(case, how);
         }
     }
 
@@ -65,12 +64,22 @@ impl Verdicts {
             "{table}: only {} cases ran",
             self.cases
         );
+        let failed: std::collections::BTreeSet<&str> = self
+            .failures
+            .iter()
+            .map(|(case, _)| case.as_str())
+            .collect();
+        let lines: Vec<String> = self
+            .failures
+            .iter()
+            .map(|(case, what)| format!("{case}: {what}"))
+            .collect();
         assert!(
             self.failures.is_empty(),
             "{table}: {} of {} cases failed:\n  {}",
-            self.failures.len(),
+            failed.len(),
             self.cases,
-            self.failures.join("\n  ")
+            lines.join("\n  ")
         );
         eprintln!("{table}: {} cases held", self.cases);
     }
