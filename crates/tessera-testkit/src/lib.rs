@@ -6,6 +6,8 @@
 //! - [`Browser`] plays the person in the browser: follows the authorization URL, fills in the login
 //!   form, approves device codes, and hands back the redirect that would reach the app.
 //! - [`signing_key_pem`] and [`client_pkjwt_pem`] give the committed, test-only private keys.
+//! - [`scripted`] is an in-process OpenID provider whose every answer a test can replace with
+//!   a hostile one, and which forges tokens (the adversarial suite).
 //! - [`fakes`] starts the hand-written stand-ins for the two closed cloud APIs in `tests/fakes`
 //!   ([`StytchFake`], [`StackFake`]).
 //!
@@ -26,7 +28,9 @@ use tokio::process::{Child, Command};
 use url::Url;
 
 pub mod fakes;
+pub mod scripted;
 pub use fakes::{StackFake, StackFakeOptions, StytchFake, StytchFakeOptions};
+pub use scripted::{Answer, Forge, Key, ScriptedIdp};
 
 /// Refresh-token behaviour of the provider (`--profile`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

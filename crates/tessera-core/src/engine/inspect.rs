@@ -139,12 +139,33 @@ impl Tessera {
         })
     }
 
-    /// The provider's userinfo for the account.
+    /// The provider's userinfo for the account: a JSON object, and from an OpenID provider
+    /// one about the account's own subject (OIDC Core 5.3.2: an answer naming another `sub`
+    /// must not be used).
     pub async fn userinfo(&self, query: &str) -> Result<Value> {
         let account = self.account(query)?;
         let token = self.access_token(&account.id, 30, false).await?;
         let p = self.resolve(&account.provider).await?;
-        p.adapter.userinfo(&self.context(&p), &token.token).await
+        let info = p.adapter.userinfo(&self.context(&p), &token.token).await?;
+        let refuse = |reason: String| Error::MalformedResponse {
+            url: "the userinfo endpoint".into(),
+            reason,
+        };
+        if !info.is_object() {
+            return Err(refuse("it is not a JSON object".into()));
+        }
+        if p.adapter.identity().token == TokenKind::IdToken {
+            match info.get("sub").and_then(Value::as_str) {
+                Some(sub) if sub == account.subject => {}
+                Some(sub) => {
+                    return Err(refuse(format!(
+                        "it is about subject \"{sub}\", not the account's"
+                    )));
+                }
+                None => return Err(refuse("it names no subject (sub)".into())),
+            }
+        }
+        Ok(info)
     }
 
     /// RFC 7662 introspection of the account's access token.

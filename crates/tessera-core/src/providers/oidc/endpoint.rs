@@ -347,7 +347,15 @@ impl Endpoint<'_> {
         if !(200..300).contains(&response.status) {
             return Err(oauth_error_or_status(endpoint, &response));
         }
-        parse_json(endpoint, &response.body)
+        let answer: Value = parse_json(endpoint, &response.body)?;
+        if !answer.get("active").is_some_and(Value::is_boolean) {
+            return Err(Error::MalformedResponse {
+                url: crate::http::strip_query(endpoint),
+                reason: "an introspection answer is an object with a boolean \"active\" (RFC 7662)"
+                    .into(),
+            });
+        }
+        Ok(answer)
     }
 
     /// Calls the userinfo endpoint with an access token.
