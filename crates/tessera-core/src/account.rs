@@ -276,6 +276,22 @@ impl DataDir {
         };
         let state: State = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Storage(format!("{} is damaged: {e}", path.display())))?;
+        let mut names = std::collections::HashSet::new();
+        if let Some(p) = state.providers.iter().find(|p| !names.insert(&p.name)) {
+            return Err(Error::Storage(format!(
+                "{} is damaged: two providers are named \"{}\"",
+                path.display(),
+                p.name
+            )));
+        }
+        let mut ids = std::collections::HashSet::new();
+        if let Some(a) = state.accounts.iter().find(|a| !ids.insert(&a.id)) {
+            return Err(Error::Storage(format!(
+                "{} is damaged: two accounts have the id {}",
+                path.display(),
+                a.id
+            )));
+        }
         if state.version > STATE_VERSION {
             return Err(Error::Storage(format!(
                 "{} was written by a newer Tessera (format {}); update Tessera",

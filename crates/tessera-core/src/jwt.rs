@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyOperations, PublicKeyUse,
+};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -282,7 +284,18 @@ fn max_age(headers: &http::HeaderMap) -> u64 {
 }
 
 fn pick(set: &JwkSet, kid: Option<&str>) -> Option<Jwk> {
-    let usable = |k: &&Jwk| !matches!(k.algorithm, AlgorithmParameters::OctetKey(_));
+    // A signing key: not a shared secret, not marked for encryption only.
+    let usable = |k: &&Jwk| {
+        !matches!(k.algorithm, AlgorithmParameters::OctetKey(_))
+            && matches!(
+                k.common.public_key_use,
+                None | Some(PublicKeyUse::Signature)
+            )
+            && k.common
+                .key_operations
+                .as_ref()
+                .is_none_or(|ops| ops.contains(&KeyOperations::Verify))
+    };
     match kid {
         Some(kid) => set
             .keys
@@ -339,6 +352,11 @@ async fn check_signature(
     now: u64,
 ) -> Check {
     let fail = |d: String| check("signature", CheckStatus::Fail, d);
+    if let Some(crit) = jwt.header.get("crit") {
+        return fail(format!(
+            "the token marks {crit} as critical (crit), extensions Tessera does not understand"
+        ));
+    }
     let alg_name = jwt.alg().unwrap_or("");
     if alg_name.is_empty() || alg_name.eq_ignore_ascii_case("none") {
         return fail("unsigned token (alg \"none\") is never accepted".into());
