@@ -6,8 +6,8 @@
 //!
 //! A kill between the provider's answer and the keychain write loses the sign-in: the provider
 //! has consumed the old refresh token and the new one died with the process. With strict reuse
-//! detection that is inherent. The test tells those kills apart (the provider answered a
-//! refresh, yet the keychain still holds the old token) and fails on any other loss.
+//! detection that is inherent. The test tells those kills apart (the provider consumed the
+//! refresh token, yet the keychain still holds it) and fails on any other loss.
 //!
 //! `TESSERA_CRASH_ROUNDS` (default 300) and `TESSERA_CRASH_SEED` set the run; `scripts/soak`
 //! runs a longer one.
@@ -43,13 +43,14 @@ struct Tally {
     lost_in_the_window: u32,
 }
 
-async fn refresh_grants(idp: &Idp) -> usize {
+/// Refresh tokens the provider has consumed (it has, once it received the request).
+async fn consumed_refresh_tokens(idp: &Idp) -> usize {
     idp.events()
         .await
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["event"] == "grant.success" && e["grant_type"] == "refresh_token")
+        .filter(|e| e["event"] == "refresh_token.consumed")
         .count()
 }
 
@@ -207,13 +208,15 @@ async fn sigkill_at_random_moments_leaves_a_consistent_store() {
             continue;
         }
         let rt_before = cli.tokens(&id).await["refresh_token"].clone();
-        let grants_before = refresh_grants(&idp).await;
+        let consumed_before = consumed_refresh_tokens(&idp).await;
         if !kill_after(&cli, &["refresh", &id], after).await {
             tally.finished_before_kill += 1;
             continue;
         }
         tally.kills += 1;
-        let answered = refresh_grants(&idp).await > grants_before;
+        // What the killed process had sent may still be at the provider for a moment.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let answered = consumed_refresh_tokens(&idp).await > consumed_before;
         let persisted = cli.tokens(&id).await["refresh_token"] != rt_before;
         let in_window = answered && !persisted;
         match (answered, persisted) {
