@@ -160,7 +160,7 @@ fn report(state: &AppState, flow_id: Option<String>, result: Result<AccountView,
             }));
             state.notify(AppEvent::AccountsChanged);
         }
-        Err(Error::Cancelled(_)) => {}
+        Err(Error::Cancelled { .. }) => {}
         Err(e) => {
             eprintln!("tessera: sign-in failed: {e} [{}]", e.code());
             state.notify(AppEvent::SignInFailed(SignInFailed {
