@@ -346,3 +346,23 @@ impl ProviderDraft {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redirect_port_is_refused_where_the_spec_has_no_such_field() {
+        let draft = ProviderDraft {
+            kind: ProviderKind::Oidc,
+            name: "plain".into(),
+            issuer: Some("https://login.example.com".into()),
+            client_id: Some("client".into()),
+            redirect_port: Some("9000".into()),
+            ..ProviderDraft::default()
+        };
+        let err = draft.configure().unwrap_err();
+        assert_eq!(err.code(), "invalid_config");
+        assert!(err.to_string().contains("redirect port"), "{err}");
+    }
+}
