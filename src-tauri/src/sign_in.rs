@@ -146,7 +146,11 @@ fn report_link(
         Ok(EmailLinkOutcome::PickOrganizations(discovery)) => {
             state.notify(AppEvent::OrganizationsDiscovered(discovery.into()))
         }
-        Ok(EmailLinkOutcome::SignedIn(account)) => report(state, wait_id, Ok((*account).into())),
+        Ok(EmailLinkOutcome::SignedIn(account)) => {
+            let wait_id =
+                wait_id.unwrap_or_else(|| format!("{EMAIL_LINK_WAIT}{}", account.provider));
+            report(state, Some(wait_id), Ok((*account).into()))
+        }
         Err(e) => report(state, wait_id, Err(e)),
     }
 }

@@ -17,7 +17,7 @@ use tessera_core::clock::SystemClock;
 use tessera_core::http::HttpConfig;
 use tessera_core::vault::KeyringStore;
 use tessera_core::{
-    ClientAuth, Credential, EmailLinkOutcome, Error, ErrorKind, Options, OrgDiscovery,
+    ClientAuth, Credential, EmailLinkOutcome, Error, ErrorKind, IssuedToken, Options, OrgDiscovery,
     ProviderDraft, SecretString, SignInRequest, Tessera, TokenKind,
 };
 
@@ -75,6 +75,13 @@ enum Command {
     },
     /// Make an organization the current one, where the provider has one
     Switch { account: String, org: String },
+    /// Serve tokens for this data directory from memory over a private socket (started on
+    /// demand by `tessera token`; exits when idle)
+    Agent {
+        /// Exit after this many seconds without requests
+        #[arg(long, default_value_t = 600, value_name = "SECS")]
+        idle: u64,
+    },
     /// Sign out: revoke the refresh token, then forget the account and its keychain entry
     Logout {
         account: String,
@@ -302,6 +309,17 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(Tessera::default_data_dir);
+    let agent = agent_wanted().then(|| tessera_core::agent::socket_path(&data_dir));
+    if let (Command::Token(args), Some(socket)) = (&cli.command, &agent)
+        && let Some(answer) = tessera_core::agent::ask(socket, &token_request(args))
+    {
+        return print_answer(answer, args);
+    }
+    let start_agent = matches!(cli.command, Command::Token(_)) && agent.is_some();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -310,26 +328,103 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&Error::Storage(format!("cannot start: {e}"))),
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli, data_dir.clone()));
+    if start_agent {
+        spawn_agent(&data_dir);
+    }
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
 }
 
+/// Whether `tessera token` goes through (and starts) the agent: unless `TESSERA_AGENT=off`.
+fn agent_wanted() -> bool {
+    std::env::var("TESSERA_AGENT").map_or(true, |v| v != "off")
+}
+
+fn token_request(args: &TokenArgs) -> tessera_core::agent::TokenRequest {
+    tessera_core::agent::TokenRequest {
+        account: args.account.clone(),
+        org: args.org.clone(),
+        min_valid: args.min_valid,
+        force: args.refresh,
+        id_token: args.id_token,
+    }
+}
+
+fn print_answer(answer: tessera_core::agent::Answer, args: &TokenArgs) -> ExitCode {
+    use tessera_core::agent::Answer;
+    match answer {
+        Answer::Token {
+            account_id,
+            token,
+            expires_at,
+            refreshed,
+        } => {
+            let issued = IssuedToken {
+                token: SecretString::new(token),
+                expires_at,
+                refreshed,
+            };
+            match output::token(&account_id, &issued, args.id_token, args.json) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
+        Answer::Failed {
+            code,
+            message,
+            kind,
+        } => {
+            eprintln!("tessera: {} [{code}]", output::terminal_safe(&message));
+            ExitCode::from(exit_code(match kind.as_str() {
+                "usage" => ErrorKind::Usage,
+                "needs_sign_in" => ErrorKind::NeedsSignIn,
+                "provider" => ErrorKind::Provider,
+                "keychain" => ErrorKind::Keychain,
+                _ => ErrorKind::Local,
+            }))
+        }
+    }
+}
+
+/// Starts an agent for the data directory in the background, detached from this process
+/// and its terminal; it serves the next `tessera token` (or leaves at once if one runs).
+fn spawn_agent(data_dir: &std::path::Path) {
+    use std::os::unix::process::CommandExt;
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let _ = std::process::Command::new(exe)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("agent")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
+}
+
 fn fail(e: &Error) -> ExitCode {
     eprintln!("tessera: {e} [{}]", e.code());
-    ExitCode::from(match e.kind() {
+    ExitCode::from(exit_code(e.kind()))
+}
+
+fn exit_code(kind: ErrorKind) -> u8 {
+    match kind {
         ErrorKind::Usage => 2,
         ErrorKind::NeedsSignIn => 3,
         ErrorKind::Provider => 4,
         ErrorKind::Keychain => 5,
         ErrorKind::Local => 1,
-    })
+    }
 }
 
-async fn run(cli: Cli) -> tessera_core::Result<()> {
+async fn run(cli: Cli, data_dir: PathBuf) -> tessera_core::Result<()> {
     let tessera = Tessera::open(Options {
-        data_dir: cli.data_dir.unwrap_or_else(Tessera::default_data_dir),
+        data_dir: data_dir.clone(),
         store: Arc::new(KeyringStore::new()),
         clock: Arc::new(SystemClock),
         http: HttpConfig::default(),
@@ -347,25 +442,14 @@ async fn run(cli: Cli) -> tessera_core::Result<()> {
         Command::Login(args) => login(&tessera, args).await,
         Command::Accounts { json } => output::accounts(&tessera.accounts()?, json),
         Command::Token(args) => {
-            let issued = if let Some(org) = &args.org {
-                tessera
-                    .org_token(&args.account, org, args.min_valid, args.refresh)
-                    .await?
-            } else if args.id_token {
-                tessera
-                    .id_token(&args.account, args.min_valid, args.refresh)
-                    .await?
-            } else {
-                tessera
-                    .access_token(&args.account, args.min_valid, args.refresh)
-                    .await?
-            };
-            output::token(
-                &tessera.account(&args.account)?.id,
-                &issued,
-                args.id_token,
-                args.json,
-            )
+            let (account_id, issued) = tessera.token(&token_request(&args)).await?;
+            output::token(&account_id, &issued, args.id_token, args.json)
+        }
+        Command::Agent { idle } => {
+            let socket = tessera_core::agent::socket_path(&data_dir);
+            tessera_core::agent::serve(Arc::new(tessera), &socket, Duration::from_secs(idle))
+                .await
+                .map(|_| ())
         }
         Command::Claims {
             account,

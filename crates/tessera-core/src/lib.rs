@@ -15,6 +15,7 @@
 //! This crate must never depend on `tauri`; CI checks `cargo tree -p tessera-core`.
 
 pub mod account;
+pub mod agent;
 pub mod claims;
 pub mod clock;
 mod engine;

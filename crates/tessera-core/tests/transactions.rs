@@ -368,3 +368,45 @@ async fn a_provider_removal_whose_state_write_fails_keeps_its_secret() {
         "the failed removal deleted the secret of the provider it kept"
     );
 }
+
+/// Marks the account as a process that died in the middle of `write` leaves it.
+fn interrupt(env: &Env, account_id: &str, write: &str, keep_entry: bool) {
+    let path = env.dir.path().join("tessera.json");
+    let mut state: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for a in state["accounts"].as_array_mut().unwrap() {
+        if a["id"] == account_id {
+            a["pending"] = write.into();
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    if !keep_entry {
+        env.store
+            .delete(&env.tessera.keychain_key(account_id))
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_next_process_finishes_or_undoes_a_dead_processs_sign_in_or_sign_out() {
+    let env = env(Profile::Plain).await;
+    let alice = env.sign_in("alice").await;
+
+    // Died after writing the record, before the keychain: the sign-in is undone.
+    interrupt(&env, &alice.id, "sign_in", false);
+    assert!(env.other_process().accounts().unwrap().is_empty());
+
+    // Died after the keychain, before completing the record: the sign-in is completed.
+    let alice = env.sign_in("alice").await;
+    interrupt(&env, &alice.id, "sign_in", true);
+    let next = env.other_process();
+    let accounts = next.accounts().unwrap();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].pending, None);
+    next.access_token(&alice.id, 0, true).await.unwrap();
+
+    // Died while signing out: the sign-out is completed, entries and record gone.
+    interrupt(&env, &alice.id, "sign_out", true);
+    assert!(env.other_process().accounts().unwrap().is_empty());
+    assert!(env.stored(&alice.id).is_none());
+    assert!(env.store.is_empty(), "no entry left behind");
+}

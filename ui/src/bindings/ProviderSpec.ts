@@ -2,6 +2,7 @@
 import type { ClientAuth } from "./ClientAuth";
 import type { FieldSpec } from "./FieldSpec";
 import type { OrgModel } from "./OrgModel";
+import type { ProviderCheck } from "./ProviderCheck";
 import type { ProviderKind } from "./ProviderKind";
 import type { RedirectRule } from "./RedirectRule";
 import type { SignInMethod } from "./SignInMethod";
@@ -9,7 +10,7 @@ import type { SignInMethod } from "./SignInMethod";
 /**
  * Everything a front end renders about one provider kind.
  */
-export type ProviderSpec = { kind: ProviderKind, label: string, blurb: string, fields: Array<FieldSpec>, 
+export type ProviderSpec = { kind: ProviderKind, label: string, blurb: string, fields: Array<FieldSpec>, check: ProviderCheck, 
 /**
  * The client authentications offered (empty: decided by the fields, see `Secret`).
  */

@@ -103,7 +103,7 @@ impl Tessera {
     pub fn open(options: Options) -> Result<Self> {
         let data = DataDir::open(&options.data_dir)?;
         let namespace = data.read()?.namespace;
-        Ok(Tessera {
+        let tessera = Tessera {
             discovery: Discovery::new(data.cache_dir()),
             flows: PendingFlows::with_journal(data.cache_dir()),
             email: Default::default(),
@@ -113,7 +113,10 @@ impl Tessera {
             http: HttpClient::new(options.http)?,
             jwks: JwksCache::default(),
             account_locks: Mutex::new(HashMap::new()),
-        })
+        };
+        // Best effort: a locked keychain must not keep the data directory from opening.
+        let _ = tessera.recover_interrupted();
+        Ok(tessera)
     }
 
     /// `$XDG_DATA_HOME/dev.tessera` (or the platform's equivalent).
@@ -138,6 +141,11 @@ impl Tessera {
     }
 
     pub fn accounts(&self) -> Result<Vec<Account>> {
+        let accounts = self.data.read()?.accounts;
+        if accounts.iter().all(|a| a.pending.is_none()) {
+            return Ok(accounts);
+        }
+        self.recover_interrupted()?;
         Ok(self.data.read()?.accounts)
     }
 

@@ -6,6 +6,7 @@
 //! only then the new access and ID tokens stored and handed out.
 
 use crate::account::{Account, AccountStatus};
+use crate::agent::TokenRequest;
 use crate::error::{Error, Result};
 use crate::jwt::{DecodedJwt, Expectations, TokenKind, decode_unverified_for_display};
 use crate::secret::SecretString;
@@ -72,6 +73,18 @@ impl Tessera {
             expires_at,
             refreshed,
         })
+    }
+
+    /// What `tessera token` asks for: the account's (or an organization's) access token, or
+    /// its ID token, valid for at least `min_valid` seconds; with the account's id.
+    pub async fn token(&self, request: &TokenRequest) -> Result<(String, IssuedToken)> {
+        let (query, min_valid, force) = (&request.account, request.min_valid, request.force);
+        let issued = match (&request.org, request.id_token) {
+            (Some(org), _) => self.org_token(query, org, min_valid, force).await?,
+            (None, true) => self.id_token(query, min_valid, force).await?,
+            (None, false) => self.access_token(query, min_valid, force).await?,
+        };
+        Ok((self.account(query)?.id, issued))
     }
 
     /// Refreshes now, whatever the expiry.
@@ -349,4 +362,59 @@ fn changed_claims(before: &TokenSet, after: &TokenSet) -> Vec<ClaimChange> {
             after: new.get(n).cloned(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+
+    fn with_access_token(access_token: String, expires_at: Option<u64>) -> TokenSet {
+        TokenSet {
+            access_token: SecretString::new(access_token),
+            token_type: "Bearer".into(),
+            expires_at,
+            refresh_token: None,
+            id_token: None,
+            scope: None,
+            nonce: None,
+            id_token_matches_access_token: false,
+            obtained_at: 0,
+        }
+    }
+
+    fn jwt_expiring_at(exp: u64) -> String {
+        let part = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        format!(
+            "{}.{}.sig",
+            part(serde_json::json!({"alg": "RS256"})),
+            part(serde_json::json!({"exp": exp}))
+        )
+    }
+
+    #[test]
+    fn a_token_without_expires_in_expires_by_its_jwt_exp() {
+        let now = 1_800_000_000;
+        let expired = with_access_token(jwt_expiring_at(now - 10), None);
+        assert!(!is_fresh(&expired, 30, now), "refreshed by the JWT's exp");
+        assert_eq!(expiry(&expired), Some(now - 10));
+        let valid = with_access_token(jwt_expiring_at(now + 3600), None);
+        assert!(is_fresh(&valid, 30, now));
+        let said = with_access_token(jwt_expiring_at(now + 3600), Some(now + 5));
+        assert!(!is_fresh(&said, 30, now), "the provider's expires_in wins");
+        let opaque = with_access_token("opaque".into(), None);
+        assert!(
+            is_fresh(&opaque, 30, now),
+            "nothing says when an opaque token expires"
+        );
+    }
+
+    #[test]
+    fn far_future_expiry_and_validity_do_not_overflow() {
+        let token = with_access_token("opaque".into(), Some(u64::MAX));
+        assert!(!is_fresh(&token, u64::MAX, u64::MAX));
+        assert!(is_fresh(&token, u64::MAX - 1, 0));
+    }
 }

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::account::{Account, AccountStatus};
+use crate::account::{Account, AccountStatus, PendingWrite, State};
 use crate::error::{Error, Result};
 use crate::flow::{FLOW_TTL, FlowSecrets, PendingFlow, parse_callback, same_redirect};
 use crate::jwt::{DecodedJwt, Expectations, TokenKind};
@@ -340,57 +340,83 @@ impl Tessera {
             })?
             .to_string();
         let name = &p.config.name;
-        let id = Account::id_for(name, &subject);
+        let id = self
+            .data
+            .read()?
+            .accounts
+            .into_iter()
+            .find(|a| a.provider == *name && a.subject == subject)
+            .map_or_else(|| Account::id_for(name, &subject), |a| a.id);
         let txn = self.begin(&id).await?;
         let now = self.now();
         let current_org = p.adapter.current_org(claims).flatten();
         let restriction = p.adapter.restriction(claims);
-        txn.save_then(&slot, &tokens, || {
-            txn.update_state(|s| {
-                s.provider(name)?;
-                let mut account = match s.accounts.iter().position(|a| a.id == id) {
-                    Some(i) if s.accounts[i].provider != *name || s.accounts[i].subject != subject => {
-                        return Err(Error::TokenRejected {
-                            token: "sign-in token".into(),
-                            reason: format!(
-                                "its subject collides with account {id} of another person; nothing was stored"
-                            ),
-                        });
-                    }
-                    Some(i) => s.accounts.remove(i),
-                    None => Account::new(name, &p.metadata.issuer, &subject, now),
-                };
-                account.absorb_claims(claims);
-                for o in discovered {
-                    if !account.orgs.contains(&o.id) && o.membership.ends_with("member") {
-                        account.orgs.push(o.id.clone());
-                    }
-                    account.org_names.insert(o.id.clone(), o.name.clone());
+        let merge = |s: &mut State, pending: Option<PendingWrite>| -> Result<Account> {
+            s.provider(name)?;
+            let mut account = match s.accounts.iter().position(|a| a.id == id) {
+                Some(i) if s.accounts[i].provider != *name || s.accounts[i].subject != subject => {
+                    return Err(Error::TokenRejected {
+                        token: "sign-in token".into(),
+                        reason: format!(
+                            "its subject collides with account {id} of another person; nothing was stored"
+                        ),
+                    });
                 }
-                if let Slot::Org(org_id) = &slot {
-                    if !account.signed_in_orgs.contains(org_id) {
-                        account.signed_in_orgs.push(org_id.clone());
-                    }
-                    if !account.orgs.contains(org_id) {
-                        account.orgs.push(org_id.clone());
-                    }
-                    account.current_org = Some(org_id.clone());
+                Some(i) => s.accounts.remove(i),
+                None => Account {
+                    id: id.clone(),
+                    ..Account::new(name, &p.metadata.issuer, &subject, now)
+                },
+            };
+            account.absorb_claims(claims);
+            for o in discovered {
+                if !account.orgs.contains(&o.id) && o.membership.ends_with("member") {
+                    account.orgs.push(o.id.clone());
                 }
-                if let Some(team) = &current_org {
-                    if !account.orgs.contains(team) {
-                        account.orgs.push(team.clone());
-                    }
-                    account.current_org = Some(team.clone());
+                account.org_names.insert(o.id.clone(), o.name.clone());
+            }
+            if let Slot::Org(org_id) = &slot {
+                if !account.signed_in_orgs.contains(org_id) {
+                    account.signed_in_orgs.push(org_id.clone());
                 }
-                account.status = AccountStatus::Active;
-                account.restriction = restriction;
-                account.updated_at = now;
-                account.access_expires_at = tokens.expires_at;
-                account.scope = tokens.scope.clone();
-                s.accounts.push(account.clone());
-                Ok(account)
-            })
-        })
+                if !account.orgs.contains(org_id) {
+                    account.orgs.push(org_id.clone());
+                }
+                account.current_org = Some(org_id.clone());
+            }
+            if let Some(team) = &current_org {
+                if !account.orgs.contains(team) {
+                    account.orgs.push(team.clone());
+                }
+                account.current_org = Some(team.clone());
+            }
+            account.status = AccountStatus::Active;
+            account.restriction = restriction;
+            account.updated_at = now;
+            account.access_expires_at = tokens.expires_at;
+            account.scope = tokens.scope.clone();
+            account.pending = pending;
+            s.accounts.push(account.clone());
+            Ok(account)
+        };
+        if txn.account()?.is_some() {
+            return txn.save_then(&slot, &tokens, || txn.update_state(|s| merge(s, None)));
+        }
+        // A first sign-in: the record (marked pending), the keychain entry, the record
+        // complete. A process that dies in between leaves what the next one finishes or undoes.
+        txn.update_state(|s| merge(s, Some(PendingWrite::SignIn)))?;
+        let finished = txn
+            .save(&slot, &tokens)
+            .and_then(|()| txn.update(|a| a.pending = None));
+        if let Err(e) = finished {
+            let _ = txn.delete(&slot);
+            let _ = txn.update_state(|s| {
+                s.accounts.retain(|a| a.id != id);
+                Ok(())
+            });
+            return Err(e);
+        }
+        txn.existing()
     }
 }
 

@@ -1,13 +1,15 @@
 //! Signing out: inside the account's transaction (so no refresh writes a token back after
 //! it), end the sessions at the provider — revocation, or the provider's own sign-out —
 //! unless asked not to, then remove every keychain slot and the account. If ending the
-//! sessions fails nothing is removed.
+//! sessions fails nothing is removed; once they are ended, the account is marked as signing
+//! out, so a process that dies while removing it leaves the rest to the next one.
 
+use crate::account::PendingWrite;
 use crate::error::Result;
 use crate::providers::EndedSession;
-use crate::vault::Slot;
 
 use super::Tessera;
+use super::txn::slots_of;
 use super::types::SignOutOutcome;
 
 impl Tessera {
@@ -16,13 +18,7 @@ impl Tessera {
         let id = self.account(query)?.id;
         let txn = self.begin(&id).await?;
         let account = txn.existing()?;
-        let mut slots = vec![Slot::Main];
-        for org in account.orgs.iter().chain(&account.signed_in_orgs) {
-            let slot = Slot::Org(org.clone());
-            if !slots.contains(&slot) {
-                slots.push(slot);
-            }
-        }
+        let slots = slots_of(&account);
         let mut tokens = Vec::new();
         for slot in &slots {
             tokens.extend(txn.load(slot)?);
@@ -33,6 +29,9 @@ impl Tessera {
         } else {
             EndedSession::default()
         };
+        // From here on the sign-out is finished by whichever process comes next, should this
+        // one die half-way.
+        txn.update(|a| a.pending = Some(PendingWrite::SignOut))?;
         for slot in &slots {
             txn.delete(slot)?;
         }

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use crate::account::{Account, State};
+use crate::account::{Account, PendingWrite, State};
 use crate::error::{Error, Result};
 use crate::fsutil::{FileLock, short_hash};
 use crate::secret::SecretString;
@@ -57,6 +57,64 @@ impl Tessera {
             _across_processes: FileLock::acquire_async(path).await?,
         })
     }
+}
+
+impl Tessera {
+    /// Completes or undoes the two-part writes of processes that died in the middle (see
+    /// [`PendingWrite`]): a first sign-in whose keychain entry exists is completed, one
+    /// without is removed; a sign-out is completed. An account whose lock is held is being
+    /// written right now and is left alone.
+    pub(crate) fn recover_interrupted(&self) -> Result<()> {
+        let pending: Vec<Account> = self
+            .data
+            .read()?
+            .accounts
+            .into_iter()
+            .filter(|a| a.pending.is_some())
+            .collect();
+        for account in pending {
+            let Some(_lock) = FileLock::try_acquire(&self.data.refresh_lock(&account.id))? else {
+                continue;
+            };
+            let slots = slots_of(&account);
+            let finish = match account.pending {
+                Some(PendingWrite::SignIn) => {
+                    let mut stored = false;
+                    for slot in &slots {
+                        stored |= self.vault.load_slot(&account.id, slot)?.is_some();
+                    }
+                    stored
+                }
+                _ => {
+                    for slot in &slots {
+                        self.vault.delete_slot(&account.id, slot)?;
+                    }
+                    false
+                }
+            };
+            self.data.update(|s| {
+                if finish {
+                    s.account_mut(&account.id)?.pending = None;
+                } else {
+                    s.accounts.retain(|a| a.id != account.id);
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Every keychain slot an account may have: its own and one per organization.
+pub(crate) fn slots_of(account: &Account) -> Vec<Slot> {
+    let mut slots = vec![Slot::Main];
+    for org in account.orgs.iter().chain(&account.signed_in_orgs) {
+        let slot = Slot::Org(org.clone());
+        if !slots.contains(&slot) {
+            slots.push(slot);
+        }
+    }
+    slots
 }
 
 impl AccountTxn<'_> {

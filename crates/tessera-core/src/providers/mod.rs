@@ -30,8 +30,8 @@ use crate::secret::SecretString;
 use crate::vault::TokenSet;
 use oidc::discovery::Discovery;
 pub use spec::{
-    Credential, Field, FieldSpec, ProviderDraft, ProviderSpec, RedirectRule, SignInMethod,
-    SignInRequest,
+    Credential, Field, FieldSpec, ProviderCheck, ProviderDraft, ProviderSpec, RedirectRule,
+    SignInMethod, SignInRequest,
 };
 
 /// What an adapter may use: this provider's configuration, endpoints and credential (client

@@ -100,6 +100,17 @@ impl RedirectRule {
     }
 }
 
+/// How a provider is checked before it is saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderCheck {
+    /// Its OpenID discovery document (`/.well-known/openid-configuration`).
+    DiscoveryDocument,
+    /// The signing keys its API publishes for the project.
+    SigningKeys,
+}
+
 /// Everything a front end renders about one provider kind.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -109,6 +120,7 @@ pub struct ProviderSpec {
     pub label: &'static str,
     pub blurb: &'static str,
     pub fields: Vec<FieldSpec>,
+    pub check: ProviderCheck,
     /// The client authentications offered (empty: decided by the fields, see `Secret`).
     pub client_auths: Vec<ClientAuth>,
     pub sign_in: Vec<SignInMethod>,

@@ -408,7 +408,10 @@ impl Endpoint<'_> {
             ClientAuth::None => params.push(("client_id".into(), id.clone())),
             ClientAuth::PrivateKeyJwt => {
                 params.push(("client_id".into(), id.clone()));
-                params.extend(self.assertion_params(&self.metadata.token_endpoint)?);
+                params.extend(self.assertion_params(&assertion_audience(
+                    endpoint,
+                    &self.metadata.token_endpoint,
+                )?)?);
             }
         }
         let body = url::form_urlencoded::Serializer::new(String::new())
@@ -449,6 +452,21 @@ impl Endpoint<'_> {
             url: self.metadata.token_endpoint.clone(),
             reason,
         }
+    }
+}
+
+/// The `aud` of a `private_key_jwt` assertion sent to `endpoint` (revocation,
+/// introspection): the token endpoint, which providers such as Stitch require — and so only
+/// to a server of the token endpoint's own origin, where it cannot be replayed elsewhere. An
+/// endpoint on another origin is refused before anything is sent, as unsupported.
+fn assertion_audience(endpoint: &str, token_endpoint: &str) -> Result<String> {
+    let origin = |u: &str| Url::parse(u).map(|u| u.origin()).ok();
+    match (origin(endpoint), origin(token_endpoint)) {
+        (Some(a), Some(b)) if a == b => Ok(token_endpoint.to_string()),
+        _ => Err(Error::Unsupported(format!(
+            "sending a private_key_jwt client assertion to {}, which is not the token endpoint's server",
+            crate::http::strip_query(endpoint)
+        ))),
     }
 }
 
@@ -496,7 +514,9 @@ fn token_set(
             BasicTokenType::Bearer => "Bearer".to_string(),
             other => format!("{other:?}"),
         },
-        expires_at: response.expires_in().map(|d| now + d.as_secs()),
+        expires_at: response
+            .expires_in()
+            .map(|d| now.saturating_add(d.as_secs())),
         refresh_token: response
             .refresh_token()
             .map(|r| SecretString::new(r.secret().clone()))
@@ -511,5 +531,60 @@ fn token_set(
         }),
         nonce: None,
         obtained_at: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::HttpConfig;
+
+    fn metadata(revocation: &str) -> ProviderMetadata {
+        ProviderMetadata {
+            issuer: "http://127.0.0.1:9".into(),
+            authorization_endpoint: "http://127.0.0.1:9/auth".into(),
+            token_endpoint: "http://127.0.0.1:9/token".into(),
+            jwks_uri: "http://127.0.0.1:9/jwks".into(),
+            userinfo_endpoint: None,
+            revocation_endpoint: Some(revocation.into()),
+            introspection_endpoint: None,
+            end_session_endpoint: None,
+            device_authorization_endpoint: None,
+            authorization_response_iss_parameter_supported: false,
+            code_challenge_methods_supported: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn private_key_jwt_assertions_go_only_to_the_token_endpoints_server() {
+        use p256::pkcs8::EncodePrivateKey;
+        let key = p256::SecretKey::random(&mut rand::thread_rng())
+            .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap()
+            .to_string();
+        let key = SecretString::new(key);
+        let mut config = ProviderConfig::new("stitch", "http://127.0.0.1:9", "client");
+        config.client_auth = ClientAuth::PrivateKeyJwt;
+        let http = HttpClient::new(HttpConfig::default()).unwrap();
+        let revoke = |revocation: &str| {
+            let metadata = metadata(revocation);
+            let (config, key, http) = (config.clone(), &key, http.clone());
+            async move {
+                let endpoint = Endpoint {
+                    config: &config,
+                    metadata: &metadata,
+                    credential: Some(key),
+                    http: &http,
+                    now: 1_800_000_000,
+                };
+                endpoint.revoke(&SecretString::new("rt")).await.unwrap_err()
+            }
+        };
+        // Another server (another port, another loopback host): refused before sending.
+        for elsewhere in ["http://127.0.0.1:10/revoke", "http://127.0.0.2:9/revoke"] {
+            assert_eq!(revoke(elsewhere).await.code(), "unsupported", "{elsewhere}");
+        }
+        // The token endpoint's own server: sent (and nobody listens there).
+        assert_eq!(revoke("http://127.0.0.1:9/revoke").await.code(), "network");
     }
 }

@@ -25,7 +25,7 @@ use crate::provider::{
 use crate::providers::spec::{given, words};
 use crate::providers::{
     Adapter, BrowserStart, Context, DeviceAuthorization, EndedSession, Field, FieldSpec, Identity,
-    OrgTokenRequest, ProviderDraft, ProviderSpec, RedirectRule, SignInMethod,
+    OrgTokenRequest, ProviderCheck, ProviderDraft, ProviderSpec, RedirectRule, SignInMethod,
 };
 use crate::secret::SecretString;
 use crate::vault::TokenSet;
@@ -156,6 +156,7 @@ impl Adapter for OidcAdapter {
             label: f.label,
             blurb: f.blurb,
             fields: self.fields(),
+            check: ProviderCheck::DiscoveryDocument,
             client_auths: f.client_auths.to_vec(),
             sign_in: vec![SignInMethod::Browser, SignInMethod::Device],
             redirect: RedirectRule::DeepLinkOrLoopback,

@@ -37,8 +37,8 @@ use crate::providers::oidc::discovery::Discovery;
 use crate::providers::spec::given;
 use crate::providers::{
     Adapter, BrowserStart, Context, DiscoveredOrg, EndedSession, Field, FieldSpec, Identity,
-    LinkProof, ProviderDraft, ProviderSpec, Redeemed, RedirectRule, SignInMethod, TokenIssuer,
-    check_jwks,
+    LinkProof, ProviderCheck, ProviderDraft, ProviderSpec, Redeemed, RedirectRule, SignInMethod,
+    TokenIssuer, check_jwks,
 };
 use crate::secret::SecretString;
 use crate::vault::TokenSet;
@@ -130,6 +130,7 @@ impl Adapter for StackAdapter {
                 .placeholder(STACK_DEFAULT_BASE)
                 .locates(),
             ],
+            check: ProviderCheck::SigningKeys,
             client_auths: Vec::new(),
             sign_in: vec![
                 SignInMethod::OAuth,

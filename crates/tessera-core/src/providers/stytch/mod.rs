@@ -37,8 +37,8 @@ use crate::providers::oidc::discovery::Discovery;
 use crate::providers::spec::given;
 use crate::providers::{
     Adapter, Context, EndedSession, Field, FieldSpec, Identity, LinkProof, OrgSession,
-    OrgSessionSource, ProviderDraft, ProviderSpec, Redeemed, RedirectRule, SignInMethod,
-    TokenIssuer, check_jwks,
+    OrgSessionSource, ProviderCheck, ProviderDraft, ProviderSpec, Redeemed, RedirectRule,
+    SignInMethod, TokenIssuer, check_jwks,
 };
 use crate::secret::SecretString;
 use crate::vault::TokenSet;
@@ -134,6 +134,7 @@ impl Adapter for StytchAdapter {
                 )
                 .placeholder("8714"),
             ],
+            check: ProviderCheck::SigningKeys,
             client_auths: Vec::new(),
             sign_in: vec![SignInMethod::EmailLink],
             redirect: RedirectRule::DeepLinkOrLoopback,
