@@ -20,6 +20,7 @@ use tessera_core::{Options, Tessera};
 use tessera_desktop::desktop::Desktop;
 use tessera_desktop::state::AppState;
 use tessera_desktop::views::AppEvent;
+use tessera_testkit::fakes::{StackFake, StackFakeOptions, StytchFakeOptions};
 use tessera_testkit::{Browser, Idp, IdpOptions, Profile};
 
 /// Records what the shell asked of the desktop.
@@ -477,7 +478,13 @@ async fn logto_preset_signs_in_and_shows_organization_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stytch_link_comes_back_over_the_deep_link_and_the_window_picks_organizations() {
-    let fake = tessera_testkit::fakes::StytchFake::start().await;
+    let port = free_port();
+    let loopback = format!("http://127.0.0.1:{port}/callback");
+    let fake = tessera_testkit::fakes::StytchFake::start_with(StytchFakeOptions {
+        redirect_urls: vec!["dev.tessera:/callback".into(), loopback.clone()],
+        ..Default::default()
+    })
+    .await;
     let h = Harness::new();
     h.ok("ui_ready", json!({}));
     let form = preset_form(
@@ -499,6 +506,11 @@ async fn stytch_link_comes_back_over_the_deep_link_and_the_window_picks_organiza
     assert_eq!(
         (&added["spec"]["signIn"], &added["spec"]["orgModel"]),
         (&json!(["email_link"]), &json!("session_per_org"))
+    );
+    assert_eq!(
+        added["redirectUrls"],
+        json!(["http://127.0.0.1:8714/callback", "dev.tessera:/callback"]),
+        "the exact URLs to register at Stytch (the default port)"
     );
     assert_no_secret(&added, &[&fake.secret]);
 
@@ -558,6 +570,96 @@ async fn stytch_link_comes_back_over_the_deep_link_and_the_window_picks_organiza
         .map(|o| o["name"].clone())
         .collect();
     assert_eq!(signed_in, vec![json!("Acme")], "MFA left no session behind");
+
+    // Through the SDK API, back to the loopback port the project registered.
+    let mut form = preset_form(
+        "stytch_b2b",
+        "Stytch SDK",
+        json!({
+            "project_id": fake.project_id, "base_url": fake.base_url,
+            "client_key": fake.public_token, "redirect_port": port.to_string()
+        }),
+    );
+    form["redirectMode"] = json!("loopback");
+    let added = h.ok("add_provider", json!({ "provider": form }));
+    assert_eq!(added["redirectUrls"][0], json!(loopback));
+    let sent = h.ok(
+        "send_email_link",
+        json!({ "provider": "Stytch SDK", "email": "bob@example.com" }),
+    );
+    let link = fake.latest_link_to("bob@example.com").await;
+    assert!(link.starts_with(&format!("{loopback}?")), "{link}");
+    h.desktop.take_events();
+    let (status, _) = Browser::new().visit(&link).await;
+    assert_eq!(status, 200);
+    let discovered = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(AppEvent::OrganizationsDiscovered(d)) = h
+                .desktop
+                .take_events()
+                .into_iter()
+                .find(|e| matches!(e, AppEvent::OrganizationsDiscovered(_)))
+            {
+                return d;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("organizations-discovered");
+    assert_eq!(discovered.provider, "Stytch SDK");
+    assert_eq!(
+        h.ok("cancel_sign_in", json!({ "flowId": sent["waitId"] })),
+        json!(false),
+        "the link ended the wait"
+    );
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_user_who_must_verify_the_email_is_a_restricted_account() {
+    let fake = StackFake::start_with(StackFakeOptions {
+        require_email_verification: true,
+        ..Default::default()
+    })
+    .await;
+    let h = Harness::new();
+    h.ok("ui_ready", json!({}));
+    let form = preset_form(
+        "stack_auth",
+        "Stack",
+        json!({
+            "project_id": fake.project_id, "client_key": fake.publishable_key,
+            "base_url": fake.base_url
+        }),
+    );
+    h.ok("add_provider", json!({ "provider": form }));
+    let erin = h.ok(
+        "sign_in_with_password",
+        json!({ "provider": "Stack", "email": "erin@example.com", "password": "demo" }),
+    );
+    assert_eq!(erin["status"], json!("active"));
+    assert_eq!(erin["restriction"], json!("email_not_verified"));
+    assert!(
+        erin["restrictionHint"]
+            .as_str()
+            .unwrap()
+            .contains("verify your e-mail"),
+        "{erin}"
+    );
+    let id = erin["id"].as_str().unwrap().to_string();
+    fake.verify_email("erin@example.com").await;
+    h.ok("refresh_account", json!({ "accountId": id }));
+    let accounts = h.ok("list_accounts", json!({}));
+    assert_eq!(accounts[0]["restriction"], Value::Null, "{accounts}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -652,19 +754,17 @@ async fn stack_password_sign_in_and_team_switch() {
         json!({ "provider": "Stack", "someoneElse": false, "org": null, "oauthProvider": "github" }),
     );
     assert_eq!(started["redirectMode"], json!("loopback"));
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let answer = browser
-        .get(started["authorizationUrl"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let back = answer.headers()["location"].to_str().unwrap().to_string();
+    // Through Stack to the upstream provider, where the browser is signed in as alice.
+    let browser = Browser::new();
+    let back = browser
+        .login(
+            started["authorizationUrl"].as_str().unwrap(),
+            "alice@example.com",
+        )
+        .await;
     assert!(back.starts_with("http://127.0.0.1:"), "{back}");
     h.desktop.take_events();
-    browser.get(&back).send().await.unwrap();
+    browser.visit(&back).await;
     let completed = wait_for_sign_in(&h).await;
     assert_eq!(
         completed.flow_id,
@@ -688,7 +788,7 @@ async fn stack_password_sign_in_and_team_switch() {
     let link = fake.latest_link_to("bob@example.com").await;
     assert!(link.starts_with("http://127.0.0.1:"), "{link}");
     h.desktop.take_events();
-    browser.get(&link).send().await.unwrap();
+    browser.visit(&link).await;
     let by_link = wait_for_sign_in(&h).await;
     assert_eq!(by_link.flow_id, sent["waitId"].as_str().map(String::from));
     assert_eq!(by_link.account.email.as_deref(), Some("bob@example.com"));

@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tessera_core::flow::{DEEP_LINK_REDIRECT, FLOW_TTL};
-use tessera_core::loopback::LoopbackReceiver;
 use tessera_core::{EmailLinkOutcome, Error, RedirectMode, SignInRequest, SignInStart};
 use tokio::sync::oneshot;
 
@@ -77,8 +76,9 @@ pub async fn complete(state: &AppState, url: &str) {
 }
 
 /// Mails a sign-in link to `email`. It comes back the way the provider allows: over the deep
-/// link (to [`complete`]), or to a one-time loopback address where a background wait takes
-/// it (named by the returned wait id, which Cancel and a typed code stop).
+/// link (to [`complete`]; Stytch's default), or to a loopback address where a background
+/// wait takes it (named by the returned wait id, which Cancel and a typed code stop) — on
+/// the provider's registered port where it matches redirect URLs exactly (Stytch).
 pub async fn send_email_link(
     state: &AppState,
     provider: &str,
@@ -92,7 +92,7 @@ pub async fn send_email_link(
             .await?;
         return Ok(EmailLinkSent::new(wait_id, sent));
     }
-    let receiver = LoopbackReceiver::bind().await?;
+    let receiver = tessera.loopback_receiver(provider).await?;
     let sent = tessera
         .start_email_sign_in(provider, email, &receiver.redirect_uri())
         .await?;
@@ -164,7 +164,7 @@ fn report(state: &AppState, flow_id: Option<String>, result: Result<AccountView,
             }));
             state.notify(AppEvent::AccountsChanged);
         }
-        Err(Error::Cancelled(_)) => {}
+        Err(Error::Cancelled { .. }) => {}
         Err(e) => {
             eprintln!("tessera: sign-in failed: {e} [{}]", e.code());
             state.notify(AppEvent::SignInFailed(SignInFailed {

@@ -19,7 +19,7 @@ use tessera_core::providers::Field;
 use tessera_core::{
     Account, AccountStatus, ClaimChange, ClaimsReport, ClientAuth, DiscoveredOrg, EmailSignInStart,
     OrgDiscovery, OrgView, ProviderConfig, ProviderDraft, ProviderKind, ProviderSpec, RedirectMode,
-    RefreshOutcome, SignOutOutcome,
+    RefreshOutcome, Restriction, SignOutOutcome,
 };
 use ts_rs::TS;
 
@@ -43,12 +43,17 @@ pub struct ProviderView {
     pub resources: Vec<String>,
     /// Where its browser sign-ins come back (the configured one, as the kind allows).
     pub redirect_mode: RedirectMode,
+    /// The return addresses to register at the provider, exactly as shown (Stytch:
+    /// `http://127.0.0.1:PORT/callback` and `dev.tessera:/callback`); empty where the
+    /// provider needs none registered exactly.
+    pub redirect_urls: Vec<String>,
 }
 
 impl From<ProviderConfig> for ProviderView {
     fn from(p: ProviderConfig) -> Self {
         let spec = p.kind.spec();
         ProviderView {
+            redirect_urls: p.redirect_urls(),
             redirect_mode: spec.redirect.apply(p.redirect_mode),
             spec,
             name: p.name,
@@ -171,6 +176,11 @@ pub struct AccountView {
     pub name: Option<String>,
     pub orgs: Vec<OrgSummary>,
     pub status: AccountStatusView,
+    /// Set while the provider holds the account back (Stack Auth: verify the e-mail at
+    /// Stack to finish); its tokens still work.
+    pub restriction: Option<Restriction>,
+    /// What the person can do about the restriction.
+    pub restriction_hint: Option<String>,
     #[ts(type = "number | null")]
     pub access_expires_at: Option<u64>,
     pub scope: Option<String>,
@@ -195,6 +205,8 @@ impl From<Account> for AccountView {
                 AccountStatus::Active => AccountStatusView::Active,
                 AccountStatus::NeedsSignIn => AccountStatusView::NeedsSignIn,
             },
+            restriction: a.restriction,
+            restriction_hint: a.restriction.map(|r| r.hint().to_string()),
             id: a.id,
             provider: a.provider,
             issuer: a.issuer,

@@ -19,7 +19,9 @@ console.debug = console.error;
 
 /**
  * Parses `--name value` / `--name=value` flags. `spec` maps flag names (without `--`) to
- * `{ type: 'int' | 'string', default, min?, max? }`. Unknown flags and bad values exit with 2.
+ * `{ type: 'int' | 'string' | 'list' | 'flag', default, min?, max? }`: a `list` flag may be
+ * repeated (its default applies only when it is never given; `--name=` alone makes it empty), a
+ * `flag` takes no value and is `false` unless given. Unknown flags and bad values exit with 2.
  */
 export function parseArgs(argv, spec, usageLine) {
   const usage = (message) => {
@@ -28,7 +30,8 @@ export function parseArgs(argv, spec, usageLine) {
     process.exit(2);
   };
   const out = {};
-  for (const [name, s] of Object.entries(spec)) out[name] = s.default;
+  const given = new Set();
+  for (const [name, s] of Object.entries(spec)) out[name] = s.type === 'flag' ? false : s.default;
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
     if (arg === '-h' || arg === '--help') usage();
@@ -37,6 +40,11 @@ export function parseArgs(argv, spec, usageLine) {
     const name = flag.slice(2);
     const s = spec[name];
     if (!s) usage(`unknown argument ${flag}`);
+    if (s.type === 'flag') {
+      if (inline !== undefined) usage(`${flag} takes no value`);
+      out[name] = true;
+      continue;
+    }
     let value = inline;
     if (value === undefined) {
       i += 1;
@@ -49,6 +57,11 @@ export function parseArgs(argv, spec, usageLine) {
         usage(`bad ${flag} ${JSON.stringify(value)}`);
       }
       out[name] = n;
+    } else if (s.type === 'list') {
+      // `--name=` (an empty value) gives an empty list.
+      if (!given.has(name)) out[name] = [];
+      given.add(name);
+      if (value !== '') out[name].push(value);
     } else {
       out[name] = value;
     }
@@ -110,8 +123,11 @@ export function sha256b64url(text) {
 // ---------------------------------------------------------------------------------------------
 // Keys and JWTs
 
-/** A fresh signing key: `{ kid, alg, privateKey, publicJwk }` for RS256 (RSA 2048) or ES256 (P-256). */
-export function newSigningKey(alg, kid) {
+/**
+ * A fresh signing key: `{ kid, alg, privateKey, publicJwk }` for RS256 (RSA 2048) or ES256 (P-256).
+ * The published JWK carries `use: "sig"` unless `publishUse` is false.
+ */
+export function newSigningKey(alg, kid, { publishUse = true } = {}) {
   let pair;
   if (alg === 'RS256') {
     pair = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -126,7 +142,7 @@ export function newSigningKey(alg, kid) {
     alg,
     privateKey: pair.privateKey,
     publicKey: pair.publicKey,
-    publicJwk: { ...jwk, kid, alg, use: 'sig' },
+    publicJwk: publishUse ? { ...jwk, kid, alg, use: 'sig' } : { ...jwk, kid, alg },
   };
 }
 

@@ -1,9 +1,12 @@
 // A fake Stack Auth API (client access type) for Tessera's tests: password, email one-time code,
-// TOTP second factor, anonymous users, OAuth authorize/token with PKCE, non-rotating refresh tokens,
-// sign-out, users/me, teams and the ES256 JWKS. NOT Stack Auth and NOT for production use: fixed
-// fixture, in-memory state, signing keys generated at start-up, test hooks under /__test/.
+// TOTP second factor, anonymous and restricted users, OAuth authorize → a stand-in upstream
+// provider (served by the fake under /upstream/) → Stack's callback → token with PKCE,
+// non-rotating refresh tokens, sign-out, users/me, teams and the ES256 JWKS. NOT Stack Auth and NOT
+// for production use: fixed fixture, in-memory state, signing keys generated at start-up, test
+// hooks under /__test/.
 //
-//   node tests/fakes/stack.mjs [--port N] [--access-ttl SECS]
+//   node tests/fakes/stack.mjs [--port N] [--access-ttl SECS] [--require-email-verification]
+//                              [--bot-challenge]
 //
 // When listening, prints exactly one JSON line on stdout:
 //   {"base_url":"http://127.0.0.1:PORT","port":PORT,"project_id":…,"publishable_key":…}
@@ -20,10 +23,17 @@ const opts = parseArgs(
   {
     port: { type: 'int', default: 0, min: 0, max: 65535 },
     'access-ttl': { type: 'int', default: 600, min: 1 },
+    'require-email-verification': { type: 'flag' },
+    'bot-challenge': { type: 'flag' },
   },
-  'node stack.mjs [--port N (0 = random)] [--access-ttl SECS (600)]',
+  'node stack.mjs [--port N (0 = random)] [--access-ttl SECS (600)] [--require-email-verification]'
+    + ' [--bot-challenge]',
 );
 const ACCESS_TTL = opts['access-ttl'];
+/** The project's `onboarding.requireEmailVerification`: unverified users are restricted. */
+const REQUIRE_EMAIL_VERIFICATION = opts['require-email-verification'];
+/** A sign-up rule that rejects OAuth sign-ups whose bot challenge did not pass. */
+const SIGN_UP_NEEDS_BOT_CHECK = opts['bot-challenge'];
 
 // ---------------------------------------------------------------------------------------------
 // Fixture
@@ -38,6 +48,9 @@ const REFRESH_TTL_MS = 365 * 24 * 3600 * 1000;
 const VERIFICATION_CODE_TTL_MS = 7 * 24 * 3600 * 1000;
 const MFA_ATTEMPT_TTL_MS = 10 * 60 * 1000;
 const AUTH_CODE_TTL_MS = 5 * 60 * 1000;
+const OUTER_OAUTH_TTL_MS = 10 * 60 * 1000;
+/** Cloudflare Turnstile's documented test token that always passes verification. */
+const TURNSTILE_PASSING_TOKEN = 'XXXX.DUMMY.TOKEN.XXXX';
 
 let BASE_URL = ''; // set once listening; the issuer depends on it
 
@@ -73,6 +86,7 @@ function addUser(u) {
     otp_auth_enabled: true,
     passkey_auth_enabled: false,
     signed_up_at_millis: clock.nowMs(),
+    email_verified: Boolean(u.email),
     ...u,
   };
   users.set(user.id, user);
@@ -104,21 +118,41 @@ addUser({
   requires_totp_mfa: true,
   totp_secret: CAROL_TOTP_SECRET,
 });
+addUser({
+  id: 'e414e000-0000-4000-8000-000000000005',
+  email: 'erin@example.com',
+  display_name: 'Erin Example',
+  password: 'demo',
+  teams: [TEAM_ACME],
+  selected_team_id: TEAM_ACME,
+  email_verified: false,
+});
 
 const userByEmail = (email) => [...users.values()].find((u) => u.email === email.toLowerCase());
 
 // ---------------------------------------------------------------------------------------------
 // State
 
-const signingKeys = [newSigningKey('ES256', `stack-${uuid()}`)]; // [0] signs; all published
-const anonKeys = [newSigningKey('ES256', `stack-anon-${uuid()}`)];
+/**
+ * One key set per audience, two keys each with the first signing (Stack's `getPrivateJwks`: the
+ * legacy key, then the current one), published without `use` (its `getPublicJwkSet`).
+ */
+const stackKey = (prefix) => newSigningKey('ES256', `${prefix}-${uuid()}`, { publishUse: false });
+const signingKeys = [stackKey('stack'), stackKey('stack')];
+const restrictedKeys = [stackKey('stack-restricted'), stackKey('stack-restricted')];
+const anonKeys = [stackKey('stack-anon'), stackKey('stack-anon')];
+const KEYS = { normal: signingKeys, restricted: restrictedKeys, anonymous: anonKeys };
 const refreshTokens = new Map(); // token → { id, userId, expiresAt }
 const refreshTokensById = new Map();
 const verificationCodes = new Map(); // code → { kind, email, userId?, expiresAt, usedAt }
 const authCodes = new Map(); // code → { userId, redirectUri, challenge, method, scope, after, expiresAt, used }
 const cliLogins = new Map(); // polling_code → { login_code, expiresAt, refreshToken, status }
+const outerFlows = new Map(); // inner state → the OAuth flow between authorize and callback
+const upstreamCodes = new Map(); // upstream code → { email, innerState, used }
+const upstreamLogins = new Map(); // uid of an upstream login page → { provider, innerState }
 const outbox = [];
 const requestLog = [];
+/** Whom the stand-in upstream provider has signed in in the browser; null: it asks. */
 let oauthIdentity = 'alice@example.com';
 
 // ---------------------------------------------------------------------------------------------
@@ -187,6 +221,16 @@ const K = {
     { expected_project_id: expected, actual_project_id: actual }),
   anonNotAllowed: () => new KnownError(401, 'ANONYMOUS_AUTHENTICATION_NOT_ALLOWED',
     "X-Stack-Access-Token is for an anonymous user, but anonymous users are not enabled. Set the X-Stack-Allow-Anonymous-User header of this request to 'true' to allow anonymous users."),
+  restrictedNotAllowed: (reason) => new KnownError(403, 'RESTRICTED_USER_NOT_ALLOWED',
+    `The user in the access token is in restricted state. Reason: ${reason.type}. Please pass the X-Stack-Allow-Restricted-User header if this is intended.`,
+    { restricted_reason: reason }),
+  oauthAccessDenied: () => new KnownError(400, 'OAUTH_PROVIDER_ACCESS_DENIED', 'The OAuth provider denied access to the user.'),
+  outerTimeout: () => new KnownError(408, 'OUTER_OAUTH_TIMEOUT', 'The OAuth flow has timed out. Please sign in again.'),
+  botRequired: () => new KnownError(409, 'BOT_CHALLENGE_REQUIRED', 'An additional bot challenge is required before sign-up can continue.'),
+  botFailed: () => new KnownError(400, 'BOT_CHALLENGE_FAILED', 'Visible bot challenge verification failed',
+    { message: 'Visible bot challenge verification failed' }),
+  signUpRejected: () => new KnownError(403, 'SIGN_UP_REJECTED', "Your sign up was rejected by an administrator's sign-up rule.",
+    { message: "Your sign up was rejected by an administrator's sign-up rule." }),
   rtNotFound: () => new KnownError(401, 'REFRESH_TOKEN_NOT_FOUND_OR_EXPIRED',
     'Refresh token not found for this project, or the session has expired/been revoked.'),
   noUser: () => new KnownError(400, 'CANNOT_GET_OWN_USER_WITHOUT_USER',
@@ -208,26 +252,41 @@ const K = {
     { client_id: clientId ?? null }),
   oauthProvider: () => new KnownError(400, 'OAUTH_PROVIDER_NOT_FOUND_OR_NOT_ENABLED', 'The OAuth provider is not found or not enabled.'),
   invalidAuthCode: () => new KnownError(400, 'INVALID_AUTHORIZATION_CODE', 'The given authorization code is invalid.'),
-  projectNotFound: (id) => new KnownError(404, 'PROJECT_NOT_FOUND',
-    `Project ${id} not found or is not accessible with the current user.`, { project_id: id }),
   pollingCode: () => new KnownError(400, 'INVALID_POLLING_CODE', 'The polling code is invalid or does not exist.'),
 };
 
 // ---------------------------------------------------------------------------------------------
 // Tokens
 
-const issuerFor = (anon) => (anon
-  ? `${BASE_URL}/api/v1/projects-anonymous-users/${PROJECT_ID}`
-  : `${BASE_URL}/api/v1/projects/${PROJECT_ID}`);
-const audienceFor = (anon) => (anon ? `${PROJECT_ID}:anon` : PROJECT_ID);
+/**
+ * Why a user is restricted (Stack's `computeRestrictedStatus`): anonymous users always; others
+ * when the project requires a verified e-mail and theirs is not. `null` when not restricted.
+ */
+function restrictedReason(user) {
+  if (user.is_anonymous) return { type: 'anonymous' };
+  if (REQUIRE_EMAIL_VERIFICATION && !user.email_verified) return { type: 'email_not_verified' };
+  return null;
+}
+
+/** `normal`, `restricted` or `anonymous`: selects the token's issuer, audience and key set. */
+function userType(user) {
+  if (user.is_anonymous) return 'anonymous';
+  return restrictedReason(user) ? 'restricted' : 'normal';
+}
+
+const ISSUER_PATH = { normal: 'projects', restricted: 'projects-restricted-users', anonymous: 'projects-anonymous-users' };
+const AUDIENCE_SUFFIX = { normal: '', restricted: ':restricted', anonymous: ':anon' };
+const issuerFor = (type) => `${BASE_URL}/api/v1/${ISSUER_PATH[type]}/${PROJECT_ID}`;
+const audienceFor = (type) => `${PROJECT_ID}${AUDIENCE_SUFFIX[type]}`;
 
 function mintAccessToken(user, rt) {
   const iat = clock.nowSec();
-  const anon = user.is_anonymous;
-  return signJwt(anon ? anonKeys[0] : signingKeys[0], {
+  const type = userType(user);
+  const reason = restrictedReason(user);
+  return signJwt(KEYS[type][0], {
     sub: user.id,
-    iss: issuerFor(anon),
-    aud: audienceFor(anon),
+    iss: issuerFor(type),
+    aud: audienceFor(type),
     iat,
     exp: iat + ACCESS_TTL,
     project_id: PROJECT_ID,
@@ -236,12 +295,12 @@ function mintAccessToken(user, rt) {
     role: 'authenticated',
     name: user.display_name,
     email: user.email,
-    email_verified: Boolean(user.email),
+    email_verified: user.email_verified,
     selected_team_id: user.selected_team_id,
     signed_up_at: Math.floor(user.signed_up_at_millis / 1000),
-    is_anonymous: anon,
-    is_restricted: false,
-    restricted_reason: null,
+    is_anonymous: user.is_anonymous,
+    is_restricted: reason !== null,
+    restricted_reason: reason,
     requires_totp_mfa: user.requires_totp_mfa,
   });
 }
@@ -259,19 +318,26 @@ function liveRefreshToken(token) {
   return rt;
 }
 
-/** Decodes `x-stack-access-token` the way the real backend does before any handler runs. */
+/**
+ * Decodes `x-stack-access-token` the way the real backend does before any handler runs
+ * (`decodeAccessToken`): the issuer and audience must match the key set that signed it, and the
+ * audience must agree with `is_anonymous` / `is_restricted`.
+ */
 function decodeAccessToken(token) {
-  const v = verifyJwtSignature(token, [...signingKeys, ...anonKeys]);
+  const v = verifyJwtSignature(token, [...signingKeys, ...restrictedKeys, ...anonKeys]);
   if (!v) throw K.unparsableAt();
-  const anon = anonKeys.includes(v.key);
+  const type = Object.keys(KEYS).find((t) => KEYS[t].includes(v.key));
   const p = v.payload;
-  if (p.iss !== issuerFor(anon) || typeof p.sub !== 'string' || typeof p.exp !== 'number') {
+  if (p.iss !== issuerFor(type) || typeof p.sub !== 'string' || typeof p.exp !== 'number'
+      || typeof p.aud !== 'string' || !p.aud.endsWith(AUDIENCE_SUFFIX[type])
+      || Boolean(p.is_anonymous) !== (type === 'anonymous')
+      || Boolean(p.is_restricted) !== (type !== 'normal')) {
     throw K.unparsableAt();
   }
   if (p.exp <= clock.nowSec()) throw K.atExpired(p.exp * 1000);
-  const projectId = String(p.aud).replace(/:anon$/, '');
+  const projectId = p.aud.split(':')[0];
   if (projectId !== PROJECT_ID) throw K.atWrongProject(PROJECT_ID, projectId);
-  return { userId: p.sub, refreshTokenId: p.refresh_token_id, anon };
+  return { userId: p.sub, refreshTokenId: p.refresh_token_id, anon: type === 'anonymous', restrictedReason: p.restricted_reason ?? null };
 }
 
 function newVerificationCode(record) {
@@ -310,10 +376,11 @@ function teamObject(id) {
 }
 
 function userObject(u) {
+  const reason = restrictedReason(u);
   return {
     id: u.id,
     primary_email: u.email,
-    primary_email_verified: Boolean(u.email),
+    primary_email_verified: u.email_verified,
     primary_email_auth_enabled: Boolean(u.email),
     display_name: u.display_name,
     selected_team: u.selected_team_id ? teamObject(u.selected_team_id) : null,
@@ -329,8 +396,8 @@ function userObject(u) {
     oauth_providers: u.oauth_providers,
     requires_totp_mfa: u.requires_totp_mfa,
     is_anonymous: u.is_anonymous,
-    is_restricted: false,
-    restricted_reason: null,
+    is_restricted: reason !== null,
+    restricted_reason: reason,
   };
 }
 
@@ -398,6 +465,18 @@ function validateFields(where, obj, spec, problems, allowUnknown = false) {
   }
 }
 
+/** Stack's `isLocalhost`: `localhost`, `*.localhost` and `127.x.x.x`, any scheme and port; not `[::1]`. */
+function isLocalhost(u) {
+  return u.hostname === 'localhost' || u.hostname.endsWith('.localhost') || /^127\.\d+\.\d+\.\d+$/.test(u.hostname);
+}
+
+const DEFAULT_PORTS = { 'http:': '80', 'https:': '443' };
+const portOf = (u) => u.port || DEFAULT_PORTS[u.protocol] || '';
+
+/**
+ * Stack's `validateRedirectUrl`: a localhost address (the fixture project allows localhost), or a
+ * trusted domain with the same scheme, host and port.
+ */
 function redirectAllowed(url) {
   let u;
   try {
@@ -405,18 +484,130 @@ function redirectAllowed(url) {
   } catch {
     return false;
   }
-  if (u.protocol === 'stack-auth-mobile-oauth-url:') return true;
-  if (u.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(u.hostname)) return true;
+  if (isLocalhost(u)) return true;
   return TRUSTED_DOMAINS.some((d) => {
     const t = new URL(d);
-    return u.protocol === t.protocol && u.host === t.host;
+    return u.protocol === t.protocol && u.hostname === t.hostname && portOf(u) === portOf(t);
   });
+}
+
+/** `isAcceptedNativeAppUrl`: the mobile SDKs' OAuth scheme, accepted without a trusted domain. */
+function isNativeAppUrl(url) {
+  try {
+    return new URL(url).protocol === 'stack-auth-mobile-oauth-url:';
+  } catch {
+    return false;
+  }
+}
+
+const oauthRedirectAllowed = (url) => redirectAllowed(url) || isNativeAppUrl(url);
+
+/** The request's cookies by name. */
+function cookies(req) {
+  const out = {};
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0) out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+  }
+  return out;
+}
+
+/**
+ * Stack's bot-challenge assessment of an OAuth start (`verifyTurnstileTokenWithOptionalVisibleChallenge`):
+ * without `bot_challenge_phase` (legacy clients) it is only recorded; in the invisible phase a
+ * failed token asks for a visible challenge, in the visible phase it fails. Returns whether the
+ * challenge passed; the fake's siteverify passes Cloudflare's test token only.
+ */
+function botChallengePassed(query) {
+  const passed = (query.bot_challenge_token ?? '').trim() === TURNSTILE_PASSING_TOKEN;
+  if (query.bot_challenge_phase === 'invisible' && !passed) throw K.botRequired();
+  if (query.bot_challenge_phase === 'visible' && !passed) throw K.botFailed();
+  return passed;
+}
+
+const upstreamClientId = (provider) => `fake-${provider}-client`;
+const callbackUrl = (provider) => `${BASE_URL}/api/v1/auth/oauth/callback/${provider}`;
+
+/** The user an upstream account signs in: the one with that e-mail, or a new one (a sign-up). */
+function oauthUser(email, provider, botPassed) {
+  let user = userByEmail(email);
+  if (!user) {
+    if (SIGN_UP_NEEDS_BOT_CHECK && !botPassed) throw K.signUpRejected();
+    user = addUser({ id: uuid(), email, display_name: null });
+  }
+  if (!user.oauth_providers.some((p) => p.id === provider)) {
+    user.oauth_providers.push({ id: provider, account_id: `${provider}-${user.id.slice(0, 8)}`, email: user.email });
+  }
+  return user;
+}
+
+/**
+ * Stack's `/auth/oauth/callback/{provider}`: where the upstream provider sends the browser back.
+ * Checks the flow (single use, its inner-state cookie in redirect mode, 10 minutes), the upstream
+ * answer, and only now the return address (`oauthServer.authorize` → `validateRedirectUri`); then
+ * redirects to the client's `redirect_uri` with `code` and `state`. A known error goes to
+ * `error_redirect_uri` when that is trusted, else it is the page the browser shows.
+ */
+function oauthCallback({ req, query, body, match }) {
+  const params = { ...query, ...(typeof body === 'object' && body !== null ? body : {}) };
+  const innerState = params.state ?? '';
+  const flow = outerFlows.get(innerState);
+  if (!flow || flow.used) throw new StatusError(400, 'Invalid OAuth cookie. Please try signing in again.');
+  const headers = {};
+  if (flow.responseMode !== 'json') {
+    const cookie = `stack-oauth-inner-${innerState}`;
+    if (cookies(req)[cookie] !== 'true') {
+      throw new StatusError(400, 'Inner OAuth cookie not found. This is likely because you refreshed the page during the OAuth sign in process. Please try signing in again');
+    }
+    headers['set-cookie'] = `${cookie}=; Path=/; Max-Age=0`;
+  }
+  flow.used = true;
+  try {
+    if (clock.nowMs() >= flow.expiresAt) throw K.outerTimeout();
+    if (match[1] !== flow.provider) throw K.oauthProvider();
+    if (params.error === 'access_denied') throw K.oauthAccessDenied();
+    const answer = upstreamCodes.get(params.code);
+    if (params.error !== undefined || !answer || answer.used || answer.innerState !== innerState) {
+      throw new StatusError(400, 'The OAuth provider did not complete the sign-in. Please try signing in again.');
+    }
+    answer.used = true;
+    if (!oauthRedirectAllowed(flow.redirectUri)) throw K.redirect();
+    if (flow.responseType !== 'code') throw new OAuthError(400, 'unsupported_response_type', 'Unsupported response type: `response_type` is not supported');
+    if (!['S256', 'plain'].includes(flow.method)) throw new OAuthError(400, 'invalid_request', 'Invalid parameter: `code_challenge_method`');
+    const user = oauthUser(answer.email, flow.provider, flow.botPassed);
+    const code = randomAlnum(40);
+    authCodes.set(code, {
+      userId: user.id,
+      redirectUri: flow.redirectUri,
+      challenge: flow.challenge,
+      method: flow.method,
+      scope: flow.scope,
+      after: flow.after,
+      expiresAt: clock.nowMs() + AUTH_CODE_TTL_MS,
+      used: false,
+    });
+    const location = new URL(flow.redirectUri);
+    location.searchParams.set('code', code);
+    location.searchParams.set('state', flow.state);
+    console.error(`[stack] oauth/${flow.provider} signs in ${user.email}; back to ${location}`);
+    return [req.method === 'POST' ? 303 : 307, null, { ...headers, location: location.toString() }];
+  } catch (err) {
+    if (err instanceof KnownError && flow.errorRedirectUrl && redirectAllowed(flow.errorRedirectUrl)) {
+      const location = new URL(flow.errorRedirectUrl);
+      location.searchParams.set('errorCode', err.code);
+      location.searchParams.set('message', err.message);
+      location.searchParams.set('details', JSON.stringify(err.details ?? {}));
+      return [307, null, { ...headers, location: location.toString() }];
+    }
+    throw err;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Endpoints. `auth`: 'client' (needs the client headers) or 'none' (browser navigations, the OAuth
 // token endpoint and the JWKS, which the real backend also serves without project headers).
-// `body`: field spec, `'none'` (no fields allowed; absent or {}), or undefined (GET).
+// `body`: field spec, `'none'` (no fields allowed; absent or {}), `'any'` (unchecked), or undefined
+// (GET). `openQuery`: unknown query parameters are allowed.
 
 const ROUTES = [
   {
@@ -490,10 +681,13 @@ const ROUTES = [
     },
   },
   {
-    method: 'GET', path: /^\/auth\/oauth\/authorize\/([^/]+)$/, auth: 'none',
+    // Unknown query parameters are allowed (`noUnknown(false)`); the return address is checked at
+    // the callback, after the upstream provider, not here.
+    method: 'GET', path: /^\/auth\/oauth\/authorize\/([^/]+)$/, auth: 'none', openQuery: true,
     query: {
       type: ['string'], token: ['string'], provider_scope: ['string'], error_redirect_url: ['url'],
-      error_redirect_uri: ['url'], after_callback_redirect_url: ['string'], stack_response_mode: ['string'],
+      error_redirect_uri: ['url'], after_callback_redirect_url: ['url'], stack_response_mode: ['string'],
+      bot_challenge_token: ['string'], bot_challenge_phase: ['string'],
       client_id: ['string', true], client_secret: ['string', true], redirect_uri: ['url', true],
       scope: ['string', true], state: ['string', true], grant_type: ['string', true],
       code_challenge: ['string', true], code_challenge_method: ['string', true], response_type: ['string', true],
@@ -503,41 +697,50 @@ const ROUTES = [
       if (query.grant_type !== 'authorization_code') problems.push('query.grant_type must be one of the following values: authorization_code');
       if (query.type !== undefined && !['authenticate', 'link'].includes(query.type)) problems.push('query.type must be one of the following values: authenticate, link');
       if (query.stack_response_mode !== undefined && !['json', 'redirect'].includes(query.stack_response_mode)) problems.push('query.stack_response_mode must be one of the following values: json, redirect');
+      if (query.bot_challenge_phase !== undefined && !['invisible', 'visible'].includes(query.bot_challenge_phase)) problems.push('query.bot_challenge_phase must be one of the following values: invisible, visible');
       if (problems.length) throw K.schema(path, problems);
       if (query.client_id !== PROJECT_ID && query.client_id !== `${PROJECT_ID}#${BRANCH_ID}`) throw K.oauthClient(query.client_id);
       if (query.client_secret === PUBLIC_CLIENT_SENTINEL) throw K.keyRequired(PROJECT_ID);
       if (query.client_secret !== PUBLISHABLE_KEY) throw K.invalidKey(PROJECT_ID);
-      if (!OAUTH_PROVIDERS.includes(match[1])) throw K.oauthProvider();
-      if (query.type === 'link') {
-        throw new StatusError(400, 'type=link (connecting an OAuth account to an existing user) is not emulated by the fake');
+      const provider = match[1];
+      if (!OAUTH_PROVIDERS.includes(provider)) throw K.oauthProvider();
+      if (query.type === 'link' && !query.token) throw new StatusError(400, '?token= query parameter is required for link type');
+      if (query.token !== undefined) {
+        throw new StatusError(400, 'token= (linking an account or upgrading an anonymous user) is not emulated by the fake');
       }
-      if (query.response_type !== 'code') throw new OAuthError(400, 'unsupported_response_type', 'Unsupported response type: `response_type` is not supported');
-      if (!['S256', 'plain'].includes(query.code_challenge_method)) throw new OAuthError(400, 'invalid_request', 'Invalid parameter: `code_challenge_method`');
-      if (!redirectAllowed(query.redirect_uri)) throw K.redirect();
-      if (query.after_callback_redirect_url !== undefined && !redirectAllowed(query.after_callback_redirect_url)) throw K.redirect();
-      const user = userByEmail(oauthIdentity);
-      if (!user.oauth_providers.some((p) => p.id === match[1])) {
-        user.oauth_providers.push({ id: match[1], account_id: `${match[1]}-${user.id.slice(0, 8)}`, email: user.email });
-      }
-      const code = randomAlnum(40);
-      authCodes.set(code, {
-        userId: user.id,
+      if (query.after_callback_redirect_url !== undefined && !oauthRedirectAllowed(query.after_callback_redirect_url)) throw K.redirect();
+      const botPassed = botChallengePassed(query);
+      const innerState = randomToken(32);
+      const responseMode = query.stack_response_mode ?? 'redirect';
+      outerFlows.set(innerState, {
+        provider,
         redirectUri: query.redirect_uri.split('#')[0],
+        state: query.state,
+        scope: query.scope,
         challenge: query.code_challenge,
         method: query.code_challenge_method,
-        scope: query.scope,
+        responseType: query.response_type,
+        errorRedirectUrl: query.error_redirect_uri ?? query.error_redirect_url,
         after: query.after_callback_redirect_url,
-        expiresAt: clock.nowMs() + AUTH_CODE_TTL_MS,
+        botPassed,
+        responseMode,
+        expiresAt: clock.nowMs() + OUTER_OAUTH_TTL_MS,
         used: false,
       });
-      const location = new URL(query.redirect_uri.split('#')[0]);
-      location.searchParams.set('code', code);
-      location.searchParams.set('state', query.state);
-      console.error(`[stack] oauth/${match[1]} signs in ${user.email}; back to ${location}`);
-      if (query.stack_response_mode === 'json') return [200, { location: location.toString() }];
-      return [307, null, { location: location.toString() }];
+      const upstream = new URL(`${BASE_URL}/upstream/${provider}/authorize`);
+      upstream.searchParams.set('client_id', upstreamClientId(provider));
+      upstream.searchParams.set('redirect_uri', callbackUrl(provider));
+      upstream.searchParams.set('response_type', 'code');
+      upstream.searchParams.set('state', innerState);
+      if (responseMode === 'json') return [200, { location: upstream.toString() }];
+      return [307, null, {
+        location: upstream.toString(),
+        'set-cookie': `stack-oauth-inner-${innerState}=true; Path=/; HttpOnly; Max-Age=${OUTER_OAUTH_TTL_MS / 1000}`,
+      }];
     },
   },
+  { method: 'GET', path: /^\/auth\/oauth\/callback\/([^/]+)$/, auth: 'none', openQuery: true, handler: oauthCallback },
+  { method: 'POST', path: /^\/auth\/oauth\/callback\/([^/]+)$/, auth: 'none', openQuery: true, body: 'any', handler: oauthCallback },
   {
     method: 'POST', path: /^\/auth\/oauth\/token$/, auth: 'none', body: 'form',
     handler: ({ body, path }) => {
@@ -652,10 +855,23 @@ const ROUTES = [
   {
     method: 'GET', path: /^\/projects\/([^/]+)\/\.well-known\/jwks\.json$/, auth: 'none',
     query: { include_anonymous: ['string'], include_restricted: ['string'] },
-    handler: ({ match, query }) => {
-      if (match[1] !== PROJECT_ID) throw K.projectNotFound(match[1]);
-      const keys = signingKeys.map((k) => k.publicJwk);
-      if (query.include_anonymous === 'true') keys.push(...anonKeys.map((k) => k.publicJwk));
+    handler: ({ match, query, path }) => {
+      const problems = [];
+      for (const name of ['include_anonymous', 'include_restricted']) {
+        if (query[name] !== undefined && !['true', 'false'].includes(query[name])) {
+          problems.push(`query.${name} must be one of the following values: true, false`);
+        }
+      }
+      if (problems.length) throw K.schema(path, problems);
+      if (match[1] !== PROJECT_ID) throw new StatusError(404, 'Project not found');
+      // include_anonymous implies include_restricted ("anonymous users are less authenticated").
+      const anonymous = query.include_anonymous === 'true';
+      const restricted = anonymous || query.include_restricted === 'true';
+      const keys = [
+        ...signingKeys,
+        ...(restricted ? restrictedKeys : []),
+        ...(anonymous ? anonKeys : []),
+      ].map((k) => k.publicJwk);
       return [200, { keys }, { 'cache-control': 'public, max-age=3600' }];
     },
   },
@@ -731,8 +947,16 @@ function parseAuth(req) {
   if (!['client', 'server', 'admin'].includes(accessType)) throw K.invalidAccessType(accessType);
   if (!projectId) throw K.accessTypeWithoutProjectId(accessType);
 
+  // As the real pipeline: the token is decoded, and anonymous / restricted users refused unless
+  // the client allows them, before the keys are checked.
   let decoded = null;
-  if (accessToken) decoded = decodeAccessToken(accessToken);
+  if (accessToken) {
+    decoded = decodeAccessToken(accessToken);
+    const allowAnonymous = h('x-stack-allow-anonymous-user') === 'true';
+    const allowRestricted = allowAnonymous || h('x-stack-allow-restricted-user') === 'true';
+    if (decoded.anon && !allowAnonymous) throw K.anonNotAllowed();
+    if (decoded.restrictedReason && !allowRestricted) throw K.restrictedNotAllowed(decoded.restrictedReason);
+  }
 
   if (accessType === 'client') {
     if (!publishable) throw K.keyRequired(projectId);
@@ -744,11 +968,7 @@ function parseAuth(req) {
   }
   if (branchId !== BRANCH_ID) throw K.branch(branchId);
 
-  let user;
-  if (decoded) {
-    user = users.get(decoded.userId);
-    if (decoded.anon && h('x-stack-allow-anonymous-user') !== 'true') throw K.anonNotAllowed();
-  }
+  const user = decoded ? users.get(decoded.userId) : undefined;
   return { type: accessType, user, refreshTokenId: decoded?.refreshTokenId };
 }
 
@@ -763,6 +983,7 @@ function describeHeaders(req) {
     'x-stack-client-version': value('x-stack-client-version'),
     'x-stack-override-error-status': value('x-stack-override-error-status'),
     'x-stack-allow-anonymous-user': value('x-stack-allow-anonymous-user'),
+    'x-stack-allow-restricted-user': value('x-stack-allow-restricted-user'),
     'x-stack-access-token': present('x-stack-access-token'),
     'x-stack-refresh-token': present('x-stack-refresh-token'),
     'x-stack-secret-server-key': present('x-stack-secret-server-key'),
@@ -794,11 +1015,13 @@ async function route(req, url, raw) {
 
   const query = Object.fromEntries(url.searchParams.entries());
   const problems = [];
-  validateFields('query', query, r.query ?? {}, problems);
+  validateFields('query', query, r.query ?? {}, problems, r.openQuery === true);
   if (r.body === 'form') {
     if (typeof body !== 'object' || body === null || (req.headers['content-type'] ?? '').split(';')[0].trim() !== 'application/x-www-form-urlencoded') {
       throw new OAuthError(400, 'invalid_request', 'Invalid request: content must be application/x-www-form-urlencoded');
     }
+  } else if (r.body === 'any') {
+    body = body ?? {};
   } else if (r.body === 'none') {
     if (body !== undefined) {
       if (typeof body !== 'object' || body === null || Array.isArray(body)) problems.push('body must be a `object` type');
@@ -813,6 +1036,87 @@ async function route(req, url, raw) {
   if (problems.length) throw K.schema(path, problems);
 
   return r.handler({ req, url, body, query, auth: auth ?? {}, match, path });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stand-in upstream OAuth provider (GitHub, Google, …): not Stack's API
+
+const UPSTREAM_RE = /^\/upstream\/([^/]+)\/(?:(authorize)|interaction\/([^/]+)(\/login|\/abort)?)$/;
+/** The password the upstream login page accepts for any account (the fixture's password). */
+const UPSTREAM_PASSWORD = 'demo';
+
+const escapeHtml = (t) => String(t).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function upstreamLoginPage(res, provider, uid, problem) {
+  const base = `/upstream/${provider}/interaction/${uid}`;
+  const html = `<!doctype html>
+<html><head><meta charset="utf-8"><title>Sign in to ${escapeHtml(provider)} (stand-in)</title></head>
+<body>
+<h1>Sign in to ${escapeHtml(provider)} to continue to the Stack Auth project</h1>
+${problem ? `<p role="alert">${escapeHtml(problem)}</p>` : ''}
+<form method="post" action="${base}/login">
+<label>E-mail <input name="login" type="email" autofocus></label>
+<label>Password <input name="password" type="password"></label>
+<button type="submit">Sign in</button>
+</form>
+<p><a href="${base}/abort">Cancel</a></p>
+</body></html>
+`;
+  return sendText(res, 200, html, { 'content-type': 'text/html; charset=utf-8' });
+}
+
+/**
+ * Where Stack's authorize endpoint sends the browser. A person already signed in there (the test's
+ * `oauthIdentity`, alice by default) comes straight back, as with a provider that remembers an
+ * earlier approval; otherwise the page asks, in the shape the test browser knows
+ * (`…/interaction/{uid}`, `POST …/login` with `login` and `password`, `GET …/abort`). Either way
+ * the browser goes back to Stack's callback with `code` and `state`, or `error=access_denied`.
+ */
+async function upstream(req, res, url) {
+  const m = UPSTREAM_RE.exec(url.pathname);
+  if (!m || !OAUTH_PROVIDERS.includes(m[1])) return sendText(res, 404, 'No such page at the upstream provider.');
+  const provider = m[1];
+  const back = (params) => {
+    const to = new URL(callbackUrl(provider));
+    for (const [k, v] of Object.entries(params)) to.searchParams.set(k, v);
+    res.writeHead(302, { location: to.toString() });
+    res.end();
+  };
+  const signIn = (email, innerState) => {
+    const code = randomToken(24);
+    upstreamCodes.set(code, { email, innerState, used: false });
+    back({ code, state: innerState });
+  };
+  if (m[2]) {
+    const q = url.searchParams;
+    if (req.method !== 'GET' || q.get('client_id') !== upstreamClientId(provider)
+        || q.get('redirect_uri') !== callbackUrl(provider) || q.get('response_type') !== 'code' || !q.get('state')) {
+      return sendText(res, 400, 'The upstream provider refuses this authorization request.');
+    }
+    if (oauthIdentity) return signIn(oauthIdentity, q.get('state'));
+    const uid = randomToken(16);
+    upstreamLogins.set(uid, { provider, innerState: q.get('state') });
+    res.writeHead(302, { location: `${BASE_URL}/upstream/${provider}/interaction/${uid}` });
+    return res.end();
+  }
+  const uid = m[3];
+  const login = upstreamLogins.get(uid);
+  if (!login || login.provider !== provider) return sendText(res, 404, 'No such sign-in at the upstream provider.');
+  if (m[4] === '/abort') {
+    upstreamLogins.delete(uid);
+    return back({ error: 'access_denied', state: login.innerState });
+  }
+  if (m[4] === '/login') {
+    if (req.method !== 'POST') return sendText(res, 405, 'Method not allowed');
+    const form = new URLSearchParams((await readBody(req)).toString('utf8'));
+    const email = (form.get('login') ?? '').toLowerCase();
+    if (!EMAIL_RE.test(email) || form.get('password') !== UPSTREAM_PASSWORD) {
+      return upstreamLoginPage(res, provider, uid, 'Wrong e-mail or password.');
+    }
+    upstreamLogins.delete(uid);
+    return signIn(email, login.innerState);
+  }
+  return upstreamLoginPage(res, provider, uid);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -834,15 +1138,22 @@ const testHook = testHooks({
   outbox,
   requestLog,
   signingKeys,
-  newKey: () => newSigningKey('ES256', `stack-${uuid()}`),
+  newKey: () => stackKey('stack'),
   extra: {
     'POST /__test/oauth_user': async (req, res) => {
       const b = await hookBody(req);
-      if (!b || typeof b.email !== 'string' || !userByEmail(b.email)) {
-        return sendJson(res, 400, { error: 'body must be {"email": E} naming a known user' });
+      if (!b || !(b.email === null || (typeof b.email === 'string' && EMAIL_RE.test(b.email)))) {
+        return sendJson(res, 400, { error: 'body must be {"email": E} (an address, or null for the login page)' });
       }
-      oauthIdentity = b.email.toLowerCase();
+      oauthIdentity = b.email === null ? null : b.email.toLowerCase();
       return sendJson(res, 200, { email: oauthIdentity });
+    },
+    'POST /__test/verify_email': async (req, res) => {
+      const b = await hookBody(req);
+      const user = b && typeof b.email === 'string' ? userByEmail(b.email) : undefined;
+      if (!user) return sendJson(res, 400, { error: 'body must be {"email": E} naming a known user' });
+      user.email_verified = true;
+      return sendJson(res, 200, { email: user.email });
     },
     'GET /__test/totp': (req, res, url) => {
       const user = userByEmail(url.searchParams.get('email') ?? '');
@@ -868,6 +1179,7 @@ const testHook = testHooks({
 
 async function handle(req, res, url) {
   if (url.pathname.startsWith('/__test/')) return testHook(req, res, url);
+  if (url.pathname.startsWith('/upstream/')) return upstream(req, res, url);
   const raw = await readBody(req);
   const entry = {
     method: req.method,

@@ -4,10 +4,11 @@
 // success bodies wrapped in `data`). NOT Stytch and NOT for production use: fixed fixture, in-memory
 // state, signing key generated at start-up, test hooks under /__test/.
 //
-//   node tests/fakes/stytch.mjs [--port N]
+//   node tests/fakes/stytch.mjs [--port N] [--redirect-url URL]... [--custom-domain]
+//                               [--authorized-app ID]... [--authorized-domain ORIGIN]...
 //
 // When listening, prints exactly one JSON line on stdout:
-//   {"base_url":"http://127.0.0.1:PORT","port":PORT,"project_id":…,"public_token":…,"secret":…}
+//   {"base_url":…,"port":PORT,"project_id":…,"public_token":…,"secret":…,"issuer":…}
 // Everything else goes to stderr. What is (and is not) emulated: README.md next to this file;
 // the contract it follows: ../../../shared/providers.md §2 and §7.8 (in the Tessera workspace).
 
@@ -18,8 +19,15 @@ import {
 
 const opts = parseArgs(
   process.argv.slice(2),
-  { port: { type: 'int', default: 0, min: 0, max: 65535 } },
-  'node stytch.mjs [--port N (0 = random)]',
+  {
+    port: { type: 'int', default: 0, min: 0, max: 65535 },
+    'redirect-url': { type: 'list', default: ['dev.tessera:/callback'] },
+    'custom-domain': { type: 'flag' },
+    'authorized-app': { type: 'list', default: ['dev.tessera'] },
+    'authorized-domain': { type: 'list', default: [] },
+  },
+  'node stytch.mjs [--port N (0 = random)] [--redirect-url URL (repeatable; the first is the default)]'
+    + ' [--custom-domain] [--authorized-app BUNDLE_ID (repeatable)] [--authorized-domain ORIGIN (repeatable)]',
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -28,11 +36,45 @@ const opts = parseArgs(
 const PROJECT_ID = 'project-test-11111111-1111-1111-1111-111111111111';
 const SECRET = 'secret-test-fake';
 const PUBLIC_TOKEN = 'public-token-test-fake';
-const ISSUER = `stytch.com/${PROJECT_ID}`;
+/**
+ * The session JWTs' `iss`: `stytch.com/{project_id}`, or the API base itself when the fake serves
+ * as the project's custom domain (`--custom-domain`; set once listening).
+ */
+let ISSUER = `stytch.com/${PROJECT_ID}`;
 
-/** Registered discovery redirect URLs (exact match; the loopback one matches on any port). */
-const DISCOVERY_REDIRECT_URLS = ['dev.tessera:/callback', 'http://127.0.0.1/callback'];
-const DEFAULT_DISCOVERY_REDIRECT_URL = 'dev.tessera:/callback';
+/**
+ * A redirect URL as Stytch compares it ("URL validation": an exact match including path, port and
+ * query; `www.example.com` and `example.com` are the same domain), or `null` if it is no URL.
+ */
+function redirectKey(url) {
+  let u;
+  try {
+    u = new URL(url);
+  } catch {
+    return null;
+  }
+  if (u.protocol === 'http:' || u.protocol === 'https:') u.hostname = u.hostname.replace(/^www\./, '');
+  return u.href;
+}
+
+/** The project's registered discovery redirect URLs; the first is the default. */
+const DISCOVERY_REDIRECT_URLS = opts['redirect-url'];
+if (DISCOVERY_REDIRECT_URLS.length === 0) {
+  console.error('error: at least one --redirect-url is needed (the first is the default)');
+  process.exit(2);
+}
+for (const url of DISCOVERY_REDIRECT_URLS) {
+  if (redirectKey(url) === null) {
+    console.error(`error: --redirect-url ${JSON.stringify(url)} is not a URL`);
+    process.exit(2);
+  }
+}
+const REGISTERED_REDIRECTS = new Set(DISCOVERY_REDIRECT_URLS.map(redirectKey));
+const DEFAULT_DISCOVERY_REDIRECT_URL = DISCOVERY_REDIRECT_URLS[0];
+
+/** The SDK configuration's authorized applications (bundle ids) and domains (origins). */
+const AUTHORIZED_APPS = opts['authorized-app'];
+const AUTHORIZED_DOMAINS = opts['authorized-domain'];
 
 const JWT_TTL_SECONDS = 300;
 const IST_TTL_MINUTES = 10;
@@ -454,17 +496,8 @@ function exchangeAnswer({ member, org, session, istToken, ist }) {
 // Endpoints. Paths are relative to `/v1/` (backend) or `/sdk/v1/` (SDK).
 
 function redirectRegistered(url) {
-  if (DISCOVERY_REDIRECT_URLS.includes(url)) return true;
-  // RFC 8252-style: the loopback registration matches on any port.
-  let u;
-  try {
-    u = new URL(url);
-  } catch {
-    return false;
-  }
-  if (u.protocol !== 'http:' || u.hostname !== '127.0.0.1' || u.username || u.password) return false;
-  return DISCOVERY_REDIRECT_URLS.includes(`http://127.0.0.1${u.pathname}${u.search}${u.hash}`)
-    && url === `http://127.0.0.1${u.port ? `:${u.port}` : ''}${u.pathname}${u.search}${u.hash}`;
+  const key = redirectKey(url);
+  return key !== null && REGISTERED_REDIRECTS.has(key);
 }
 
 function discoverySend(ctx) {
@@ -499,7 +532,10 @@ function discoverySend(ctx) {
     expiresAt: clock.nowMs() + minutes * 60_000,
     used: false,
   });
-  const link = `${redirect}?stytch_token_type=discovery&token=${token}`;
+  const target = new URL(redirect);
+  target.searchParams.append('stytch_token_type', 'discovery');
+  target.searchParams.append('token', token);
+  const link = target.href;
   outbox.push({ to: email, kind: 'discovery_magic_link', link, token, redirect_url: redirect, at: clock.iso() });
   console.error(`[stytch] discovery magic link for ${email}: ${link}`);
   return {};
@@ -570,10 +606,12 @@ function discoveryOrganizations(ctx) {
 }
 
 function istExchange(ctx) {
+  // The official SDKs always send session_duration_minutes here (Android B2BRequests
+  // Discovery.SessionExchangeRequest); the fake requires it from SDK callers.
   const b = checkBody(ctx.body, {
     intermediate_session_token: ['string', true],
     organization_id: ['string', true],
-    session_duration_minutes: ['int'],
+    session_duration_minutes: ['int', ctx.family === 'sdk'],
     session_custom_claims: ['object'],
     locale: ['string'],
     telemetry_id: ['string'],
@@ -746,7 +784,12 @@ function authenticateBackend(req) {
   }
 }
 
-/** Returns the session token of the Basic header, or null when the password is the public token. */
+/**
+ * Returns the session token of the Basic header, or null when the password is the public token.
+ * A revoked or expired session token is refused like any other unknown password (401): the real
+ * answer is not documented, and the official SDKs treat both unauthorized_credentials and
+ * session_not_found as the end of the session (Android StytchAPIError UNRECOVERABLE_ERRORS).
+ */
 function authenticateSdk(req) {
   const c = basicAuth(req);
   if (!c || c.username !== PUBLIC_TOKEN) {
@@ -754,9 +797,72 @@ function authenticateSdk(req) {
       'Unauthorized credentials: the SDK API needs HTTP Basic public_token:(public_token|session_token).');
   }
   if (c.password === PUBLIC_TOKEN) return null;
-  if (sessions.has(c.password)) return c.password;
+  if (live(sessions.get(c.password))) return c.password;
   throw new StytchError(401, 'unauthorized_credentials',
-    'Unauthorized credentials: the Basic password is neither the public token nor a session token.');
+    'Unauthorized credentials: the Basic password is neither the public token nor a live session token.');
+}
+
+const SDK_CLIENT_SHAPE = 'X-SDK-Client must be base64(JSON) with sdk.identifier, sdk.version and app.identifier, as the official SDKs send it.';
+
+/**
+ * The decoded `X-SDK-Client` header the official SDKs send on every SDK call
+ * (StytchAuthHeaderInterceptor: base64 of `{sdk, app, os, device}`, each `{identifier, version}`).
+ */
+function sdkClient(req) {
+  const raw = req.headers['x-sdk-client'];
+  if (typeof raw !== 'string' || raw === '') {
+    throw new StytchError(400, 'bad_request', `The X-SDK-Client header is missing. ${SDK_CLIENT_SHAPE}`);
+  }
+  let info = null;
+  if (/^[A-Za-z0-9+/]+={0,2}$/.test(raw)) {
+    try {
+      info = JSON.parse(Buffer.from(raw, 'base64').toString('utf8'));
+    } catch {
+      info = null;
+    }
+  }
+  const text = (v) => typeof v === 'string' && v !== '';
+  if (!info || typeof info !== 'object' || !text(info.sdk?.identifier) || !text(info.sdk?.version)
+      || !text(info.app?.identifier)) {
+    throw new StytchError(400, 'bad_request', `The X-SDK-Client header is malformed. ${SDK_CLIENT_SHAPE}`);
+  }
+  return info;
+}
+
+/**
+ * The SDK configuration's check of the caller: a browser (Origin / X-SDK-Parent-Host) must come
+ * from an authorized domain, an app (no origin) must name an authorized bundle id in X-SDK-Client.
+ */
+function authorizeSdkCaller(req, client) {
+  const parent = req.headers['x-sdk-parent-host'] ?? req.headers.origin;
+  if (parent !== undefined) {
+    let origin = null;
+    try {
+      origin = new URL(parent).origin;
+    } catch {
+      origin = null;
+    }
+    if (origin === null || !AUTHORIZED_DOMAINS.includes(origin)) {
+      throw new StytchError(403, 'bad_domain_for_stytch_sdk',
+        `${parent} is not an authorized domain of this project's SDK configuration.`);
+    }
+    return;
+  }
+  if (!AUTHORIZED_APPS.includes(client.app.identifier)) {
+    throw new StytchError(403, 'invalid_mobile_identifier',
+      `The app identifier ${JSON.stringify(client.app.identifier)} does not match an authorized application (bundle id) of this project's SDK configuration.`);
+  }
+}
+
+/** What the request log shows of `X-SDK-Client`: the identifiers, or why it was refused. */
+function describeSdkClient(req) {
+  if (req.headers['x-sdk-client'] === undefined) return null;
+  try {
+    const c = sdkClient(req);
+    return { sdk: c.sdk.identifier, app: c.app.identifier };
+  } catch {
+    return 'malformed';
+  }
 }
 
 function describeAuth(req) {
@@ -800,8 +906,9 @@ async function handle(req, res, url) {
     auth: describeAuth(req),
     headers: {
       'content-type': req.headers['content-type'] ?? null,
-      'x-sdk-client': req.headers['x-sdk-client'] ? 'present' : null,
+      'x-sdk-client': describeSdkClient(req),
       'x-sdk-parent-host': req.headers['x-sdk-parent-host'] ?? null,
+      origin: req.headers.origin ?? null,
     },
     body_fields: [],
     at: clock.iso(),
@@ -850,8 +957,12 @@ async function route(req, url, raw, entry) {
   }
 
   const ctx = { family, body: {}, sdkSessionToken: null };
-  if (family === 'backend') authenticateBackend(req);
-  else ctx.sdkSessionToken = authenticateSdk(req);
+  if (family === 'backend') {
+    authenticateBackend(req);
+  } else {
+    ctx.sdkSessionToken = authenticateSdk(req);
+    authorizeSdkCaller(req, sdkClient(req));
+  }
 
   if (r.method === 'POST') {
     const text = raw.toString('utf8').trim();
@@ -884,11 +995,16 @@ serve({
   port: opts.port,
   name: 'stytch',
   handler: handle,
-  readyFields: (baseUrl, port) => ({
-    base_url: baseUrl,
-    port,
-    project_id: PROJECT_ID,
-    public_token: PUBLIC_TOKEN,
-    secret: SECRET,
-  }),
+  readyFields: (baseUrl, port) => {
+    // Stytch's SDKs accept the base URL without a trailing slash as issuer (stytch-node B2BClient).
+    if (opts['custom-domain']) ISSUER = baseUrl;
+    return {
+      base_url: baseUrl,
+      port,
+      project_id: PROJECT_ID,
+      public_token: PUBLIC_TOKEN,
+      secret: SECRET,
+      issuer: ISSUER,
+    };
+  },
 });

@@ -162,6 +162,10 @@ struct AddProviderArgs {
     /// Extra authorization parameter (repeatable)
     #[arg(long = "param", value_name = "K=V", value_parser = parse_param)]
     params: Vec<(String, String)>,
+    /// The fixed loopback port of the redirect URL registered at the provider (stytch_b2b:
+    /// http://127.0.0.1:PORT/callback, default 8714)
+    #[arg(long, value_name = "PORT")]
+    redirect_port: Option<String>,
 }
 
 #[derive(Args)]
@@ -215,8 +219,9 @@ struct TokenArgs {
 }
 
 /// Sign-in by e-mail: with a password from stdin, or with a mailed link that comes back to a
-/// loopback listener when the person clicks it (then, where the link discovers
-/// organizations, the ones named with --org or every active membership).
+/// loopback listener when the person clicks it — on the provider's registered port where it
+/// matches redirect URLs exactly (Stytch) — then, where the link discovers organizations,
+/// the ones named with --org or every active membership.
 async fn email_login(
     tessera: &Tessera,
     args: &LoginArgs,
@@ -228,7 +233,7 @@ async fn email_login(
             .sign_in_with_password(&args.provider, email, &password)
             .await;
     }
-    let receiver = tessera_core::loopback::LoopbackReceiver::bind().await?;
+    let receiver = tessera.loopback_receiver(&args.provider).await?;
     tessera
         .start_email_sign_in(&args.provider, email, &receiver.redirect_uri())
         .await?;
@@ -236,9 +241,9 @@ async fn email_login(
     let url = tokio::select! {
         url = receiver.receive() => url?,
         _ = tokio::time::sleep(Duration::from_secs(args.timeout)) => {
-            return Err(Error::Timeout("the sign-in link".into()));
+            return Err(Error::timeout("the sign-in link"));
         }
-        _ = tokio::signal::ctrl_c() => return Err(Error::Cancelled("the sign-in".into())),
+        _ = tokio::signal::ctrl_c() => return Err(Error::cancelled("the sign-in")),
     };
     match tessera
         .complete_email_link_for(&args.provider, &url)
@@ -525,9 +530,17 @@ async fn add_provider(tessera: &Tessera, args: AddProviderArgs) -> tessera_core:
         resources: args.resources,
         params: args.params,
         redirect_mode: None,
+        redirect_port: args.redirect_port,
     };
     let saved = tessera.add_provider_draft(draft).await?;
     tell!("Added provider \"{}\" ({}).", saved.name, saved.issuer);
+    let register = saved.redirect_urls();
+    if !register.is_empty() {
+        tell!(
+            "Register these redirect URLs at the provider, exactly: {}",
+            register.join(" ")
+        );
+    }
     Ok(())
 }
 
@@ -583,6 +596,12 @@ async fn login(tessera: &Tessera, args: LoginArgs) -> tessera_core::Result<()> {
         account.email.as_deref().unwrap_or(&account.subject),
         account.provider
     );
+    if let Some(restriction) = account.restriction {
+        tell!(
+            "The provider restricts this account: {}.",
+            restriction.hint()
+        );
+    }
     say!("{}", account.id);
     Ok(())
 }

@@ -55,9 +55,25 @@ fn now() -> u64 {
     tessera_core::clock::Clock::now(&tessera_core::clock::SystemClock)
 }
 
+/// A provider as `provider list --json` shows it: its configuration and the redirect URLs
+/// to register at it.
+#[derive(Serialize)]
+struct ProviderOut<'a> {
+    #[serde(flatten)]
+    config: &'a ProviderConfig,
+    redirect_urls: Vec<String>,
+}
+
 pub fn providers(providers: &[ProviderConfig], as_json: bool) -> Out {
     if as_json {
-        return json(&providers);
+        let out: Vec<ProviderOut> = providers
+            .iter()
+            .map(|config| ProviderOut {
+                config,
+                redirect_urls: config.redirect_urls(),
+            })
+            .collect();
+        return json(&out);
     }
     if providers.is_empty() {
         tell!(
@@ -66,12 +82,13 @@ pub fn providers(providers: &[ProviderConfig], as_json: bool) -> Out {
     }
     for p in providers {
         say!(
-            "{}\t{}\t{}\t{:?}\t{}",
+            "{}\t{}\t{}\t{:?}\t{}\t{}",
             p.name,
             p.issuer,
             p.client_id,
             p.client_auth,
-            p.scopes.join(" ")
+            p.scopes.join(" "),
+            p.redirect_urls().join(" ")
         );
     }
     Ok(())
@@ -85,9 +102,10 @@ pub fn accounts(accounts: &[Account], as_json: bool) -> Out {
         tell!("No accounts yet. Sign in with: tessera login PROVIDER");
     }
     for a in accounts {
-        let status = match a.status {
-            AccountStatus::Active => "active",
-            AccountStatus::NeedsSignIn => "needs sign-in",
+        let status = match (a.status, a.restriction) {
+            (AccountStatus::NeedsSignIn, _) => "needs sign-in".to_string(),
+            (AccountStatus::Active, None) => "active".to_string(),
+            (AccountStatus::Active, Some(r)) => format!("restricted: {}", r.hint()),
         };
         say!(
             "{}\t{}\t{}\t{}\t{}",

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tessera_testkit::fakes::{StackFake, StytchFake};
+use tessera_testkit::fakes::{StackFake, StackFakeOptions, StytchFake, StytchFakeOptions};
 use tessera_testkit::{Browser, Flavor, Idp, IdpOptions, client_pkjwt_pem};
 
 mod common;
@@ -253,36 +253,81 @@ async fn stack_auth_oauth_through_the_browser_from_the_command_line() {
 #[tokio::test]
 async fn stytch_magic_link_from_the_command_line() {
     assert_keychain_available();
-    let fake = StytchFake::start().await;
-    let cli = Cli::default();
-    cli.ok(&[
-        "provider",
-        "add",
-        "stytch",
-        "--kind",
-        "stytch_b2b",
-        "--project-id",
-        &fake.project_id,
-        "--public-token",
-        &fake.public_token,
-        "--base-url",
-        &fake.base_url,
-    ])
+    // Stytch matches redirect URLs exactly: the project registered one port, and the
+    // command waits on exactly that one.
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let registered = format!("http://127.0.0.1:{port}/callback");
+    let fake = StytchFake::start_with(StytchFakeOptions {
+        redirect_urls: vec![registered.clone(), "dev.tessera:/callback".into()],
+        ..Default::default()
+    })
     .await;
-    let (child, mut stderr) = cli.spawn(&[
+    let cli = Cli::default();
+    let added = cli
+        .run(
+            &[
+                "provider",
+                "add",
+                "stytch",
+                "--kind",
+                "stytch_b2b",
+                "--project-id",
+                &fake.project_id,
+                "--public-token",
+                &fake.public_token,
+                "--base-url",
+                &fake.base_url,
+                "--redirect-port",
+                &port.to_string(),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(added.status.code(), Some(0), "{}", text(&added.stderr));
+    assert!(
+        text(&added.stderr).contains(&format!("{registered} dev.tessera:/callback")),
+        "the add says what to register: {}",
+        text(&added.stderr)
+    );
+    let listed = cli.json(&["provider", "list", "--json"]).await;
+    assert_eq!(listed[0]["loopback_port"], port);
+    assert_eq!(
+        listed[0]["redirect_urls"],
+        serde_json::json!([registered, "dev.tessera:/callback"])
+    );
+    assert!(cli.ok(&["provider", "list"]).await.contains(&registered));
+
+    let login = [
         "login",
         "stytch",
         "--email",
         "alice@example.com",
         "--org",
         "acme",
-    ]);
+    ];
+    let taken = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let out = cli.run(&login, None).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("[port_in_use]")
+            && text(&out.stderr).contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        text(&out.stderr)
+    );
+    drop(taken);
+
+    let (child, mut stderr) = cli.spawn(&login);
     let line = stderr.next_line().await.unwrap().unwrap();
     assert!(
         line.contains("Sent a sign-in link to alice@example.com"),
         "{line}"
     );
     let link = fake.latest_link_to("alice@example.com").await;
+    assert!(link.starts_with(&format!("{registered}?")), "{link}");
     let (status, _) = Browser::new().visit(&link).await;
     assert_eq!(
         status, 200,
@@ -316,9 +361,63 @@ async fn stytch_magic_link_from_the_command_line() {
     cli.ok(&["logout", &id]).await;
 }
 
+#[tokio::test]
+async fn a_stack_user_who_must_verify_the_email_is_shown_restricted() {
+    assert_keychain_available();
+    let fake = StackFake::start_with(StackFakeOptions {
+        require_email_verification: true,
+        ..Default::default()
+    })
+    .await;
+    let cli = stack_cli(&fake).await;
+    let out = cli
+        .run(
+            &[
+                "login",
+                "stack",
+                "--email",
+                "erin@example.com",
+                "--password-stdin",
+            ],
+            Some("demo\n"),
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("verify your e-mail"),
+        "{}",
+        text(&out.stderr)
+    );
+    let id = text(&out.stdout).trim().to_string();
+    let accounts = cli.json(&["accounts", "--json"]).await;
+    assert_eq!(accounts[0]["restriction"], "email_not_verified");
+    assert_eq!(accounts[0]["status"], "active");
+    assert!(
+        cli.ok(&["accounts"])
+            .await
+            .contains("restricted: verify your e-mail"),
+    );
+    assert_eq!(
+        claim(&cli.ok(&["token", &id]).await, "is_restricted"),
+        true,
+        "its token is handed out like any other"
+    );
+    fake.verify_email("erin@example.com").await;
+    cli.ok(&["refresh", &id]).await;
+    let accounts = cli.json(&["accounts", "--json"]).await;
+    assert_eq!(accounts[0]["restriction"], Value::Null);
+    cli.ok(&["logout", &id]).await;
+}
+
 /// The Stack Auth fake, registered as provider "stack".
 async fn stack_provider() -> (StackFake, Cli) {
     let fake = StackFake::start().await;
+    let cli = stack_cli(&fake).await;
+    (fake, cli)
+}
+
+/// A command line with `fake` registered as provider "stack".
+async fn stack_cli(fake: &StackFake) -> Cli {
     let cli = Cli::default();
     cli.ok(&[
         "provider",
@@ -334,5 +433,5 @@ async fn stack_provider() -> (StackFake, Cli) {
         &fake.base_url,
     ])
     .await;
-    (fake, cli)
+    cli
 }

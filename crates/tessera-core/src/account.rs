@@ -27,6 +27,37 @@ pub enum AccountStatus {
     NeedsSignIn,
 }
 
+/// Why a provider holds an account back although its sign-in worked: the tokens are real
+/// and refresh, but the provider's APIs accept them only from clients that allow restricted
+/// users, until the person finishes what the provider asks at the provider (Stack Auth's
+/// restricted users).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum Restriction {
+    /// The project requires a verified e-mail address.
+    EmailNotVerified,
+    /// An administrator of the project (or one of its sign-up rules) restricted the account.
+    ByAdministrator,
+    /// A reason this version of Tessera does not know.
+    Other,
+}
+
+impl Restriction {
+    /// What the person can do about it, for front ends.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Restriction::EmailNotVerified => {
+                "verify your e-mail at the provider to finish signing up, then refresh"
+            }
+            Restriction::ByAdministrator => {
+                "an administrator of the project restricted this account"
+            }
+            Restriction::Other => "the provider restricts this account",
+        }
+    }
+}
+
 /// One person signed in at one provider. Contains no secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Account {
@@ -52,6 +83,10 @@ pub struct Account {
     /// Display names of organizations, by id, where the provider told them.
     #[serde(default)]
     pub org_names: std::collections::BTreeMap<String, String>,
+    /// Set while the provider holds the account back (see [`Restriction`]); the latest
+    /// sign-in or refresh decides.
+    #[serde(default)]
+    pub restriction: Option<Restriction>,
     /// A write in progress that touches both the keychain and this record: if its process
     /// died, the next one completes or undoes it (see the engine's `txn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,6 +122,7 @@ impl Account {
             current_org: None,
             signed_in_orgs: Vec::new(),
             org_names: Default::default(),
+            restriction: None,
             pending: None,
         }
     }

@@ -37,10 +37,15 @@ pub enum Error {
         error: String,
         description: Option<String>,
     },
-    #[error("{0} was cancelled")]
-    Cancelled(String),
-    #[error("gave up waiting for {0}")]
-    Timeout(String),
+    /// `hint`: what most likely kept the sign-in from completing, where the provider says.
+    #[error("{what} was cancelled{}", describe(.hint))]
+    Cancelled { what: String, hint: Option<String> },
+    #[error("gave up waiting for {what}{}", describe(.hint))]
+    Timeout { what: String, hint: Option<String> },
+    #[error(
+        "127.0.0.1:{port}, the port of the provider's registered redirect URL, is taken ({reason}); end whatever listens there (another sign-in waiting?) and try again"
+    )]
+    PortInUse { port: u16, reason: String },
 
     #[error("refusing {0}: only loopback addresses may use plain http")]
     InsecureUrl(String),
@@ -112,6 +117,21 @@ pub enum ErrorKind {
 }
 
 impl Error {
+    /// A wait that ended without its answer, with no hint.
+    pub fn timeout(what: &str) -> Error {
+        Error::Timeout {
+            what: what.into(),
+            hint: None,
+        }
+    }
+
+    pub fn cancelled(what: &str) -> Error {
+        Error::Cancelled {
+            what: what.into(),
+            hint: None,
+        }
+    }
+
     /// A stable, machine-readable code for this error.
     pub fn code(&self) -> &'static str {
         match self {
@@ -126,8 +146,9 @@ impl Error {
             Error::FlowExpired => "flow_expired",
             Error::IssuerMismatch { .. } => "issuer_mismatch",
             Error::AuthorizationDenied { .. } => "authorization_denied",
-            Error::Cancelled(_) => "cancelled",
-            Error::Timeout(_) => "timeout",
+            Error::Cancelled { .. } => "cancelled",
+            Error::Timeout { .. } => "timeout",
+            Error::PortInUse { .. } => "port_in_use",
             Error::InsecureUrl(_) => "insecure_url",
             Error::Network { .. } => "network",
             Error::HttpTimeout { .. } => "http_timeout",
@@ -159,7 +180,7 @@ impl Error {
             | Error::InsecureUrl(_) => ErrorKind::Usage,
             Error::NeedsSignIn(_) | Error::OrgSignInRequired { .. } => ErrorKind::NeedsSignIn,
             Error::Keychain(_) => ErrorKind::Keychain,
-            Error::Storage(_) | Error::Browser(_) => ErrorKind::Local,
+            Error::Storage(_) | Error::Browser(_) | Error::PortInUse { .. } => ErrorKind::Local,
             _ => ErrorKind::Provider,
         }
     }

@@ -30,7 +30,7 @@ pub mod providers;
 pub mod secret;
 pub mod vault;
 
-pub use account::{Account, AccountStatus};
+pub use account::{Account, AccountStatus, Restriction};
 pub use engine::{
     ClaimChange, ClaimsReport, DeviceSignIn, EmailLinkOutcome, EmailSignInStart, IssuedToken,
     Options, OrgDiscovery, OrgView, RefreshOutcome, SignInStart, SignOutOutcome, Tessera,

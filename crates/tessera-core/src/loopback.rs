@@ -60,19 +60,24 @@ enum Event {
 impl LoopbackReceiver {
     /// Binds a random port on 127.0.0.1.
     pub async fn bind() -> Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(|e| Error::Network {
-                url: "127.0.0.1".into(),
-                reason: format!("cannot listen: {e}"),
-            })?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| Error::Network {
-                url: "127.0.0.1".into(),
+        Self::listen(0).await.map_err(|e| cannot_listen(0, &e))
+    }
+
+    /// Binds `port` on 127.0.0.1: the port a provider that matches redirect URLs exactly was
+    /// told about. A port someone else holds is [`Error::PortInUse`].
+    pub async fn bind_port(port: u16) -> Result<Self> {
+        Self::listen(port).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => Error::PortInUse {
+                port,
                 reason: e.to_string(),
-            })?
-            .port();
+            },
+            _ => cannot_listen(port, &e),
+        })
+    }
+
+    async fn listen(port: u16) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let port = listener.local_addr()?.port();
         Ok(LoopbackReceiver { listener, port })
     }
 
@@ -209,6 +214,13 @@ fn received_page(url: &Url) -> String {
             escape(&error)
         ),
         None => "<h1>Tessera received your sign-in</h1><p>You can close this tab and return to Tessera.</p>".to_string(),
+    }
+}
+
+fn cannot_listen(port: u16, e: &std::io::Error) -> Error {
+    Error::Network {
+        url: format!("127.0.0.1:{port}"),
+        reason: format!("cannot listen: {e}"),
     }
 }
 
@@ -398,6 +410,21 @@ mod tests {
             started.elapsed() < READ_TIMEOUT * 2,
             "{:?}",
             started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fixed_port_is_bound_or_named_as_taken() {
+        let taken = LoopbackReceiver::bind().await.unwrap();
+        let err = LoopbackReceiver::bind_port(taken.port).await.unwrap_err();
+        assert_eq!(err.code(), "port_in_use");
+        assert!(err.to_string().contains(&taken.port.to_string()), "{err}");
+        let port = taken.port;
+        drop(taken);
+        let fixed = LoopbackReceiver::bind_port(port).await.unwrap();
+        assert_eq!(
+            fixed.redirect_uri(),
+            format!("http://127.0.0.1:{port}/callback")
         );
     }
 }

@@ -133,7 +133,8 @@ impl ClientAuth {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum RedirectMode {
-    /// `http://127.0.0.1:<random port>/callback`, served by the core (the command line).
+    /// `http://127.0.0.1:<port>/callback`, served by the core (the command line): a random
+    /// port, or the provider's fixed one ([`ProviderConfig::loopback_port`]).
     #[default]
     Loopback,
     /// The private-use scheme `dev.tessera:/callback` (the desktop app).
@@ -175,6 +176,10 @@ pub struct ProviderConfig {
     /// (a PEM); Stitch requires one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// The fixed loopback port of the redirect registered at a provider that matches redirect
+    /// URLs exactly, port included (Stytch); absent: a random port, or the kind's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loopback_port: Option<u16>,
 }
 
 impl ProviderConfig {
@@ -195,6 +200,7 @@ impl ProviderConfig {
             client_key: None,
             api_base: None,
             key_id: None,
+            loopback_port: None,
         }
     }
 
@@ -202,6 +208,12 @@ impl ProviderConfig {
     /// the kind's own.
     pub fn validate(&self) -> Result<()> {
         self.kind.adapter().validate(self)
+    }
+
+    /// The return addresses to register at the provider for Tessera, exactly as it compares
+    /// them (empty where it needs none registered exactly).
+    pub fn redirect_urls(&self) -> Vec<String> {
+        self.kind.adapter().redirect_urls(self)
     }
 
     /// The rules every kind shares; `located` is the URL that says where the provider lives.
@@ -334,5 +346,15 @@ mod tests {
         let mut bad = ok;
         bad.name = "a/b".into();
         assert_eq!(bad.validate().unwrap_err().code(), "invalid_config");
+    }
+
+    #[test]
+    fn a_configuration_from_before_fixed_ports_still_reads() {
+        let old = r#"{"name":"s","kind":"stytch_b2b","issuer":"stytch.com/p","client_id":"p",
+            "scopes":[],"project_id":"p","api_base":"https://test.stytch.com"}"#;
+        let config: ProviderConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(config.loopback_port, None);
+        let written = serde_json::to_value(&config).unwrap();
+        assert!(written.get("loopback_port").is_none(), "{written}");
     }
 }

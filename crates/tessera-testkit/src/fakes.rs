@@ -280,11 +280,63 @@ macro_rules! forward_test_hooks {
 // ---------------------------------------------------------------------------------------------
 // Stytch B2B
 
-/// How to start [`StytchFake`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// How to start [`StytchFake`]. The defaults describe a project that registered
+/// `dev.tessera:/callback` as its (default) discovery redirect URL and authorized the app
+/// `dev.tessera` in its SDK configuration, on Stytch's own domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StytchFakeOptions {
     /// Port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// The project's registered discovery redirect URLs, matched exactly (scheme, host, port,
+    /// path, query); the first is the default for a send without `discovery_redirect_url`. At
+    /// least one.
+    pub redirect_urls: Vec<String>,
+    /// Serve as the project's custom domain: session JWTs carry `iss` = the fake's base URL
+    /// instead of `stytch.com/{project_id}`.
+    pub custom_domain: bool,
+    /// Bundle ids the SDK configuration authorizes; an SDK caller without an origin must name one
+    /// as `app.identifier` in `X-SDK-Client`.
+    pub authorized_apps: Vec<String>,
+    /// Origins (`https://app.example.com`) the SDK configuration authorizes; an SDK caller with
+    /// `X-SDK-Parent-Host` or `Origin` must come from one.
+    pub authorized_domains: Vec<String>,
+}
+
+impl Default for StytchFakeOptions {
+    fn default() -> Self {
+        StytchFakeOptions {
+            port: 0,
+            redirect_urls: vec!["dev.tessera:/callback".to_owned()],
+            custom_domain: false,
+            authorized_apps: vec!["dev.tessera".to_owned()],
+            authorized_domains: Vec::new(),
+        }
+    }
+}
+
+impl StytchFakeOptions {
+    fn args(&self) -> Vec<String> {
+        assert!(
+            !self.redirect_urls.is_empty(),
+            "StytchFakeOptions: a project needs at least one redirect URL"
+        );
+        let mut args = Vec::new();
+        list_args(&mut args, "--redirect-url", &self.redirect_urls);
+        list_args(&mut args, "--authorized-app", &self.authorized_apps);
+        list_args(&mut args, "--authorized-domain", &self.authorized_domains);
+        if self.custom_domain {
+            args.push("--custom-domain".to_owned());
+        }
+        args
+    }
+}
+
+/// `--flag=` for an empty list, else `--flag=V` for each value.
+fn list_args(args: &mut Vec<String>, flag: &str, values: &[String]) {
+    if values.is_empty() {
+        args.push(format!("{flag}="));
+    }
+    args.extend(values.iter().map(|v| format!("{flag}={v}")));
 }
 
 /// A running `tests/fakes/stytch.mjs`: Stytch B2B's backend API (`/v1/b2b/…`, Basic
@@ -293,8 +345,8 @@ pub struct StytchFakeOptions {
 ///
 /// Fixture: alice@example.com is an active member of `acme` and `globex` (which requires MFA) and
 /// may join `initech` by email domain; bob@example.com is a member of `acme` only. Registered
-/// discovery redirect URLs: `dev.tessera:/callback` (the default) and `http://127.0.0.1/callback`
-/// (any port).
+/// redirect URLs, custom domain and SDK authorizations: [`StytchFakeOptions`]. SDK calls need
+/// `X-SDK-Client` as the official SDKs send it.
 pub struct StytchFake {
     /// `http://127.0.0.1:PORT`, no trailing slash; the API is at `/v1/…` and `/sdk/v1/…`.
     pub base_url: String,
@@ -305,6 +357,9 @@ pub struct StytchFake {
     pub public_token: String,
     /// `secret-test-fake`.
     pub secret: String,
+    /// The session JWTs' `iss`: `stytch.com/{project_id}`, or [`StytchFake::base_url`] as a
+    /// custom domain.
+    pub issuer: String,
     process: Process,
 }
 
@@ -315,13 +370,14 @@ impl StytchFake {
     }
 
     pub async fn start_with(opts: StytchFakeOptions) -> StytchFake {
-        let process = Process::start("stytch.mjs", opts.port, &[], "stytch").await;
+        let process = Process::start("stytch.mjs", opts.port, &opts.args(), "stytch").await;
         StytchFake {
             base_url: process.base_url.clone(),
             port: process.port,
             project_id: process.ready_str("project_id"),
             public_token: process.ready_str("public_token"),
             secret: process.ready_str("secret"),
+            issuer: process.ready_str("issuer"),
             process,
         }
     }
@@ -338,8 +394,9 @@ impl StytchFake {
         advance_clock;
         /// What clients sent, oldest first: `{method, path, query, family: "backend"|"sdk"|null,
         /// auth: {scheme, username, password: "secret"|"public_token"|"session_token"|"other"},
-        /// headers: {content-type, x-sdk-client, x-sdk-parent-host}, body_fields, status,
-        /// error_type?, at}`. Secrets and token values are never logged.
+        /// headers: {content-type, x-sdk-client: {sdk, app} (the identifiers) | "malformed" |
+        /// null, x-sdk-parent-host, origin}, body_fields, status, error_type?, at}`. Secrets and
+        /// token values are never logged.
         requests;
         /// Adds a new RS256 signing key that signs from now on; the old one stays in the JWKS.
         /// Returns the new `kid`.
@@ -369,6 +426,14 @@ pub struct StackFakeOptions {
     pub access_ttl: u64,
     /// Port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// The project requires a verified e-mail (`onboarding.requireEmailVerification`): users
+    /// whose e-mail is not verified (erin@example.com) get restricted tokens (`iss
+    /// …/projects-restricted-users/{id}`, `aud {id}:restricted`) that later calls only accept with
+    /// `x-stack-allow-restricted-user: true`.
+    pub require_email_verification: bool,
+    /// A sign-up rule rejects OAuth sign-ups (new users) whose bot challenge did not pass
+    /// (`SIGN_UP_REJECTED` at the callback).
+    pub bot_challenge: bool,
 }
 
 impl Default for StackFakeOptions {
@@ -376,7 +441,22 @@ impl Default for StackFakeOptions {
         StackFakeOptions {
             access_ttl: 600,
             port: 0,
+            require_email_verification: false,
+            bot_challenge: false,
         }
+    }
+}
+
+impl StackFakeOptions {
+    fn args(&self) -> Vec<String> {
+        let mut args = vec!["--access-ttl".to_owned(), self.access_ttl.to_string()];
+        if self.require_email_verification {
+            args.push("--require-email-verification".to_owned());
+        }
+        if self.bot_challenge {
+            args.push("--bot-challenge".to_owned());
+        }
+        args
     }
 }
 
@@ -385,7 +465,13 @@ impl Default for StackFakeOptions {
 ///
 /// Fixture (password `demo` for everyone): alice@example.com (teams `Team Acme`, `Team Globex`;
 /// selected: Team Acme), bob@example.com (`Team Acme`), carol@example.com (`Team Acme`, TOTP
-/// second factor: password sign-in answers `MULTI_FACTOR_AUTHENTICATION_REQUIRED`).
+/// second factor: password sign-in answers `MULTI_FACTOR_AUTHENTICATION_REQUIRED`),
+/// erin@example.com (`Team Acme`, e-mail not verified).
+///
+/// OAuth goes as at Stack: `/auth/oauth/authorize/{provider}` answers 307 to a stand-in
+/// upstream provider served by the fake (`/upstream/{provider}/…`), which comes back to Stack's
+/// callback; only there is the return address checked, then the browser goes to the client's
+/// `redirect_uri`. Follow it with [`crate::Browser`].
 pub struct StackFake {
     /// `http://127.0.0.1:PORT`, no trailing slash; the API is at `/api/v1/…`.
     pub base_url: String,
@@ -402,6 +488,8 @@ pub mod stack_fixture {
     pub const ALICE_ID: &str = "a11ce000-0000-4000-8000-000000000001";
     pub const BOB_ID: &str = "b0b00000-0000-4000-8000-000000000002";
     pub const CAROL_ID: &str = "ca401000-0000-4000-8000-000000000003";
+    /// erin@example.com, whose e-mail is not verified.
+    pub const ERIN_ID: &str = "e414e000-0000-4000-8000-000000000005";
     pub const TEAM_ACME: &str = "acce0000-0000-4000-8000-000000000001";
     pub const TEAM_GLOBEX: &str = "610be000-0000-4000-8000-000000000002";
 }
@@ -423,8 +511,7 @@ impl StackFake {
     }
 
     pub async fn start_with(opts: StackFakeOptions) -> StackFake {
-        let extra = ["--access-ttl".to_owned(), opts.access_ttl.to_string()];
-        let process = Process::start("stack.mjs", opts.port, &extra, "stack").await;
+        let process = Process::start("stack.mjs", opts.port, &opts.args(), "stack").await;
         StackFake {
             base_url: process.base_url.clone(),
             port: process.port,
@@ -481,13 +568,38 @@ impl StackFake {
         self.process.nth_field_to(email, seen, "code").await
     }
 
-    /// Who the (skipped) upstream OAuth provider signs in at `/auth/oauth/authorize/{provider}`
-    /// from now on; alice@example.com until changed.
+    /// Whom the browser is signed in as at the stand-in upstream OAuth provider from now on
+    /// (alice@example.com until changed): it sends the browser straight back to Stack with that
+    /// account, as a provider does for an app the person approved before. An address Stack does
+    /// not know signs up.
     pub async fn set_oauth_user(&self, email: &str) {
+        self.oauth_user(json!(email)).await;
+    }
+
+    /// From now on the stand-in upstream provider shows its login page (`…/interaction/{uid}`,
+    /// any e-mail with password `demo`, or cancel), which [`crate::Browser::login`] fills in.
+    pub async fn forget_oauth_user(&self) {
+        self.oauth_user(Value::Null).await;
+    }
+
+    async fn oauth_user(&self, email: Value) {
         self.process
             .hook(
                 reqwest::Method::POST,
                 "/__test/oauth_user",
+                Some(json!({ "email": email })),
+            )
+            .await;
+    }
+
+    /// Marks the e-mail of `email`'s user verified (the person followed Stack's verification
+    /// link): with [`StackFakeOptions::require_email_verification`], the next refresh gives an
+    /// unrestricted token.
+    pub async fn verify_email(&self, email: &str) {
+        self.process
+            .hook(
+                reqwest::Method::POST,
+                "/__test/verify_email",
                 Some(json!({ "email": email })),
             )
             .await;

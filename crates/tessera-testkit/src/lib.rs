@@ -447,6 +447,43 @@ impl Default for Browser {
     }
 }
 
+/// Where a browser flow through a provider ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Landing {
+    /// The first redirect that leaves the provider's origin, as sent (not fetched): the app's
+    /// callback.
+    Away(String),
+    /// A page of the provider itself, e.g. an error page.
+    Page {
+        url: String,
+        status: u16,
+        body: String,
+    },
+}
+
+impl Landing {
+    /// The redirect that left the provider; panics (naming `what`) on a page.
+    #[track_caller]
+    pub fn away(self, what: &str) -> String {
+        match self {
+            Landing::Away(raw) => raw,
+            Landing::Page { url, status, body } => panic!(
+                "{what}: unexpected page {status} at {url}:\n{}",
+                excerpt(&body)
+            ),
+        }
+    }
+}
+
+/// What the browser does at an interaction (login) page.
+#[derive(Clone, Copy)]
+enum Act<'a> {
+    /// Fill in the login form as this user.
+    Login(&'a str),
+    /// Cancel (`…/abort`).
+    Abort,
+}
+
 /// One response, seen by the browser.
 enum Step {
     /// 3xx with a Location, resolved against the request URL; `raw` is the header as sent.
@@ -562,7 +599,8 @@ impl Browser {
     ///
     /// Works for every [`Flavor`]: the login pages are at `/interaction/:uid` on the same
     /// origin, whatever the authorization endpoint's path (`/auth`, `/authorize`,
-    /// `/oidc/auth`, `/connect/authorize`).
+    /// `/oidc/auth`, `/connect/authorize`); and for the Stack fake's OAuth, whose stand-in
+    /// upstream provider has its login page at `/upstream/{provider}/interaction/:uid`.
     pub async fn login(&self, authorization_url: &str, user: &str) -> String {
         self.login_reporting(authorization_url, user).await.0
     }
@@ -570,68 +608,75 @@ impl Browser {
     /// Like [`Browser::login`], and also tells whether the login form was shown (`false` when
     /// the browser's session at the provider was still alive, e.g. to check a sign-out).
     pub async fn login_reporting(&self, authorization_url: &str, user: &str) -> (String, bool) {
-        let start = Url::parse(authorization_url)
-            .unwrap_or_else(|e| panic!("bad authorization URL {authorization_url:?}: {e}"));
-        let origin = start.origin();
-        let mut next = self.get(&start).await;
-        let mut logins = 0;
-        for _ in 0..MAX_HOPS {
-            next = match next {
-                Step::Redirect { to, raw } => {
-                    if to.origin() != origin {
-                        return (raw, logins > 0);
-                    }
-                    self.get(&to).await
-                }
-                Step::Page { url, status, body } => {
-                    if status != StatusCode::OK || interaction_uid(&url).is_none() {
-                        panic!(
-                            "login as {user}: unexpected page {status} at {url}:\n{}",
-                            excerpt(&body)
-                        );
-                    }
-                    self.submit_login(&url, &body, user, "login", &mut logins)
-                        .await
-                }
-            };
-        }
-        panic!("login as {user}: more than {MAX_HOPS} redirects");
+        let what = format!("login as {user}");
+        let (landing, logins) = self.walk(authorization_url, Act::Login(user)).await;
+        (landing.away(&what), logins > 0)
+    }
+
+    /// Like [`Browser::login`] but where the flow may end on a page of the provider instead of
+    /// leaving it (Stack answers a return address it does not trust with an error page).
+    pub async fn follow_login(&self, authorization_url: &str, user: &str) -> Landing {
+        self.walk(authorization_url, Act::Login(user)).await.0
     }
 
     /// Like [`Browser::login`] but cancels at the first interaction (login or consent) with
     /// `GET /interaction/:uid/abort`, and returns the final redirect that leaves the issuer
     /// (carrying `error=access_denied`).
     pub async fn deny(&self, authorization_url: &str) -> String {
+        self.follow_deny(authorization_url).await.away("deny")
+    }
+
+    /// Like [`Browser::deny`] but where the flow may end on a page of the provider (Stack shows
+    /// its error page after a cancelled upstream sign-in unless an `error_redirect_uri` was given).
+    pub async fn follow_deny(&self, authorization_url: &str) -> Landing {
+        let (landing, aborted) = self.walk(authorization_url, Act::Abort).await;
+        if let Landing::Away(raw) = &landing {
+            assert!(
+                aborted > 0,
+                "deny: left the issuer without an interaction: {raw}"
+            );
+        }
+        landing
+    }
+
+    /// Follows `authorization_url` within its origin, doing `act` at the interaction pages;
+    /// returns where it ended and how many interactions it acted on.
+    async fn walk(&self, authorization_url: &str, act: Act<'_>) -> (Landing, u32) {
         let start = Url::parse(authorization_url)
             .unwrap_or_else(|e| panic!("bad authorization URL {authorization_url:?}: {e}"));
         let origin = start.origin();
         let mut next = self.get(&start).await;
-        let mut aborted = false;
+        let mut acted = 0;
         for _ in 0..MAX_HOPS {
-            next = match next {
-                Step::Redirect { to, raw } => {
-                    if to.origin() != origin {
-                        assert!(
-                            aborted,
-                            "deny: left the issuer without an interaction: {raw}"
-                        );
-                        return raw;
-                    }
-                    if !aborted && interaction_uid(&to).is_some() {
-                        aborted = true;
-                        let abort = Url::parse(&format!("{to}/abort")).expect("abort URL");
-                        self.get(&abort).await
-                    } else {
-                        self.get(&to).await
-                    }
+            next = match (next, act) {
+                (Step::Redirect { to, raw }, _) if to.origin() != origin => {
+                    return (Landing::Away(raw), acted);
                 }
-                Step::Page { url, status, body } => panic!(
-                    "deny: unexpected page {status} at {url}:\n{}",
-                    excerpt(&body)
-                ),
+                (Step::Redirect { to, .. }, Act::Abort)
+                    if acted == 0 && interaction_uid(&to).is_some() =>
+                {
+                    acted += 1;
+                    let abort = Url::parse(&format!("{to}/abort")).expect("abort URL");
+                    self.get(&abort).await
+                }
+                (Step::Redirect { to, .. }, _) => self.get(&to).await,
+                (Step::Page { url, status, body }, Act::Login(user))
+                    if status == StatusCode::OK && interaction_uid(&url).is_some() =>
+                {
+                    self.submit_login(&url, &body, user, "login", &mut acted)
+                        .await
+                }
+                (Step::Page { url, status, body }, _) => {
+                    let page = Landing::Page {
+                        url: url.to_string(),
+                        status: status.as_u16(),
+                        body,
+                    };
+                    return (page, acted);
+                }
             };
         }
-        panic!("deny: more than {MAX_HOPS} redirects");
+        panic!("{authorization_url}: more than {MAX_HOPS} redirects");
     }
 
     /// Fetches a URL (typically the loopback callback returned by [`Browser::login`]) the way a

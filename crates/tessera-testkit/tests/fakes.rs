@@ -4,11 +4,15 @@
 
 mod support;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use support::{http, jwt_part, param, pkce};
 use tessera_testkit::fakes::{stack_fixture, stytch_fixture};
-use tessera_testkit::{StackFake, StytchFake};
+use tessera_testkit::{
+    Browser, Landing, StackFake, StackFakeOptions, StytchFake, StytchFakeOptions,
+};
 use url::Url;
 
 /// A fake's answer: the status, the headers and the body (JSON, or else the text as a string).
@@ -114,6 +118,29 @@ enum Api<'a> {
     Sdk(&'a str),
 }
 
+/// The app the fakes' SDK callers name: the one [`StytchFakeOptions`] authorizes by default.
+const APP: &str = "dev.tessera";
+
+/// `X-SDK-Client` as the official SDKs build it: base64 of `{sdk, app, os, device}`.
+fn sdk_client(app: &str) -> String {
+    let info = json!({
+        "sdk": { "identifier": "tessera-testkit", "version": "1.0.0" },
+        "app": { "identifier": app, "version": "1.0.0" },
+        "os": { "identifier": "linux", "version": "6" },
+        "device": { "model": "test", "screen_size": "" },
+    });
+    STANDARD.encode(info.to_string())
+}
+
+/// A Stytch fake with these registered discovery redirect URLs (the first is the default).
+async fn stytch_with_redirects(redirects: &[&str]) -> StytchFake {
+    StytchFake::start_with(StytchFakeOptions {
+        redirect_urls: redirects.iter().map(|r| (*r).to_owned()).collect(),
+        ..StytchFakeOptions::default()
+    })
+    .await
+}
+
 async fn stytch(fake: &StytchFake, api: Api<'_>, path: &str, body: Value) -> Answer {
     let (url, user, pass) = match api {
         Api::Backend => (
@@ -132,7 +159,11 @@ async fn stytch(fake: &StytchFake, api: Api<'_>, path: &str, body: Value) -> Ans
             session,
         ),
     };
-    send(http().post(url).basic_auth(user, Some(pass)).json(&body)).await
+    let mut req = http().post(url).basic_auth(user, Some(pass)).json(&body);
+    if !matches!(api, Api::Backend) {
+        req = req.header("x-sdk-client", sdk_client(APP));
+    }
+    send(req).await
 }
 
 async fn backend(fake: &StytchFake, path: &str, body: Value) -> Answer {
@@ -443,10 +474,10 @@ async fn stytch_discovery_round_trip_backend_api() {
 
 #[tokio::test]
 async fn stytch_discovery_round_trip_sdk_api() {
-    let fake = StytchFake::start().await;
+    let loopback = "http://127.0.0.1:53124/callback";
+    let fake = stytch_with_redirects(&["dev.tessera:/callback", loopback]).await;
     let (verifier, challenge) = pkce();
 
-    let loopback = "http://127.0.0.1:53124/callback";
     send_link(&fake, Api::SdkAnon, ALICE, loopback, &challenge)
         .await
         .sdk_data();
@@ -500,7 +531,8 @@ async fn stytch_discovery_round_trip_sdk_api() {
     ] {
         let req = http()
             .get(fake.url(path))
-            .basic_auth(&fake.public_token, Some(&session));
+            .basic_auth(&fake.public_token, Some(&session))
+            .header("x-sdk-client", sdk_client(APP));
         let data = send(req).await.sdk_data();
         assert_eq!(data[field][want.0], want.1, "{data}");
     }
@@ -514,11 +546,12 @@ async fn stytch_discovery_round_trip_sdk_api() {
     assert_eq!(switched["member_authenticated"], false);
     assert!(switched["mfa_required"].is_object());
 
-    // Revoke (no body) → the header's session is gone.
+    // Revoke (no body) → the header's session is gone: as Basic password it is now refused like
+    // any unknown one.
     sdk(SESSION_REVOKE, json!({})).await.sdk_data();
     sdk(SESSION_AUTHENTICATE, json!({}))
         .await
-        .stytch_error(404, "session_not_found");
+        .stytch_error(401, "unauthorized_credentials");
     stytch(&fake, Api::SdkAnon, SESSION_AUTHENTICATE, json!({}))
         .await
         .stytch_error(404, "session_not_found");
@@ -526,7 +559,8 @@ async fn stytch_discovery_round_trip_sdk_api() {
     let log = fake.requests().await;
     assert!(log.iter().any(|r| r["family"] == "sdk"
         && r["path"] == "/sdk/v1/b2b/sessions/authenticate"
-        && r["auth"]["password"] == "session_token"));
+        && r["auth"]["password"] == "session_token"
+        && r["headers"]["x-sdk-client"] == json!({ "sdk": "tessera-testkit", "app": APP })));
 }
 
 #[tokio::test]
@@ -600,12 +634,12 @@ async fn stytch_rejections() {
     ] {
         send_mail(body).await.stytch_error(400, error_type);
     }
-    // Unregistered redirect URLs (the loopback one matches any port, nothing else).
+    // Unregistered redirect URLs (the default project registered dev.tessera:/callback only).
     for redirect in [
         "dev.tessera:/elsewhere",
         "https://evil.example.com/callback",
         "http://localhost/callback",
-        "http://127.0.0.1:5000/callback?x=1",
+        "http://127.0.0.1:5000/callback",
     ] {
         send_mail(json!({ "email_address": ALICE, "discovery_redirect_url": redirect }))
             .await
@@ -681,7 +715,8 @@ async fn stytch_rejections() {
 
 #[tokio::test]
 async fn stytch_expiries_join_by_domain_and_key_rotation() {
-    let fake = StytchFake::start().await;
+    let loopback = "http://127.0.0.1:40000/callback";
+    let fake = stytch_with_redirects(&["dev.tessera:/callback", loopback]).await;
 
     // An intermediate session lives 10 minutes.
     let authed = stytch_discover(&fake, ALICE, "dev.tessera:/callback").await;
@@ -710,7 +745,7 @@ async fn stytch_expiries_join_by_domain_and_key_rotation() {
     .stytch_error(401, "unable_to_auth_magic_link");
 
     // Joining initech by email domain creates the membership; the session then lists it.
-    let authed = stytch_discover(&fake, ALICE, "http://127.0.0.1:40000/callback").await;
+    let authed = stytch_discover(&fake, ALICE, loopback).await;
     let joined = exchange_ist(
         &fake,
         &authed["intermediate_session_token"],
@@ -749,6 +784,240 @@ async fn stytch_expiries_join_by_domain_and_key_rotation() {
     // The session (5 minutes) expires with the clock: 404, JWT or token alike.
     fake.advance_clock(301).await;
     assert_session_gone(&fake, &session, &old_jwt).await;
+}
+
+#[tokio::test]
+async fn stytch_redirect_urls_match_exactly_what_the_project_registered() {
+    let registered = "http://127.0.0.1:8714/callback";
+    let fake = stytch_with_redirects(&[
+        registered,
+        "dev.tessera:/callback",
+        "https://www.example.com/magic?from=stytch",
+    ])
+    .await;
+    let send_to = |redirect: Option<&str>| {
+        let mut body = json!({ "email_address": ALICE });
+        if let Some(redirect) = redirect {
+            body["discovery_redirect_url"] = json!(redirect);
+        }
+        backend(&fake, MAGIC_LINK_SEND, body)
+    };
+
+    // Exactly what was registered; the first registration is the default.
+    for (redirect, link_starts) in [
+        (Some(registered), registered),
+        (None, registered),
+        (Some("dev.tessera:/callback"), "dev.tessera:/callback"),
+        // Stytch treats www.example.com and example.com as one domain.
+        (
+            Some("https://example.com/magic?from=stytch"),
+            "https://example.com/magic?from=stytch",
+        ),
+    ] {
+        let seen = fake.mail_count_to(ALICE).await;
+        send_to(redirect).await.ok();
+        let link = fake.next_link_to(ALICE, seen).await;
+        assert!(
+            link.starts_with(&format!("{link_starts}?stytch_token_type=discovery&token="))
+                || link.starts_with(&format!("{link_starts}&stytch_token_type=discovery&token=")),
+            "{redirect:?}: {link}"
+        );
+    }
+
+    // Anything else: another port, no port, another loopback name, path, query or scheme.
+    for redirect in [
+        "http://127.0.0.1:8715/callback",
+        "http://127.0.0.1/callback",
+        "http://localhost:8714/callback",
+        "http://127.0.0.1:8714/callback/",
+        "http://127.0.0.1:8714/callback?port=8714",
+        "https://127.0.0.1:8714/callback",
+        "https://example.com/magic",
+        "dev.tessera:/callback?x=1",
+    ] {
+        send_to(Some(redirect))
+            .await
+            .stytch_error(400, "no_match_for_provided_magic_link_url");
+    }
+
+    // The default project registered no loopback address at all.
+    let plain = StytchFake::start().await;
+    backend(
+        &plain,
+        MAGIC_LINK_SEND,
+        json!({ "email_address": ALICE, "discovery_redirect_url": "http://127.0.0.1:53124/callback" }),
+    )
+    .await
+    .stytch_error(400, "no_match_for_provided_magic_link_url");
+}
+
+/// Signs alice into acme through the backend API; returns the exchange answer.
+async fn stytch_acme_session(fake: &StytchFake) -> Value {
+    let authed = stytch_discover(fake, ALICE, "dev.tessera:/callback").await;
+    exchange_ist(
+        fake,
+        &authed["intermediate_session_token"],
+        json!({ "organization_id": "acme" }),
+    )
+    .await
+    .ok()
+}
+
+#[tokio::test]
+async fn stytch_custom_domain_issues_session_jwts_with_its_base_url_as_issuer() {
+    let fake = StytchFake::start_with(StytchFakeOptions {
+        custom_domain: true,
+        ..StytchFakeOptions::default()
+    })
+    .await;
+    assert_eq!(fake.issuer, fake.base_url);
+    let session = stytch_acme_session(&fake).await;
+    let jwt = session["session_jwt"].as_str().unwrap();
+    assert_eq!(jwt_part(jwt, 1)["iss"], fake.base_url.as_str());
+    assert!(!fake.base_url.ends_with('/'));
+    // The custom-domain JWT authenticates (and is re-minted with the same issuer).
+    let again = backend(&fake, SESSION_AUTHENTICATE, json!({ "session_jwt": jwt }))
+        .await
+        .ok();
+    assert_eq!(
+        jwt_part(again["session_jwt"].as_str().unwrap(), 1)["iss"],
+        fake.base_url.as_str()
+    );
+
+    // On Stytch's own domain the issuer is stytch.com/{project_id}, not the base URL.
+    let plain = StytchFake::start().await;
+    let expected = format!("stytch.com/{}", plain.project_id);
+    assert_eq!(plain.issuer, expected);
+    let session = stytch_acme_session(&plain).await;
+    assert_eq!(
+        jwt_part(session["session_jwt"].as_str().unwrap(), 1)["iss"],
+        expected
+    );
+}
+
+/// An SDK call with these headers (and `public_token:public_token`).
+async fn sdk_call(fake: &StytchFake, path: &str, headers: &[(&str, &str)], body: Value) -> Answer {
+    let mut req = http()
+        .post(fake.url(&format!("/sdk/v1/{path}")))
+        .basic_auth(&fake.public_token, Some(&fake.public_token))
+        .json(&body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(req).await
+}
+
+#[tokio::test]
+async fn stytch_sdk_calls_need_x_sdk_client_an_authorized_caller_and_session_duration() {
+    let fake = StytchFake::start_with(StytchFakeOptions {
+        authorized_domains: vec!["https://app.example.com".to_owned()],
+        ..StytchFakeOptions::default()
+    })
+    .await;
+    let send_mail = json!({ "email_address": ALICE, "pkce_code_challenge": pkce().1 });
+    let tessera = sdk_client(APP);
+    let other_app = sdk_client("com.example.other");
+    let not_base64 = "{\"sdk\":{}}".to_owned();
+    let no_version = STANDARD
+        .encode(json!({ "sdk": { "identifier": "x" }, "app": { "identifier": APP } }).to_string());
+
+    for (headers, status, error_type) in [
+        (vec![], 400, "bad_request"),
+        (
+            vec![("x-sdk-client", not_base64.as_str())],
+            400,
+            "bad_request",
+        ),
+        (
+            vec![("x-sdk-client", no_version.as_str())],
+            400,
+            "bad_request",
+        ),
+        (
+            vec![("x-sdk-client", other_app.as_str())],
+            403,
+            "invalid_mobile_identifier",
+        ),
+        (
+            vec![
+                ("x-sdk-client", tessera.as_str()),
+                ("origin", "https://evil.example.com"),
+            ],
+            403,
+            "bad_domain_for_stytch_sdk",
+        ),
+        (
+            vec![
+                ("x-sdk-client", tessera.as_str()),
+                ("x-sdk-parent-host", "https://evil.example.com"),
+            ],
+            403,
+            "bad_domain_for_stytch_sdk",
+        ),
+    ] {
+        sdk_call(&fake, MAGIC_LINK_SEND, &headers, send_mail.clone())
+            .await
+            .stytch_error(status, error_type);
+    }
+    assert!(fake.outbox().await.is_empty(), "refused calls mail nothing");
+    // An authorized app, or a browser on an authorized domain.
+    for headers in [
+        vec![("x-sdk-client", tessera.as_str())],
+        vec![
+            ("x-sdk-client", other_app.as_str()),
+            ("x-sdk-parent-host", "https://app.example.com"),
+        ],
+    ] {
+        sdk_call(&fake, MAGIC_LINK_SEND, &headers, send_mail.clone())
+            .await
+            .sdk_data();
+    }
+    // The backend API takes no X-SDK-Client.
+    backend(&fake, MAGIC_LINK_SEND, json!({ "email_address": BOB }))
+        .await
+        .ok();
+
+    // The IST exchange through the SDK needs session_duration_minutes (the backend's does not).
+    let (verifier, challenge) = pkce();
+    send_link(
+        &fake,
+        Api::SdkAnon,
+        ALICE,
+        "dev.tessera:/callback",
+        &challenge,
+    )
+    .await
+    .sdk_data();
+    let link = fake.latest_link_to(ALICE).await;
+    let authed = redeem_link(&fake, Api::SdkAnon, &link, &verifier)
+        .await
+        .sdk_data();
+    let ist = authed["intermediate_session_token"].clone();
+    let exchange = |fields: Value| {
+        let mut body = fields;
+        body["intermediate_session_token"] = ist.clone();
+        stytch(&fake, Api::SdkAnon, IST_EXCHANGE, body)
+    };
+    exchange(json!({ "organization_id": "acme" }))
+        .await
+        .stytch_error(400, "bad_request");
+    let session = exchange(json!({ "organization_id": "acme", "session_duration_minutes": 60 }))
+        .await
+        .sdk_data();
+    assert_eq!(session["member_authenticated"], true);
+
+    let log = fake.requests().await;
+    let refused: Vec<&Value> = log
+        .iter()
+        .filter(|r| r["family"] == "sdk" && r["status"] != 200)
+        .collect();
+    assert_eq!(refused[0]["headers"]["x-sdk-client"], Value::Null);
+    assert_eq!(refused[1]["headers"]["x-sdk-client"], "malformed");
+    assert_eq!(
+        refused[3]["headers"]["x-sdk-client"],
+        json!({ "sdk": "tessera-testkit", "app": "com.example.other" })
+    );
+    assert_eq!(refused[4]["headers"]["origin"], "https://evil.example.com");
 }
 
 // =============================================================================================
@@ -1215,31 +1484,59 @@ async fn stack_email_code_through_the_outbox() {
     assert_eq!(dave["is_new_user"], true);
 }
 
+/// Stack's `GET /auth/oauth/authorize/{provider}` URL as a client builds it, with `state-123`,
+/// the S256 `challenge` and the `extra` query parameters.
+fn stack_authorize_url(
+    fake: &StackFake,
+    provider: &str,
+    client_secret: &str,
+    redirect_uri: &str,
+    challenge: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let mut url = Url::parse(&fake.api(&format!("/auth/oauth/authorize/{provider}"))).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", &fake.project_id)
+        .append_pair("client_secret", client_secret)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("scope", "legacy")
+        .append_pair("state", "state-123")
+        .append_pair("grant_type", "authorization_code")
+        .append_pair("code_challenge", challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("response_type", "code")
+        .extend_pairs(extra);
+    url.to_string()
+}
+
 #[tokio::test]
 async fn stack_oauth_authorize_and_token_with_pkce() {
     let fake = StackFake::start().await;
     let stack = Stack::new(&fake);
     let redirect = "http://127.0.0.1:47001/callback";
     let (verifier, challenge) = pkce();
+    let authorize_url = |provider: &str, client_secret: &str, redirect_uri: &str| {
+        stack_authorize_url(
+            &fake,
+            provider,
+            client_secret,
+            redirect_uri,
+            &challenge,
+            &[],
+        )
+    };
     let authorize = |provider: &str, client_secret: &str, redirect_uri: &str| {
-        let mut url = Url::parse(&fake.api(&format!("/auth/oauth/authorize/{provider}"))).unwrap();
-        url.query_pairs_mut()
-            .append_pair("client_id", &fake.project_id)
-            .append_pair("client_secret", client_secret)
-            .append_pair("redirect_uri", redirect_uri)
-            .append_pair("scope", "legacy")
-            .append_pair("state", "state-123")
-            .append_pair("grant_type", "authorization_code")
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256")
-            .append_pair("response_type", "code");
-        send(http().get(url))
+        send(http().get(authorize_url(provider, client_secret, redirect_uri)))
     };
 
+    // The browser goes to the upstream provider, which signs bob in, and back through Stack.
     fake.set_oauth_user("bob@example.com").await;
-    let authorized = authorize("github", &fake.publishable_key, redirect).await;
-    assert_eq!(authorized.status, 307, "{}", authorized.body);
-    let location = authorized.headers["location"].to_str().unwrap().to_owned();
+    let location = Browser::new()
+        .login(
+            &authorize_url("github", &fake.publishable_key, redirect),
+            "bob@example.com",
+        )
+        .await;
     assert!(location.starts_with(redirect), "{location}");
     assert_eq!(param(&location, "state").as_deref(), Some("state-123"));
     let code = param(&location, "code").unwrap();
@@ -1310,13 +1607,6 @@ async fn stack_oauth_authorize_and_token_with_pkce() {
     for (provider, client_secret, redirect_uri, status, code) in [
         (
             "github",
-            publishable,
-            "dev.tessera:/callback",
-            400,
-            "REDIRECT_URL_NOT_WHITELISTED",
-        ),
-        (
-            "github",
             "pck_wrong",
             redirect,
             401,
@@ -1341,18 +1631,19 @@ async fn stack_oauth_authorize_and_token_with_pkce() {
             .await
             .known(status, code);
     }
-    let mobile = authorize(
-        "google",
-        publishable,
-        "stack-auth-mobile-oauth-url://success",
-    )
-    .await;
-    assert_eq!(mobile.status, 307);
+    let mobile = Browser::new()
+        .login(
+            &authorize_url(
+                "google",
+                publishable,
+                "stack-auth-mobile-oauth-url://success",
+            ),
+            "bob@example.com",
+        )
+        .await;
     assert!(
-        mobile.headers["location"]
-            .to_str()
-            .unwrap()
-            .starts_with("stack-auth-mobile-oauth-url://success?code=")
+        mobile.starts_with("stack-auth-mobile-oauth-url://success?code="),
+        "{mobile}"
     );
 }
 
@@ -1412,8 +1703,17 @@ async fn stack_mfa_anonymous_and_cli() {
         .await
         .ok();
     assert_eq!(me["is_anonymous"], true);
+    assert_eq!(claims["is_restricted"], true);
+    assert_eq!(claims["restricted_reason"], json!({ "type": "anonymous" }));
     let jwks = stack_jwks(&fake, "?include_anonymous=true").await.body;
-    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    let kids: Vec<&Value> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| &k["kid"])
+        .collect();
+    assert_eq!(kids.len(), 6, "normal, restricted and anonymous keys");
+    assert!(kids.contains(&&jwt_part(at, 0)["kid"]));
 
     // The CLI login: waiting → approved (201 + refresh token) → used.
     let cli = stack.post("/auth/cli", &[], json!({})).await.ok();
@@ -1433,4 +1733,421 @@ async fn stack_mfa_anonymous_and_cli() {
         200
     );
     assert_eq!(poll().await.body["status"], "used");
+}
+
+#[tokio::test]
+async fn stack_restricted_users_when_the_project_requires_a_verified_email() {
+    let fake = StackFake::start_with(StackFakeOptions {
+        require_email_verification: true,
+        ..StackFakeOptions::default()
+    })
+    .await;
+    let stack = Stack::new(&fake);
+    let (at, rt) = stack.sign_in("erin@example.com").await;
+
+    // erin's e-mail is not verified: a restricted token, its own issuer, audience and keys.
+    let claims = jwt_part(&at, 1);
+    assert_eq!(
+        claims["iss"],
+        format!(
+            "{}/api/v1/projects-restricted-users/{}",
+            fake.base_url, fake.project_id
+        )
+    );
+    assert_eq!(claims["aud"], format!("{}:restricted", fake.project_id));
+    assert_eq!(claims["sub"], stack_fixture::ERIN_ID);
+    assert_eq!(claims["is_restricted"], true);
+    assert_eq!(claims["email_verified"], false);
+    assert_eq!(
+        claims["restricted_reason"],
+        json!({ "type": "email_not_verified" })
+    );
+    let kid = jwt_part(&at, 0)["kid"].clone();
+    let published = |query: &'static str| {
+        let fake = &fake;
+        async move {
+            stack_jwks(fake, query).await.body["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].clone())
+                .collect::<Vec<Value>>()
+        }
+    };
+    assert!(!published("").await.contains(&kid));
+    assert!(published("?include_restricted=true").await.contains(&kid));
+
+    // Later calls need x-stack-allow-restricted-user.
+    let details = stack
+        .me(&at)
+        .await
+        .known(403, "RESTRICTED_USER_NOT_ALLOWED");
+    assert_eq!(
+        details["restricted_reason"],
+        json!({ "type": "email_not_verified" })
+    );
+    stack
+        .get("/teams?user_id=me", &[("x-stack-access-token", &at)])
+        .await
+        .known(403, "RESTRICTED_USER_NOT_ALLOWED");
+    let me = stack
+        .get(
+            "/users/me",
+            &[
+                ("x-stack-access-token", &at),
+                ("x-stack-allow-restricted-user", "true"),
+            ],
+        )
+        .await
+        .ok();
+    assert_eq!(me["is_restricted"], true);
+    assert_eq!(me["primary_email_verified"], false);
+
+    // Refreshing keeps it restricted until the e-mail is verified at Stack.
+    let again = stack.refresh(&rt).await.ok();
+    assert_eq!(
+        jwt_part(again["access_token"].as_str().unwrap(), 1)["aud"],
+        format!("{}:restricted", fake.project_id)
+    );
+    fake.verify_email("erin@example.com").await;
+    let verified = stack.refresh(&rt).await.ok();
+    let fresh = verified["access_token"].as_str().unwrap();
+    let claims = jwt_part(fresh, 1);
+    assert_eq!(claims["aud"], fake.project_id);
+    assert_eq!(claims["is_restricted"], false);
+    assert_eq!(stack.me(fresh).await.ok()["is_restricted"], false);
+
+    // Verified users are not restricted; nor is erin at a project that does not require it.
+    let (alice_at, _) = stack.sign_in("alice@example.com").await;
+    assert_eq!(jwt_part(&alice_at, 1)["aud"], fake.project_id);
+    let lenient = StackFake::start().await;
+    let (erin_at, _) = Stack::new(&lenient).sign_in("erin@example.com").await;
+    let claims = jwt_part(&erin_at, 1);
+    assert_eq!(claims["aud"], lenient.project_id);
+    assert_eq!(
+        (&claims["is_restricted"], &claims["email_verified"]),
+        (&json!(false), &json!(false))
+    );
+}
+
+/// The first answer of Stack's authorize endpoint to a browser without cookies.
+async fn stack_authorize_answer(url: &str) -> Answer {
+    send(http().get(url)).await
+}
+
+/// The JSON body of a page the browser landed on.
+#[track_caller]
+fn landed_page(landing: Landing) -> (u16, Value) {
+    match landing {
+        Landing::Page { status, body, .. } => (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        ),
+        Landing::Away(raw) => panic!("expected a page at Stack, the browser left to {raw}"),
+    }
+}
+
+#[tokio::test]
+async fn stack_oauth_checks_the_return_address_at_the_callback_after_the_upstream_provider() {
+    let fake = StackFake::start().await;
+    let (_, challenge) = pkce();
+    let url = |redirect_uri: &str, extra: &[(&str, &str)]| {
+        stack_authorize_url(
+            &fake,
+            "github",
+            &fake.publishable_key,
+            redirect_uri,
+            &challenge,
+            extra,
+        )
+    };
+
+    // An untrusted return address (and an unknown parameter) still gets a 307 to the upstream
+    // provider: nothing is checked yet.
+    let untrusted = url("dev.tessera:/callback", &[("prompt", "select_account")]);
+    let first = stack_authorize_answer(&untrusted).await;
+    assert_eq!(first.status, 307, "{}", first.body);
+    let upstream = first.headers["location"].to_str().unwrap();
+    assert!(
+        upstream.starts_with(&fake.url("/upstream/github/authorize?")),
+        "{upstream}"
+    );
+    assert!(
+        first.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("stack-oauth-inner-"),
+        "the inner-state cookie"
+    );
+    // The browser comes back from the upstream provider to Stack, which refuses only now: an
+    // error page at Stack, nothing reaches the app.
+    let (status, body) = landed_page(
+        Browser::new()
+            .follow_login(&untrusted, "alice@example.com")
+            .await,
+    );
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "REDIRECT_URL_NOT_WHITELISTED", "{body}");
+    // … or its error_redirect_uri, when that is trusted.
+    let with_error_page = url(
+        "dev.tessera:/callback",
+        &[("error_redirect_uri", "http://localhost:3000/oops")],
+    );
+    let away = Browser::new()
+        .login(&with_error_page, "alice@example.com")
+        .await;
+    assert!(away.starts_with("http://localhost:3000/oops?"), "{away}");
+    assert_eq!(
+        param(&away, "errorCode").as_deref(),
+        Some("REDIRECT_URL_NOT_WHITELISTED")
+    );
+
+    // Stack's localhost: localhost and 127.x.x.x at any port, not [::1]; trusted domains by
+    // scheme, host and port.
+    for (redirect, trusted) in [
+        ("http://127.0.0.1:47001/cb", true),
+        ("http://localhost:47001/cb", true),
+        ("http://127.0.0.2/cb", true),
+        ("https://app.example.com/cb", true),
+        ("http://[::1]:47001/cb", false),
+        ("https://app.example.com:8443/cb", false),
+        ("http://app.example.com/cb", false),
+    ] {
+        let landing = Browser::new()
+            .follow_login(&url(redirect, &[]), "alice@example.com")
+            .await;
+        match landing {
+            Landing::Away(to) => {
+                assert!(trusted, "{redirect} was accepted: {to}");
+                assert!(to.starts_with(redirect), "{to}");
+            }
+            page => {
+                assert!(!trusted, "{redirect} was refused: {page:?}");
+                assert_eq!(landed_page(page).1["code"], "REDIRECT_URL_NOT_WHITELISTED");
+            }
+        }
+    }
+    let stack = Stack::new(&fake);
+    stack
+        .post(
+            "/auth/otp/send-sign-in-code",
+            &[],
+            json!({ "email": "bob@example.com", "callback_url": "http://[::1]:8765/magic-link" }),
+        )
+        .await
+        .known(400, "REDIRECT_URL_NOT_WHITELISTED");
+
+    // Nothing but the authorize requests and the callbacks reached Stack's API.
+    let log = fake.requests().await;
+    assert!(
+        log.iter()
+            .all(|r| r["path"].as_str().unwrap().starts_with("/api/v1/auth/"))
+    );
+}
+
+#[tokio::test]
+async fn stack_oauth_upstream_login_page_cancel_cookie_replay_and_timeout() {
+    let fake = StackFake::start().await;
+    let redirect = "http://127.0.0.1:47001/callback";
+    let (verifier, challenge) = pkce();
+    let url = |extra: &[(&str, &str)]| {
+        stack_authorize_url(
+            &fake,
+            "github",
+            &fake.publishable_key,
+            redirect,
+            &challenge,
+            extra,
+        )
+    };
+    let signed_in = |back: String| {
+        let form = [
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", param(&back, "code").expect("a code")),
+            ("redirect_uri", redirect.to_owned()),
+            ("code_verifier", verifier.clone()),
+            ("client_id", fake.project_id.clone()),
+            ("client_secret", fake.publishable_key.clone()),
+        ];
+        let token_url = fake.api("/auth/oauth/token");
+        async move {
+            let tokens = send(http().post(token_url).form(&form)).await.ok();
+            jwt_part(tokens["access_token"].as_str().unwrap(), 1)["email"].clone()
+        }
+    };
+
+    // Nobody signed in at the upstream provider: its login page, filled in by the browser.
+    fake.forget_oauth_user().await;
+    let browser = Browser::new();
+    let (back, shown) = browser.login_reporting(&url(&[]), "bob@example.com").await;
+    assert!(shown, "the upstream login page was shown");
+    assert!(back.starts_with(redirect), "{back}");
+    assert_eq!(signed_in(back).await, "bob@example.com");
+    // A new address at the upstream provider signs up at Stack.
+    let dave = browser.login(&url(&[]), "dave@example.com").await;
+    assert_eq!(signed_in(dave).await, "dave@example.com");
+
+    // Cancelled at the upstream provider: Stack's error page, nothing for the app.
+    let (status, body) = landed_page(Browser::new().follow_deny(&url(&[])).await);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("OAUTH_PROVIDER_ACCESS_DENIED")),
+        "{body}"
+    );
+
+    // The callback needs the browser's inner-state cookie, and works once.
+    fake.set_oauth_user("alice@example.com").await;
+    let mut hops = vec![url(&[])];
+    let cookieless = loop {
+        let answer = send(http().get(hops.last().unwrap())).await;
+        match answer.headers.get("location") {
+            Some(to) if hops.len() < 5 => hops.push(to.to_str().unwrap().to_owned()),
+            _ => break answer,
+        }
+    };
+    assert!(
+        hops.last()
+            .unwrap()
+            .contains("/api/v1/auth/oauth/callback/github?"),
+        "{hops:?}"
+    );
+    assert_eq!(cookieless.status, 400);
+    assert!(
+        cookieless
+            .body
+            .as_str()
+            .unwrap()
+            .contains("Inner OAuth cookie not found"),
+        "{}",
+        cookieless.body
+    );
+    let callback = hops.last().unwrap().clone();
+    let replay = send(http().get(&callback)).await;
+    assert_eq!(replay.status, 400, "{}", replay.body);
+
+    // stack_response_mode=json: the upstream URL as JSON, no cookie needed at the callback.
+    let json_mode = send(http().get(url(&[("stack_response_mode", "json")]))).await;
+    assert_eq!(json_mode.status, 200, "{}", json_mode.body);
+    assert!(json_mode.headers.get("set-cookie").is_none());
+    let upstream = json_mode.body["location"].as_str().unwrap().to_owned();
+    let to_callback = send(http().get(&upstream)).await;
+    let callback = to_callback.headers["location"].to_str().unwrap().to_owned();
+    let done = send(http().get(&callback)).await;
+    assert_eq!(done.status, 307, "{}", done.body);
+    assert!(
+        done.headers["location"]
+            .to_str()
+            .unwrap()
+            .starts_with(redirect)
+    );
+
+    // An OAuth flow lives 10 minutes between authorize and callback.
+    let late = send(http().get(url(&[("stack_response_mode", "json")]))).await;
+    let upstream = late.body["location"].as_str().unwrap().to_owned();
+    let to_callback = send(http().get(&upstream)).await;
+    fake.advance_clock(601).await;
+    let expired = send(http().get(to_callback.headers["location"].to_str().unwrap())).await;
+    expired.known(408, "OUTER_OAUTH_TIMEOUT");
+}
+
+#[tokio::test]
+async fn stack_oauth_bot_challenge() {
+    let fake = StackFake::start_with(StackFakeOptions {
+        bot_challenge: true,
+        ..StackFakeOptions::default()
+    })
+    .await;
+    let redirect = "http://127.0.0.1:47001/callback";
+    let (_, challenge) = pkce();
+    let url = |extra: &[(&str, &str)]| {
+        stack_authorize_url(
+            &fake,
+            "github",
+            &fake.publishable_key,
+            redirect,
+            &challenge,
+            extra,
+        )
+    };
+    let passing = "XXXX.DUMMY.TOKEN.XXXX";
+
+    // A client taking part in the challenge is stopped at authorize.
+    send(http().get(url(&[("bot_challenge_phase", "invisible")])))
+        .await
+        .known(409, "BOT_CHALLENGE_REQUIRED");
+    send(http().get(url(&[
+        ("bot_challenge_phase", "visible"),
+        ("bot_challenge_token", "forged"),
+    ])))
+    .await
+    .known(400, "BOT_CHALLENGE_FAILED");
+
+    // A client that does not (no phase) goes through; the project's sign-up rule then refuses
+    // a new user at the callback, not an existing one.
+    fake.set_oauth_user("mallory@example.com").await;
+    let (status, body) = landed_page(
+        Browser::new()
+            .follow_login(&url(&[]), "mallory@example.com")
+            .await,
+    );
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("SIGN_UP_REJECTED")),
+        "{body}"
+    );
+    fake.set_oauth_user("alice@example.com").await;
+    let alice = Browser::new().login(&url(&[]), "alice@example.com").await;
+    assert!(alice.starts_with(redirect), "{alice}");
+    // A passed challenge lets the new user sign up.
+    fake.set_oauth_user("mallory@example.com").await;
+    let mallory = Browser::new()
+        .login(
+            &url(&[
+                ("bot_challenge_phase", "invisible"),
+                ("bot_challenge_token", passing),
+            ]),
+            "mallory@example.com",
+        )
+        .await;
+    assert!(mallory.starts_with(redirect), "{mallory}");
+}
+
+#[tokio::test]
+async fn stack_jwks_has_two_keys_without_use_and_a_plain_404_for_an_unknown_project() {
+    let fake = StackFake::start().await;
+    let jwks = stack_jwks(&fake, "").await.ok();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    for key in keys {
+        let mut fields: Vec<&str> = key
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        fields.sort_unstable();
+        assert_eq!(fields, ["alg", "crv", "kid", "kty", "x", "y"], "{key}");
+    }
+    let (at, _) = Stack::new(&fake).sign_in("alice@example.com").await;
+    assert_eq!(
+        jwt_part(&at, 0)["kid"],
+        keys[0]["kid"],
+        "the first key signs"
+    );
+
+    let other = send(
+        http()
+            .get(fake.api("/projects/99999999-2222-3333-4444-555555555555/.well-known/jwks.json")),
+    )
+    .await;
+    assert_eq!(other.status, 404);
+    assert!(other.headers.get("x-stack-known-error").is_none());
+    assert_eq!(
+        other.headers["content-type"].to_str().unwrap(),
+        "text/plain; charset=utf-8"
+    );
+    assert_eq!(other.body, "Project not found");
+    stack_jwks(&fake, "?include_restricted=yes")
+        .await
+        .known(400, "SCHEMA_ERROR");
 }

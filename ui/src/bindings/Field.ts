@@ -3,4 +3,4 @@
 /**
  * One input of the Add provider form (and its command-line flag).
  */
-export type Field = "issuer" | "domain" | "endpoint" | "client_id" | "project_id" | "client_key" | "base_url" | "secret" | "key_id" | "scopes" | "audience" | "resources";
+export type Field = "issuer" | "domain" | "endpoint" | "client_id" | "project_id" | "client_key" | "base_url" | "secret" | "key_id" | "scopes" | "audience" | "resources" | "redirect_port";

@@ -10,4 +10,10 @@ export type ProviderView = { name: string, spec: ProviderSpec, issuer: string, c
 /**
  * Where its browser sign-ins come back (the configured one, as the kind allows).
  */
-redirectMode: RedirectMode, };
+redirectMode: RedirectMode, 
+/**
+ * The return addresses to register at the provider, exactly as shown (Stytch:
+ * `http://127.0.0.1:PORT/callback` and `dev.tessera:/callback`); empty where the
+ * provider needs none registered exactly.
+ */
+redirectUrls: Array<string>, };

@@ -55,10 +55,11 @@ impl Tessera {
                 .as_deref()
                 .or(config.resources.first().map(String::as_str))),
         };
+        let (issuer, audience) = p.expected_issuer(token.expose_secret(), audience);
         let expect = Expectations {
             kind,
-            issuer: &p.metadata.issuer,
-            audience,
+            issuer: &issuer,
+            audience: audience.as_deref(),
             client_id: &config.client_id,
             nonce: tokens.nonce.as_deref(),
             access_token: tokens

@@ -79,6 +79,26 @@ pub(crate) struct Resolved {
     pub adapter: &'static dyn Adapter,
 }
 
+impl Resolved {
+    /// The issuer and audience to verify `token` against: the provider's own (with
+    /// `audience`), unless the token names another issuer the adapter accepts, with that
+    /// issuer's audience. Any other issuer fails the `iss` check against the provider's own.
+    pub fn expected_issuer(&self, token: &str, audience: Option<&str>) -> (String, Option<String>) {
+        let named = crate::jwt::decode_unverified_for_display(token)
+            .ok()
+            .and_then(|t| t.claim_str("iss").map(String::from));
+        match self
+            .adapter
+            .other_issuers(&self.config)
+            .into_iter()
+            .find(|other| named.as_deref() == Some(other.issuer.as_str()))
+        {
+            Some(other) => (other.issuer, Some(other.audience)),
+            None => (self.metadata.issuer.clone(), audience.map(String::from)),
+        }
+    }
+}
+
 impl Tessera {
     pub fn open(options: Options) -> Result<Self> {
         let data = DataDir::open(&options.data_dir)?;

@@ -228,6 +228,9 @@ impl Tessera {
             if plan.at_slot == Slot::Main {
                 a.status = AccountStatus::Active;
                 a.access_expires_at = expiry(&fresh);
+                if let Some(c) = &claims {
+                    a.restriction = p.adapter.restriction(c);
+                }
             }
         })?;
         Ok((fresh, true))
@@ -262,10 +265,11 @@ impl Tessera {
                 "refreshed access token",
             ),
         };
+        let (issuer, audience) = p.expected_issuer(token.expose_secret(), audience);
         let expect = Expectations {
             kind: identity.token,
-            issuer: &p.metadata.issuer,
-            audience,
+            issuer: &issuer,
+            audience: audience.as_deref(),
             client_id: &p.config.client_id,
             nonce: None,
             access_token: (identity.token == TokenKind::IdToken)

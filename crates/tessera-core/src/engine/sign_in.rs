@@ -183,8 +183,19 @@ impl Tessera {
         self.verify_and_store(&p, tokens, facts, None).await
     }
 
-    /// The whole loopback sign-in: listen on a random port, hand the authorization URL to
-    /// `on_start` (open the browser, print it), wait for the callback, complete.
+    /// A listener for `provider`'s loopback redirect: on the port its registered redirect
+    /// names where the provider matches redirect URLs exactly, else on a free port.
+    pub async fn loopback_receiver(&self, provider: &str) -> Result<LoopbackReceiver> {
+        let config = self.provider(provider)?;
+        match config.kind.adapter().loopback_port(&config) {
+            Some(port) => LoopbackReceiver::bind_port(port).await,
+            None => LoopbackReceiver::bind().await,
+        }
+    }
+
+    /// The whole loopback sign-in: listen (see [`Tessera::loopback_receiver`]), hand the
+    /// authorization URL to `on_start` (open the browser, print it), wait for the callback,
+    /// complete. A sign-in that never comes back names the provider's likely cause.
     pub async fn sign_in_with_loopback(
         &self,
         provider: &str,
@@ -193,20 +204,26 @@ impl Tessera {
         timeout: Duration,
         cancel: impl Future<Output = ()>,
     ) -> Result<Account> {
-        let receiver = LoopbackReceiver::bind().await?;
+        let receiver = self.loopback_receiver(provider).await?;
         let start = self
             .start_sign_in(provider, &receiver.redirect_uri(), params)
             .await?;
         on_start(&start);
+        let hint = || {
+            self.provider(provider)
+                .ok()
+                .and_then(|c| c.kind.adapter().unanswered_hint())
+                .map(String::from)
+        };
         let url = tokio::select! {
             url = receiver.receive_for(&start.flow_id) => url?,
             _ = tokio::time::sleep(timeout) => {
                 self.cancel_sign_in(&start.flow_id);
-                return Err(Error::Timeout("the browser sign-in".into()));
+                return Err(Error::Timeout { what: "the browser sign-in".into(), hint: hint() });
             }
             _ = cancel => {
                 self.cancel_sign_in(&start.flow_id);
-                return Err(Error::Cancelled("the sign-in".into()));
+                return Err(Error::Cancelled { what: "the sign-in".into(), hint: hint() });
             }
         };
         self.complete_sign_in(&url).await
@@ -232,7 +249,7 @@ impl Tessera {
         let ctx = self.context(&p);
         let tokens = tokio::select! {
             t = p.adapter.finish_device(&ctx, &device.authorization) => t?,
-            _ = cancel => return Err(Error::Cancelled("the device sign-in".into())),
+            _ = cancel => return Err(Error::cancelled("the device sign-in")),
         };
         self.verify_and_store(&p, tokens, SignInFacts::default(), None)
             .await
@@ -264,10 +281,11 @@ impl Tessera {
             ),
             TokenKind::AccessToken => (&tokens.access_token, p.config.audience.as_deref(), None),
         };
+        let (issuer, audience) = p.expected_issuer(token.expose_secret(), audience);
         let expect = Expectations {
             kind: identity.token,
-            issuer: &p.metadata.issuer,
-            audience,
+            issuer: &issuer,
+            audience: audience.as_deref(),
             client_id: &p.config.client_id,
             nonce: tokens.nonce.as_deref(),
             access_token,
@@ -332,6 +350,7 @@ impl Tessera {
         let txn = self.begin(&id).await?;
         let now = self.now();
         let current_org = p.adapter.current_org(claims).flatten();
+        let restriction = p.adapter.restriction(claims);
         let merge = |s: &mut State, pending: Option<PendingWrite>| -> Result<Account> {
             s.provider(name)?;
             let mut account = match s.accounts.iter().position(|a| a.id == id) {
@@ -372,6 +391,7 @@ impl Tessera {
                 account.current_org = Some(team.clone());
             }
             account.status = AccountStatus::Active;
+            account.restriction = restriction;
             account.updated_at = now;
             account.access_expires_at = tokens.expires_at;
             account.scope = tokens.scope.clone();

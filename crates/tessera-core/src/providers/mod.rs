@@ -56,6 +56,13 @@ pub struct Identity {
     pub subject_claim: &'static str,
 }
 
+/// An issuer whose tokens prove who signed in, with the audience its tokens carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIssuer {
+    pub issuer: String,
+    pub audience: String,
+}
+
 /// The secrets of one browser sign-in, created by the engine.
 pub struct BrowserStart<'a> {
     pub redirect_uri: &'a str,
@@ -170,6 +177,40 @@ pub trait Adapter: Send + Sync {
     async fn check(&self, config: &ProviderConfig, http: &HttpClient) -> Result<ProviderMetadata>;
 
     fn identity(&self) -> Identity;
+
+    /// Issuers besides the provider's own whose identity tokens are accepted too, each with
+    /// the audience its tokens carry (a custom domain, a provider's restricted users). The
+    /// provider's own issuer with the configured audience is always accepted.
+    fn other_issuers(&self, config: &ProviderConfig) -> Vec<TokenIssuer> {
+        let _ = config;
+        Vec::new()
+    }
+
+    /// Whether the provider holds the account back, from its verified identity token.
+    fn restriction(&self, claims: &crate::jwt::DecodedJwt) -> Option<crate::account::Restriction> {
+        let _ = claims;
+        None
+    }
+
+    /// The loopback port the provider's registered redirect names, where it matches
+    /// redirect URLs exactly, port included; `None`: any free port.
+    fn loopback_port(&self, config: &ProviderConfig) -> Option<u16> {
+        let _ = config;
+        None
+    }
+
+    /// The return addresses to register at the provider for Tessera, exactly as the
+    /// provider compares them; empty where the provider needs none registered exactly.
+    fn redirect_urls(&self, config: &ProviderConfig) -> Vec<String> {
+        let _ = config;
+        Vec::new()
+    }
+
+    /// What most likely happened when a browser sign-in never came back (it timed out or
+    /// the person cancelled), where the provider shows its errors only in the browser.
+    fn unanswered_hint(&self) -> Option<&'static str> {
+        None
+    }
 
     /// Whether the provider said the refresh token (session) no longer exists.
     fn grant_is_gone(&self, error: &Error) -> bool;

@@ -33,6 +33,8 @@ pub enum Field {
     Scopes,
     Audience,
     Resources,
+    /// The fixed loopback port of the redirect registered at the provider.
+    RedirectPort,
 }
 
 /// How one field of the add form is shown and checked.
@@ -231,6 +233,9 @@ pub struct ProviderDraft {
     pub resources: Vec<String>,
     pub params: Vec<(String, String)>,
     pub redirect_mode: Option<RedirectMode>,
+    /// The fixed loopback port of the registered redirect (kinds whose spec has
+    /// [`Field::RedirectPort`]).
+    pub redirect_port: Option<String>,
 }
 
 /// A value of the draft, trimmed, `None` when blank.
@@ -270,6 +275,15 @@ pub struct SignInRequest {
 impl ProviderDraft {
     /// The configuration the kind's adapter makes of this draft.
     pub fn configure(&self) -> crate::error::Result<crate::provider::ProviderConfig> {
+        let spec = self.kind.spec();
+        if given(&self.redirect_port).is_some()
+            && !spec.fields.iter().any(|f| f.field == Field::RedirectPort)
+        {
+            return Err(crate::error::Error::InvalidConfig(format!(
+                "a {} provider takes no fixed redirect port",
+                spec.label
+            )));
+        }
         self.kind.adapter().configure(self)
     }
 
@@ -304,6 +318,7 @@ impl ProviderDraft {
                 Field::BaseUrl => &mut draft.base_url,
                 Field::KeyId => &mut draft.key_id,
                 Field::Audience => &mut draft.audience,
+                Field::RedirectPort => &mut draft.redirect_port,
                 Field::Scopes => {
                     draft.scopes = words(&[value]);
                     continue;
@@ -341,5 +356,25 @@ impl ProviderDraft {
             base_url: self.base_url.clone(),
             ..ProviderDraft::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redirect_port_is_refused_where_the_spec_has_no_such_field() {
+        let draft = ProviderDraft {
+            kind: ProviderKind::Oidc,
+            name: "plain".into(),
+            issuer: Some("https://login.example.com".into()),
+            client_id: Some("client".into()),
+            redirect_port: Some("9000".into()),
+            ..ProviderDraft::default()
+        };
+        let err = draft.configure().unwrap_err();
+        assert_eq!(err.code(), "invalid_config");
+        assert!(err.to_string().contains("redirect port"), "{err}");
     }
 }

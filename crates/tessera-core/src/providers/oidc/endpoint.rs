@@ -304,7 +304,7 @@ impl Endpoint<'_> {
                 RequestTokenError::Request(e) => e,
                 RequestTokenError::Parse(e, _) => self.malformed(e.to_string()),
                 RequestTokenError::Other(s) if s.contains("timed out") || s.contains("timeout") => {
-                    Error::Timeout("the device approval".into())
+                    Error::timeout("the device approval")
                 }
                 RequestTokenError::Other(s) => self.malformed(s),
             })?;

@@ -1,6 +1,8 @@
 //! Requests to one Stack Auth project's REST API (`/api/v1`). Every request carries the
 //! project headers (`x-stack-project-id`, `x-stack-access-type: client`, the publishable
-//! key); failures become Stack's known errors ([`super::error`]).
+//! key), and every request with an access token says that Tessera accepts restricted users
+//! (`x-stack-allow-restricted-user: true`: their tokens are valid, see [`super`]); failures
+//! become Stack's known errors ([`super::error`]).
 
 use oauth2::{PkceCodeChallenge, PkceCodeVerifier};
 use serde::Deserialize;
@@ -80,7 +82,9 @@ impl StackApi<'_> {
             request = request.header("x-stack-publishable-client-key", key);
         }
         if let Some(at) = access_token {
-            request = request.header("x-stack-access-token", at.expose_secret());
+            request = request
+                .header("x-stack-access-token", at.expose_secret())
+                .header("x-stack-allow-restricted-user", "true");
         }
         if let Some(rt) = refresh_token {
             request = request.header("x-stack-refresh-token", rt.expose_secret());
@@ -262,12 +266,43 @@ impl StackApi<'_> {
         Ok(())
     }
 
+    /// `GET /projects/current`: the OAuth providers the project enables (as Stack's own
+    /// client SDK reads them, `config.enabled_oauth_providers`). Reading it changes nothing
+    /// at Stack, and proves the publishable key.
+    pub async fn enabled_oauth_providers(&self) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Provider {
+            id: String,
+        }
+        #[derive(Deserialize)]
+        struct Config {
+            enabled_oauth_providers: Vec<Provider>,
+        }
+        #[derive(Deserialize)]
+        struct Project {
+            config: Config,
+        }
+        let v = self
+            .call(http::Method::GET, "/projects/current", None, None, None)
+            .await?;
+        let project: Project = serde_json::from_value(v).map_err(|e| Error::MalformedResponse {
+            url: self.url("/projects/current"),
+            reason: e.to_string(),
+        })?;
+        Ok(project
+            .config
+            .enabled_oauth_providers
+            .into_iter()
+            .map(|p| p.id)
+            .collect())
+    }
+
     /// The URL that starts a sign-in through the OAuth provider named by the `oauth_provider`
     /// parameter (`GET /auth/oauth/authorize/{provider}`, the remaining `params` added as
-    /// they are). Stack answers a provider the project does not offer, a wrong key or a
-    /// return address it does not trust with an error page in the browser, so the URL is
-    /// requested once here, without following its redirect, to report those as errors
-    /// before the browser opens.
+    /// they are). Nothing is requested from it: Stack answers it by sending the browser on
+    /// to the upstream provider (and records the flow), and checks the return address only
+    /// when the browser comes back, showing its errors there. What can be checked without a
+    /// trace at Stack is checked first: the project enables that provider.
     pub async fn authorization_url(
         &self,
         redirect_uri: &str,
@@ -292,6 +327,20 @@ impl StackApi<'_> {
                 "\"grant_type\" is set by Tessera itself".into(),
             ));
         }
+        let enabled = self.enabled_oauth_providers().await?;
+        if !enabled.iter().any(|p| p == oauth_provider) {
+            return Err(Error::Provider {
+                error: "OAUTH_PROVIDER_NOT_FOUND_OR_NOT_ENABLED".into(),
+                description: Some(format!(
+                    "the Stack Auth project does not enable \"{oauth_provider}\"; it enables: {}",
+                    if enabled.is_empty() {
+                        "none".to_string()
+                    } else {
+                        enabled.join(", ")
+                    }
+                )),
+            });
+        }
         let endpoint = self.url("/auth/oauth/authorize");
         let mut url = Url::parse(&endpoint)
             .map_err(|e| Error::InvalidConfig(format!("bad Stack Auth URL {endpoint}: {e}")))?;
@@ -309,15 +358,7 @@ impl StackApi<'_> {
             .append_pair("code_challenge_method", challenge.method())
             .append_pair("response_type", "code")
             .extend_pairs(params.iter().filter(|(k, _)| k != OAUTH_PROVIDER_PARAM));
-        let shown = format!("{endpoint}/{oauth_provider}");
-        let request = http::Request::get(url.as_str())
-            .body(Vec::new())
-            .map_err(|e| Error::InvalidConfig(format!("bad Stack Auth URL {shown}: {e}")))?;
-        let response = self.http.send(request).await?;
-        if (300..400).contains(&response.status) {
-            return Ok(url);
-        }
-        Err(failure(&shown, &response))
+        Ok(url)
     }
 
     /// `POST /auth/oauth/token` (form): the code a browser sign-in came back with, and its

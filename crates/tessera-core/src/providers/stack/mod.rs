@@ -6,6 +6,19 @@
 //! a mailed code whose link (or six typed characters) completes the nonce Stack issued for
 //! that mail. Teams are the organizations; the selected team is a user attribute carried in
 //! the access token (`selected_team_id`).
+//!
+//! Return addresses: Stack counts `localhost`, `*.localhost` and `127.x.x.x` as localhost
+//! (not `[::1]`), which a project may allow, besides its trusted domains; Tessera returns to
+//! `http://127.0.0.1:PORT/callback` and refuses any other address itself. Stack checks the
+//! address only when the browser comes back from the upstream provider and shows its
+//! refusal in the browser, so a sign-in that never returns names that likely cause.
+//!
+//! Restricted users: a project that requires a verified e-mail signs an unverified user's
+//! tokens as its restricted users' (`iss …/projects-restricted-users/{id}`, `aud
+//! {id}:restricted`, keys published with `?include_restricted=true`). They are real tokens of
+//! that person, so the sign-in succeeds and the account records the restriction
+//! ([`crate::account::Restriction`]) until a refresh after the person verified the address
+//! brings an ordinary token; nothing is refused that a new sign-in would not also get.
 
 mod api;
 mod error;
@@ -14,6 +27,7 @@ use async_trait::async_trait;
 use oauth2::PkceCodeVerifier;
 use serde_json::Value;
 
+use crate::account::Restriction;
 use crate::error::{Error, Result};
 use crate::flow::query_param;
 use crate::http::HttpClient;
@@ -24,7 +38,7 @@ use crate::providers::spec::given;
 use crate::providers::{
     Adapter, BrowserStart, Context, DiscoveredOrg, EndedSession, Field, FieldSpec, Identity,
     LinkProof, ProviderCheck, ProviderDraft, ProviderSpec, Redeemed, RedirectRule, SignInMethod,
-    check_jwks,
+    TokenIssuer, check_jwks,
 };
 use crate::secret::SecretString;
 use crate::vault::TokenSet;
@@ -46,6 +60,29 @@ fn api<'a>(ctx: &Context<'a>) -> StackApi<'a> {
         http: ctx.http,
         now: ctx.now,
     }
+}
+
+/// Refuses a return address Stack would not count as localhost (Tessera's only kind of
+/// return address at Stack), before anything is sent.
+fn loopback_return(redirect_uri: &str) -> Result<()> {
+    let url = url::Url::parse(redirect_uri)
+        .map_err(|e| Error::InvalidConfig(format!("\"{redirect_uri}\" is not a URL: {e}")))?;
+    let local = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost" || name.ends_with(".localhost"),
+        Some(url::Host::Ipv6(_)) => {
+            return Err(Error::InvalidConfig(format!(
+                "Stack Auth does not count {redirect_uri} as localhost (only localhost and 127.x.x.x); return to 127.0.0.1 instead"
+            )));
+        }
+        None => false,
+    };
+    if !local {
+        return Err(Error::InvalidConfig(format!(
+            "Stack Auth sends Tessera back only to a loopback address (http://127.0.0.1:PORT/callback), not {redirect_uri}"
+        )));
+    }
+    Ok(())
 }
 
 /// The link's (or typed) code must end with the nonce Stack issued for the mail Tessera
@@ -158,9 +195,25 @@ impl Adapter for StackAdapter {
         synthesized(config)
     }
 
+    /// The project's signing keys (Stack answers an unknown project with a plain-text 404),
+    /// then its client configuration, which proves the publishable key.
     async fn check(&self, config: &ProviderConfig, http: &HttpClient) -> Result<ProviderMetadata> {
         let metadata = synthesized(config)?;
-        check_jwks(http, &metadata).await?;
+        check_jwks(http, &metadata).await.map_err(|e| match e {
+            Error::HttpStatus { status: 404, .. } => Error::InvalidConfig(format!(
+                "Stack Auth at {} knows no project \"{}\" (its signing keys answered 404); check the project id and the API base",
+                config.api_base.as_deref().unwrap_or(STACK_DEFAULT_BASE),
+                config.project_id.as_deref().unwrap_or_default()
+            )),
+            e => e,
+        })?;
+        StackApi {
+            config,
+            http,
+            now: 0,
+        }
+        .enabled_oauth_providers()
+        .await?;
         Ok(metadata)
     }
 
@@ -176,6 +229,40 @@ impl Adapter for StackAdapter {
         error::grant_is_gone(error)
     }
 
+    fn other_issuers(&self, config: &ProviderConfig) -> Vec<TokenIssuer> {
+        let base = config.api_base.as_deref().unwrap_or(STACK_DEFAULT_BASE);
+        let project = config.project_id.as_deref().unwrap_or(&config.client_id);
+        vec![TokenIssuer {
+            issuer: format!("{base}/api/v1/projects-restricted-users/{project}"),
+            audience: format!("{project}:restricted"),
+        }]
+    }
+
+    /// From the verified token's `is_restricted` and `restricted_reason.type`.
+    fn restriction(&self, claims: &DecodedJwt) -> Option<Restriction> {
+        if claims.payload.get("is_restricted") != Some(&Value::Bool(true)) {
+            return None;
+        }
+        let reason = claims
+            .payload
+            .get("restricted_reason")
+            .and_then(|r| r.get("type"))
+            .and_then(Value::as_str);
+        Some(match reason {
+            Some("email_not_verified") => Restriction::EmailNotVerified,
+            Some("restricted_by_administrator") => Restriction::ByAdministrator,
+            _ => Restriction::Other,
+        })
+    }
+
+    fn unanswered_hint(&self) -> Option<&'static str> {
+        Some(
+            "if the browser stopped at a Stack Auth error page, most likely the project does not trust \
+             Tessera's return address http://127.0.0.1:PORT/callback (REDIRECT_URL_NOT_WHITELISTED): \
+             allow localhost callbacks in the project's domain settings",
+        )
+    }
+
     fn current_org(&self, access_token: &DecodedJwt) -> Option<Option<String>> {
         Some(access_token.claim_str("selected_team_id").map(String::from))
     }
@@ -185,6 +272,7 @@ impl Adapter for StackAdapter {
         ctx: &Context<'_>,
         start: BrowserStart<'_>,
     ) -> Result<(String, bool)> {
+        loopback_return(start.redirect_uri)?;
         let url = api(ctx)
             .authorization_url(
                 start.redirect_uri,
@@ -257,6 +345,7 @@ impl Adapter for StackAdapter {
         email: &str,
         redirect_uri: &str,
     ) -> Result<LinkProof> {
+        loopback_return(redirect_uri)?;
         let nonce = api(ctx).send_sign_in_code(email, redirect_uri).await?;
         Ok(LinkProof::Nonce(nonce))
     }
@@ -331,7 +420,10 @@ fn synthesized(config: &ProviderConfig) -> Result<ProviderMetadata> {
         issuer: config.issuer.clone(),
         authorization_endpoint: format!("{base}/api/v1/auth/oauth/authorize"),
         token_endpoint: format!("{base}/api/v1/auth/oauth/token"),
-        jwks_uri: format!("{}/.well-known/jwks.json", config.issuer),
+        jwks_uri: format!(
+            "{}/.well-known/jwks.json?include_restricted=true",
+            config.issuer
+        ),
         userinfo_endpoint: Some(format!("{base}/api/v1/users/me")),
         revocation_endpoint: None,
         introspection_endpoint: None,
@@ -342,4 +434,69 @@ fn synthesized(config: &ProviderConfig) -> Result<ProviderMetadata> {
     };
     metadata.check(&config.issuer)?;
     Ok(metadata)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(payload: serde_json::Value) -> DecodedJwt {
+        let part = |v: serde_json::Value| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let token = format!(
+            "{}.{}.sig",
+            part(serde_json::json!({"alg": "ES256"})),
+            part(payload)
+        );
+        crate::jwt::decode_unverified_for_display(&token).unwrap()
+    }
+
+    #[test]
+    fn restricted_tokens_name_their_reason() {
+        let reason = |r: serde_json::Value| {
+            StackAdapter.restriction(&claims(serde_json::json!({
+                "is_restricted": true, "restricted_reason": r
+            })))
+        };
+        assert_eq!(
+            reason(serde_json::json!({"type": "email_not_verified"})),
+            Some(Restriction::EmailNotVerified)
+        );
+        assert_eq!(
+            reason(serde_json::json!({"type": "restricted_by_administrator"})),
+            Some(Restriction::ByAdministrator)
+        );
+        assert_eq!(reason(serde_json::json!(null)), Some(Restriction::Other));
+        assert_eq!(
+            StackAdapter.restriction(&claims(serde_json::json!({"is_restricted": false}))),
+            None
+        );
+    }
+
+    #[test]
+    fn only_stacks_localhost_is_a_return_address() {
+        for ok in [
+            "http://127.0.0.1:4567/callback",
+            "http://127.8.9.1/callback",
+            "http://localhost:1/callback",
+            "http://app.localhost/callback",
+        ] {
+            loopback_return(ok).unwrap();
+        }
+        let ipv6 = loopback_return("http://[::1]:4567/callback").unwrap_err();
+        assert!(ipv6.to_string().contains("127.0.0.1"), "{ipv6}");
+        for bad in [
+            "dev.tessera:/callback",
+            "https://app.example.com/cb",
+            "nonsense",
+        ] {
+            assert_eq!(
+                loopback_return(bad).unwrap_err().code(),
+                "invalid_config",
+                "{bad}"
+            );
+        }
+    }
 }

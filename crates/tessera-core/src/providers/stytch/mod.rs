@@ -12,8 +12,15 @@
 //! member, which differs per organization, so the person is named by the e-mail address.
 //!
 //! Two ways of calling Stytch ([`api`]): the backend API with the project secret from the
-//! keychain, or the frontend SDK API with the public token. Errors are Stytch's
-//! `error_type` ([`error`]).
+//! keychain, or the frontend SDK API with the public token, as the official SDKs call it
+//! (`X-SDK-Client` naming the app `dev.tessera`, which the project's SDK configuration must
+//! authorize). Errors are Stytch's `error_type` ([`error`]).
+//!
+//! Stytch matches redirect URLs exactly, port included, so the mailed link comes back to
+//! addresses a person registers once: `dev.tessera:/callback` (the app) and
+//! `http://127.0.0.1:PORT/callback` on the provider's fixed port (the command line). A
+//! project on its own domain (a CNAME as API base) signs session JWTs with that base URL as
+//! issuer, which is accepted besides `stytch.com/{project}`; no other issuer is.
 
 mod api;
 mod error;
@@ -22,7 +29,7 @@ use async_trait::async_trait;
 use oauth2::PkceCodeChallenge;
 
 use crate::error::{Error, Result};
-use crate::flow::query_param;
+use crate::flow::{DEEP_LINK_REDIRECT, query_param};
 use crate::http::HttpClient;
 use crate::jwt::TokenKind;
 use crate::provider::{ClientAuth, OrgModel, ProviderConfig, ProviderKind, ProviderMetadata};
@@ -31,7 +38,7 @@ use crate::providers::spec::given;
 use crate::providers::{
     Adapter, Context, EndedSession, Field, FieldSpec, Identity, LinkProof, OrgSession,
     OrgSessionSource, ProviderCheck, ProviderDraft, ProviderSpec, Redeemed, RedirectRule,
-    SignInMethod, check_jwks,
+    SignInMethod, TokenIssuer, check_jwks,
 };
 use crate::secret::SecretString;
 use crate::vault::TokenSet;
@@ -49,13 +56,34 @@ fn api<'a>(ctx: &Context<'a>) -> StytchApi<'a> {
     }
 }
 
+/// The loopback port of the command line's redirect when none is chosen.
+pub const DEFAULT_LOOPBACK_PORT: u16 = 8714;
+
+/// Stytch's own API hosts (live and test); any other API base is a project's custom domain.
+const STYTCH_HOSTS: [&str; 2] = ["https://api.stytch.com", "https://test.stytch.com"];
+
 /// Stytch's API for a project: live projects use the live host.
 fn default_base(project: &str) -> &'static str {
     if project.starts_with("project-live-") {
-        "https://api.stytch.com"
+        STYTCH_HOSTS[0]
     } else {
-        "https://test.stytch.com"
+        STYTCH_HOSTS[1]
     }
+}
+
+/// The fixed loopback port a draft asks for: a number a user may listen on.
+fn redirect_port(draft: &ProviderDraft) -> Result<u16> {
+    let Some(text) = given(&draft.redirect_port) else {
+        return Ok(DEFAULT_LOOPBACK_PORT);
+    };
+    text.parse::<u16>()
+        .ok()
+        .filter(|p| *p >= 1024)
+        .ok_or_else(|| {
+            Error::InvalidConfig(format!(
+                "the redirect port must be a number from 1024 to 65535, not \"{text}\""
+            ))
+        })
 }
 
 #[async_trait]
@@ -76,7 +104,10 @@ impl Adapter for StytchAdapter {
                 FieldSpec::new(
                     Field::ClientKey,
                     "Public token",
-                    "For Stytch's frontend SDK API (what a desktop app should use).",
+                    "For Stytch's frontend SDK API (what a desktop app should use). In the \
+                     project's SDK configuration, enable the Email Magic Links discovery flow \
+                     and add dev.tessera as an authorized application (bundle id); Tessera \
+                     sends no browser origin.",
                 )
                 .unless(Field::Secret)
                 .locates(),
@@ -89,9 +120,19 @@ impl Adapter for StytchAdapter {
                 FieldSpec::new(
                     Field::BaseUrl,
                     "API base URL",
-                    "Empty: test.stytch.com or api.stytch.com, by the project id.",
+                    "Empty: test.stytch.com or api.stytch.com, by the project id. A custom \
+                     domain's session JWTs are accepted with that base URL as issuer.",
                 )
                 .locates(),
+                FieldSpec::new(
+                    Field::RedirectPort,
+                    "Loopback redirect port",
+                    "Stytch accepts only redirect URLs registered exactly, port included: \
+                     register http://127.0.0.1:PORT/callback (the command line) and \
+                     dev.tessera:/callback (the app) as discovery redirect URLs in the \
+                     Stytch dashboard. Empty: 8714.",
+                )
+                .placeholder("8714"),
             ],
             check: ProviderCheck::SigningKeys,
             client_auths: Vec::new(),
@@ -120,6 +161,7 @@ impl Adapter for StytchAdapter {
         config.project_id = Some(project);
         config.client_key = given(&draft.client_key);
         config.api_base = Some(base);
+        config.loopback_port = Some(redirect_port(draft)?);
         config.redirect_mode = draft
             .redirect_mode
             .unwrap_or(crate::provider::RedirectMode::DeepLink);
@@ -177,6 +219,30 @@ impl Adapter for StytchAdapter {
 
     fn grant_is_gone(&self, error: &Error) -> bool {
         error::grant_is_gone(error)
+    }
+
+    /// On a custom domain, Stytch signs with the API base as issuer (stytch-node accepts
+    /// `stytch.com/{project}` and the base URL, no trailing slash).
+    fn other_issuers(&self, config: &ProviderConfig) -> Vec<TokenIssuer> {
+        custom_domain_issuer(config)
+            .map(|issuer| TokenIssuer {
+                issuer,
+                audience: config.audience.clone().unwrap_or_default(),
+            })
+            .into_iter()
+            .collect()
+    }
+
+    fn loopback_port(&self, config: &ProviderConfig) -> Option<u16> {
+        Some(config.loopback_port.unwrap_or(DEFAULT_LOOPBACK_PORT))
+    }
+
+    fn redirect_urls(&self, config: &ProviderConfig) -> Vec<String> {
+        let port = self.loopback_port(config).unwrap_or(DEFAULT_LOOPBACK_PORT);
+        vec![
+            format!("http://127.0.0.1:{port}/callback"),
+            DEEP_LINK_REDIRECT.to_string(),
+        ]
     }
 
     async fn refresh(
@@ -257,6 +323,13 @@ impl Adapter for StytchAdapter {
     }
 }
 
+/// The issuer of a project's session JWTs on its own domain: the API base when it is not
+/// one of Stytch's hosts.
+fn custom_domain_issuer(config: &ProviderConfig) -> Option<String> {
+    let base = config.api_base.as_deref()?.trim_end_matches('/');
+    (!STYTCH_HOSTS.contains(&base)).then(|| base.to_string())
+}
+
 /// The endpoints of a Stytch project (no discovery document; the issuer is not a URL).
 fn synthesized(config: &ProviderConfig) -> ProviderMetadata {
     let base = config.api_base.as_deref().unwrap_or_default();
@@ -273,5 +346,62 @@ fn synthesized(config: &ProviderConfig) -> ProviderMetadata {
         device_authorization_endpoint: None,
         authorization_response_iss_parameter_supported: false,
         code_challenge_methods_supported: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(base: Option<&str>, port: Option<&str>) -> ProviderDraft {
+        ProviderDraft {
+            kind: ProviderKind::StytchB2b,
+            name: "s".into(),
+            project_id: Some("project-test-1".into()),
+            client_key: Some("public-token-test-1".into()),
+            base_url: base.map(String::from),
+            redirect_port: port.map(String::from),
+            ..ProviderDraft::default()
+        }
+    }
+
+    #[test]
+    fn only_a_custom_domain_adds_its_base_url_as_issuer() {
+        let own = draft(None, None).configure().unwrap();
+        assert_eq!(own.api_base.as_deref(), Some("https://test.stytch.com"));
+        assert!(StytchAdapter.other_issuers(&own).is_empty());
+        let custom = draft(Some("https://login.example.com/"), None)
+            .configure()
+            .unwrap();
+        assert_eq!(
+            StytchAdapter.other_issuers(&custom),
+            [TokenIssuer {
+                issuer: "https://login.example.com".into(),
+                audience: "project-test-1".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn the_redirect_port_is_fixed_and_shown_as_the_urls_to_register() {
+        let default = draft(None, None).configure().unwrap();
+        assert_eq!(default.loopback_port, Some(DEFAULT_LOOPBACK_PORT));
+        let chosen = draft(None, Some(" 9123 ")).configure().unwrap();
+        assert_eq!(StytchAdapter.loopback_port(&chosen), Some(9123));
+        assert_eq!(
+            StytchAdapter.redirect_urls(&chosen),
+            ["http://127.0.0.1:9123/callback", "dev.tessera:/callback"]
+        );
+        let mut old = chosen;
+        old.loopback_port = None;
+        assert_eq!(
+            StytchAdapter.loopback_port(&old),
+            Some(DEFAULT_LOOPBACK_PORT),
+            "a configuration from before fixed ports gets the default"
+        );
+        for bad in ["80", "65536", "port"] {
+            let err = draft(None, Some(bad)).configure().unwrap_err();
+            assert_eq!(err.code(), "invalid_config", "{bad}");
+        }
     }
 }
