@@ -207,10 +207,16 @@ pub struct JwksCache {
 #[derive(Debug, Default)]
 struct JwksEntry {
     set: Option<JwkSet>,
-    /// Until when (exclusive) `set` may be used.
-    fresh_until: u64,
+    /// When `set` was fetched, and for how many seconds it may be used.
+    fetched_at: u64,
+    max_age: u64,
     /// When an unknown `kid` last caused a fetch.
     kid_refetched_at: Option<u64>,
+}
+
+/// Whether `now` lies in the `seconds` after `since` (a clock set back is outside).
+fn within(since: u64, seconds: u64, now: u64) -> bool {
+    since <= now && now < since.saturating_add(seconds)
 }
 
 impl JwksCache {
@@ -231,13 +237,14 @@ impl JwksCache {
             .or_default()
             .clone();
         let mut entry = entry.lock().await;
-        if let Some(set) = entry.set.as_ref().filter(|_| now < entry.fresh_until) {
+        let fresh = within(entry.fetched_at, entry.max_age, now);
+        if let Some(set) = entry.set.as_ref().filter(|_| fresh) {
             if let Some(key) = pick(set, kid) {
                 return Ok(key);
             }
             let cooling = entry
                 .kid_refetched_at
-                .is_some_and(|at| now < at.saturating_add(JWKS_REFETCH_COOL_DOWN));
+                .is_some_and(|at| within(at, JWKS_REFETCH_COOL_DOWN, now));
             if cooling {
                 return Err(no_key(kid));
             }
@@ -247,7 +254,7 @@ impl JwksCache {
             Url::parse(jwks_uri).map_err(|e| Error::Discovery(format!("bad jwks_uri: {e}")))?;
         let (set, headers) = http.get_json_with_headers::<JwkSet>(&url).await?;
         let key = pick(&set, kid);
-        entry.fresh_until = now.saturating_add(max_age(&headers));
+        (entry.fetched_at, entry.max_age) = (now, max_age(&headers));
         entry.set = Some(set);
         key.ok_or_else(|| no_key(kid))
     }
@@ -847,6 +854,13 @@ mod tests {
             "after the cool-down a new key is found"
         );
         assert_eq!(server.hits(), 3);
+        server.serve(&["a"]);
+        assert_eq!(
+            signature_at(&jwks, &http, &server, &rotated, NOW).await,
+            CheckStatus::Fail,
+            "a clock set back neither keeps a set fresh nor holds off a refetch"
+        );
+        assert_eq!(server.hits(), 4);
     }
 
     #[tokio::test]
