@@ -28,9 +28,9 @@ pub async fn check_provider(provider: NewProvider) -> IpcResult<DiscoveryView> {
 #[tauri::command]
 pub async fn add_provider(
     state: State<'_, AppState>,
-    provider: NewProvider,
+    mut provider: NewProvider,
 ) -> IpcResult<ProviderView> {
-    let secret = trimmed(provider.secret.as_deref()).map(SecretString::new);
+    let secret = provider.secret.take().and_then(secret_field);
     let saved = state
         .tessera()
         .add_provider(config(&provider)?, secret)
@@ -51,6 +51,17 @@ fn trimmed(value: Option<&str>) -> Option<String> {
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(String::from)
+}
+
+/// The secret typed into the form, trimmed where it lies (no copy is left unwiped); none
+/// when blank.
+fn secret_field(mut value: String) -> Option<SecretString> {
+    let end = value.trim_end().len();
+    value.truncate(end);
+    let start = value.len() - value.trim_start().len();
+    value.replace_range(..start, "");
+    let secret = SecretString::new(value);
+    (!secret.expose_secret().is_empty()).then_some(secret)
 }
 
 fn words(values: &[String]) -> Vec<String> {
