@@ -802,31 +802,26 @@ mod tests {
         );
         assert_eq!(server.hits(), 2);
 
-        let silent = JwksServer::start(&["a"], None).await;
-        let jwks = JwksCache::default();
-        assert_eq!(
-            signature_at(&jwks, &http, &silent, &token, NOW).await,
-            CheckStatus::Pass
-        );
-        silent.serve(&["b"]);
-        assert_eq!(
-            signature_at(&jwks, &http, &silent, &token, NOW + JWKS_DEFAULT_MAX_AGE).await,
-            CheckStatus::Fail,
-            "without Cache-Control the default max age applies"
-        );
-
-        let forever = JwksServer::start(&["a"], Some("max-age=31536000")).await;
-        let jwks = JwksCache::default();
-        assert_eq!(
-            signature_at(&jwks, &http, &forever, &token, NOW).await,
-            CheckStatus::Pass
-        );
-        forever.serve(&["b"]);
-        assert_eq!(
-            signature_at(&jwks, &http, &forever, &token, NOW + JWKS_MAX_MAX_AGE).await,
-            CheckStatus::Fail,
-            "a provider's max-age is capped"
-        );
+        for (cache_control, age, why) in [
+            (
+                None,
+                JWKS_DEFAULT_MAX_AGE,
+                "without Cache-Control the default applies",
+            ),
+            (
+                Some("max-age=31536000"),
+                JWKS_MAX_MAX_AGE,
+                "a provider's max-age is capped",
+            ),
+        ] {
+            let server = JwksServer::start(&["a"], cache_control).await;
+            let jwks = JwksCache::default();
+            let at = |now| signature_at(&jwks, &http, &server, &token, now);
+            assert_eq!(at(NOW).await, CheckStatus::Pass, "{why}");
+            server.serve(&["b"]);
+            assert_eq!(at(NOW + age - 1).await, CheckStatus::Pass, "{why}");
+            assert_eq!(at(NOW + age).await, CheckStatus::Fail, "{why}");
+        }
     }
 
     #[tokio::test]
