@@ -40,8 +40,8 @@ impl Desktop for FakeDesktop {
         *self.clipboard.lock().unwrap() = Some(text.to_string());
         Ok(())
     }
-    fn read_clipboard(&self) -> Option<String> {
-        self.clipboard.lock().unwrap().clone()
+    fn clipboard_holds(&self, text: &str) -> bool {
+        self.read_clipboard().as_deref() == Some(text)
     }
     fn clear_clipboard(&self) {
         *self.clipboard.lock().unwrap() = None;
@@ -53,6 +53,9 @@ impl Desktop for FakeDesktop {
 }
 
 impl FakeDesktop {
+    fn read_clipboard(&self) -> Option<String> {
+        self.clipboard.lock().unwrap().clone()
+    }
     fn last_opened(&self) -> String {
         self.opened
             .lock()
@@ -76,6 +79,10 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
+        Harness::with_clipboard_delay(Duration::from_millis(300))
+    }
+
+    fn with_clipboard_delay(delay: Duration) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let tessera = Tessera::open(Options {
             data_dir: dir.path().to_path_buf(),
@@ -85,11 +92,7 @@ impl Harness {
         })
         .expect("opening the core");
         let desktop = Arc::new(FakeDesktop::default());
-        let state = AppState::with_clipboard_delay(
-            Arc::new(tessera),
-            desktop.clone(),
-            Duration::from_millis(300),
-        );
+        let state = AppState::with_clipboard_delay(Arc::new(tessera), desktop.clone(), delay);
         let app = mock_builder()
             .manage(state.clone())
             .invoke_handler(tessera_desktop::commands::handler())
@@ -332,6 +335,56 @@ async fn commands_drive_a_whole_account_lifecycle() {
         [AppEvent::SignInFailed(_)]
     ));
     assert_eq!(h.ok("list_accounts", json!({})), json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_token_is_cleared_when_the_app_exits_before_its_minute() {
+    let idp = Idp::start(IdpOptions::default()).await;
+    let h = Harness::with_clipboard_delay(Duration::from_secs(600));
+    h.ok(
+        "add_provider",
+        json!({ "provider": oidc_form("Local", &idp.issuer) }),
+    );
+    let started = h.ok(
+        "start_sign_in",
+        json!({ "provider": "Local", "someoneElse": false }),
+    );
+    let auth_url = started["authorizationUrl"].as_str().unwrap();
+    let callback = Browser::new().login(auth_url, "alice").await;
+    tessera_desktop::sign_in::complete(&h.state, &callback).await;
+    let accounts = h.ok("list_accounts", json!({}));
+    let account_id = accounts[0]["id"].as_str().unwrap();
+    h.ok("copy_access_token", json!({ "accountId": account_id }));
+    assert!(h.desktop.read_clipboard().is_some());
+
+    // The person closes the window before the minute is up: the app exits.
+    let Harness {
+        _app: app,
+        webview,
+        desktop,
+        ..
+    } = h;
+    let at_exit: Arc<Mutex<Option<Option<String>>>> = Arc::default();
+    let (seen, clipboard) = (at_exit.clone(), desktop.clone());
+    tokio::task::block_in_place(|| {
+        app.run(move |handle, event| {
+            match event {
+                tauri::RunEvent::Ready => webview.close().unwrap(),
+                // The clipboard plugin lets go of the clipboard on `Exit`, before the app
+                // hears of it: by then the token must be gone.
+                tauri::RunEvent::Exit => {
+                    *seen.lock().unwrap() = Some(clipboard.read_clipboard());
+                }
+                _ => {}
+            }
+            tessera_desktop::on_run_event(handle, event);
+        })
+    });
+    assert_eq!(
+        *at_exit.lock().unwrap(),
+        Some(None),
+        "the token outlived the app on the clipboard"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

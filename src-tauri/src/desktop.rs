@@ -3,10 +3,14 @@
 //! tested without a window ([`crate::testing`] has a recording fake).
 //!
 //! The clipboard is only ever written from Rust: the web view has no clipboard permission.
+//! What Tessera puts there is a token, so it is written marked for clipboard managers to leave
+//! out of their history (`x-kde-passwordManagerHint` on Linux, the concealed type on macOS,
+//! excluded from history, cloud and monitoring on Windows).
 
 use tauri::{AppHandle, Emitter, Manager, Runtime};
 use tauri_plugin_clipboard_manager::ClipboardExt;
 use tauri_plugin_opener::OpenerExt;
+use tessera_core::SecretString;
 
 use crate::views::AppEvent;
 
@@ -14,8 +18,10 @@ use crate::views::AppEvent;
 pub trait Desktop: Send + Sync + 'static {
     /// Opens `url` in the system browser.
     fn open_url(&self, url: &str) -> Result<(), String>;
+    /// Puts a secret on the clipboard, marked as one for clipboard managers.
     fn write_clipboard(&self, text: &str) -> Result<(), String>;
-    fn read_clipboard(&self) -> Option<String>;
+    /// Whether the clipboard holds exactly `text`.
+    fn clipboard_holds(&self, text: &str) -> bool;
     fn clear_clipboard(&self);
     /// Sends an event to the web view.
     fn emit(&self, event: &AppEvent);
@@ -45,12 +51,15 @@ impl<R: Runtime> Desktop for TauriDesktop<R> {
     fn write_clipboard(&self, text: &str) -> Result<(), String> {
         self.app
             .clipboard()
-            .write_text(text.to_string())
+            .write_secret(text)
             .map_err(|e| e.to_string())
     }
 
-    fn read_clipboard(&self) -> Option<String> {
-        self.app.clipboard().read_text().ok()
+    fn clipboard_holds(&self, text: &str) -> bool {
+        self.app
+            .clipboard()
+            .read_text()
+            .is_ok_and(|held| SecretString::new(held).expose_secret() == text)
     }
 
     fn clear_clipboard(&self) {

@@ -18,7 +18,7 @@ pub mod views;
 
 use std::sync::Arc;
 
-use tauri::Manager;
+use tauri::{AppHandle, Manager, RunEvent, Runtime};
 use tessera_core::clock::SystemClock;
 use tessera_core::http::HttpConfig;
 use tessera_core::vault::KeyringStore;
@@ -71,8 +71,20 @@ pub fn run() {
             }
             Ok(())
         })
-        .run(tauri::generate_context!())
-        .expect("error while running Tessera");
+        .build(tauri::generate_context!())
+        .expect("error while running Tessera")
+        .run(on_run_event);
+}
+
+/// The app's part in the event loop: before it exits (the clipboard plugin lets go of the
+/// clipboard on `Exit`, handing its contents to any clipboard manager), a copied token still
+/// on the clipboard is cleared.
+pub fn on_run_event<R: Runtime>(app: &AppHandle<R>, event: RunEvent) {
+    if let RunEvent::ExitRequested { .. } = event
+        && let Some(state) = app.try_state::<AppState>()
+    {
+        state.clear_copied_token(None);
+    }
 }
 
 #[cfg(test)]

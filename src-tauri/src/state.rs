@@ -1,6 +1,8 @@
-//! The shell's state: the core, the desktop, and two small pieces of bookkeeping — loopback
-//! sign-ins running in the background (so Cancel can stop them) and events that happened
-//! before the window was listening (a cold start opened by a deep link).
+//! The shell's state: the core, the desktop, and three small pieces of bookkeeping — loopback
+//! sign-ins running in the background (so Cancel can stop them), events that happened
+//! before the window was listening (a cold start opened by a deep link), and the token last
+//! copied to the clipboard (cleared after [`CLIPBOARD_CLEAR_AFTER`] or when the app exits,
+//! whichever comes first, if the clipboard still holds it).
 //!
 //! Everything is internally synchronized and cheap to clone, so background tasks own a copy.
 
@@ -8,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tessera_core::Tessera;
+use tessera_core::{SecretString, Tessera};
 use tokio::sync::oneshot;
 
 use crate::desktop::Desktop;
@@ -30,6 +32,13 @@ struct Inner {
     /// Cancel handles of loopback sign-ins, by flow id.
     loopback: Mutex<HashMap<String, oneshot::Sender<()>>>,
     window: Mutex<Window>,
+    copied: Mutex<Option<Copied>>,
+}
+
+/// The token last put on the clipboard, numbered so a late timer knows it was replaced.
+struct Copied {
+    serial: u64,
+    token: SecretString,
 }
 
 /// Whether the web view listens yet, and what it missed.
@@ -61,6 +70,7 @@ impl AppState {
                 clipboard_clear_after,
                 loopback: Mutex::new(HashMap::new()),
                 window: Mutex::new(Window::default()),
+                copied: Mutex::new(None),
             }),
         }
     }
@@ -75,6 +85,33 @@ impl AppState {
 
     pub fn clipboard_clear_after(&self) -> Duration {
         self.inner.clipboard_clear_after
+    }
+
+    /// Remembers `token` as the one just put on the clipboard; the number it returns names it
+    /// to [`AppState::clear_copied_token`].
+    pub fn remember_copied_token(&self, token: SecretString) -> u64 {
+        let mut copied = lock(&self.inner.copied);
+        let serial = copied.as_ref().map_or(0, |c| c.serial + 1);
+        *copied = Some(Copied { serial, token });
+        serial
+    }
+
+    /// Clears the clipboard if it still holds the copied token, and forgets the token. With
+    /// `Some(serial)`, only if that token is the one last copied (a later copy has its own
+    /// timer); with `None` whichever it is (the app is exiting).
+    pub fn clear_copied_token(&self, serial: Option<u64>) {
+        let copied = {
+            let mut copied = lock(&self.inner.copied);
+            if serial.is_some_and(|s| copied.as_ref().is_none_or(|c| c.serial != s)) {
+                return;
+            }
+            copied.take()
+        };
+        if let Some(c) = copied
+            && self.inner.desktop.clipboard_holds(c.token.expose_secret())
+        {
+            self.inner.desktop.clear_clipboard();
+        }
     }
 
     /// Tells the window, or keeps the event for `ui_ready` if it is not listening yet.

@@ -209,10 +209,16 @@ pub struct JwksCache {
 #[derive(Debug, Default)]
 struct JwksEntry {
     set: Option<JwkSet>,
-    /// Until when (exclusive) `set` may be used.
-    fresh_until: u64,
+    /// When `set` was fetched, and for how many seconds it may be used.
+    fetched_at: u64,
+    max_age: u64,
     /// When an unknown `kid` last caused a fetch.
     kid_refetched_at: Option<u64>,
+}
+
+/// Whether `now` lies in the `seconds` after `since` (a clock set back is outside).
+fn within(since: u64, seconds: u64, now: u64) -> bool {
+    since <= now && now < since.saturating_add(seconds)
 }
 
 impl JwksCache {
@@ -233,13 +239,14 @@ impl JwksCache {
             .or_default()
             .clone();
         let mut entry = entry.lock().await;
-        if let Some(set) = entry.set.as_ref().filter(|_| now < entry.fresh_until) {
+        let fresh = within(entry.fetched_at, entry.max_age, now);
+        if let Some(set) = entry.set.as_ref().filter(|_| fresh) {
             if let Some(key) = pick(set, kid) {
                 return Ok(key);
             }
             let cooling = entry
                 .kid_refetched_at
-                .is_some_and(|at| now < at.saturating_add(JWKS_REFETCH_COOL_DOWN));
+                .is_some_and(|at| within(at, JWKS_REFETCH_COOL_DOWN, now));
             if cooling {
                 return Err(no_key(kid));
             }
@@ -249,7 +256,7 @@ impl JwksCache {
             Url::parse(jwks_uri).map_err(|e| Error::Discovery(format!("bad jwks_uri: {e}")))?;
         let (set, headers) = http.get_json_with_headers::<JwkSet>(&url).await?;
         let key = pick(&set, kid);
-        entry.fresh_until = now.saturating_add(max_age(&headers));
+        (entry.fetched_at, entry.max_age) = (now, max_age(&headers));
         entry.set = Some(set);
         key.ok_or_else(|| no_key(kid))
     }
@@ -813,31 +820,26 @@ mod tests {
         );
         assert_eq!(server.hits(), 2);
 
-        let silent = JwksServer::start(&["a"], None).await;
-        let jwks = JwksCache::default();
-        assert_eq!(
-            signature_at(&jwks, &http, &silent, &token, NOW).await,
-            CheckStatus::Pass
-        );
-        silent.serve(&["b"]);
-        assert_eq!(
-            signature_at(&jwks, &http, &silent, &token, NOW + JWKS_DEFAULT_MAX_AGE).await,
-            CheckStatus::Fail,
-            "without Cache-Control the default max age applies"
-        );
-
-        let forever = JwksServer::start(&["a"], Some("max-age=31536000")).await;
-        let jwks = JwksCache::default();
-        assert_eq!(
-            signature_at(&jwks, &http, &forever, &token, NOW).await,
-            CheckStatus::Pass
-        );
-        forever.serve(&["b"]);
-        assert_eq!(
-            signature_at(&jwks, &http, &forever, &token, NOW + JWKS_MAX_MAX_AGE).await,
-            CheckStatus::Fail,
-            "a provider's max-age is capped"
-        );
+        for (cache_control, age, why) in [
+            (
+                None,
+                JWKS_DEFAULT_MAX_AGE,
+                "without Cache-Control the default applies",
+            ),
+            (
+                Some("max-age=31536000"),
+                JWKS_MAX_MAX_AGE,
+                "a provider's max-age is capped",
+            ),
+        ] {
+            let server = JwksServer::start(&["a"], cache_control).await;
+            let jwks = JwksCache::default();
+            let at = |now| signature_at(&jwks, &http, &server, &token, now);
+            assert_eq!(at(NOW).await, CheckStatus::Pass, "{why}");
+            server.serve(&["b"]);
+            assert_eq!(at(NOW + age - 1).await, CheckStatus::Pass, "{why}");
+            assert_eq!(at(NOW + age).await, CheckStatus::Fail, "{why}");
+        }
     }
 
     #[tokio::test]
@@ -865,6 +867,13 @@ mod tests {
             "after the cool-down a new key is found"
         );
         assert_eq!(server.hits(), 3);
+        server.serve(&["a"]);
+        assert_eq!(
+            signature_at(&jwks, &http, &server, &rotated, NOW).await,
+            CheckStatus::Fail,
+            "a clock set back neither keeps a set fresh nor holds off a refetch"
+        );
+        assert_eq!(server.hits(), 4);
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use tessera_core::{AccountStatus, ClientAuth, ProviderConfig};
 use tessera_testkit::{Browser, IdpOptions, Profile, client_pkjwt_pem, signing_key_pem};
 
 mod common;
-use common::{env, env_on, env_with, walk};
+use common::{Env, env, env_on, env_with, walk};
 
 #[tokio::test]
 async fn deep_link_sign_in_verifies_and_stores_secrets_only_in_the_store() {
@@ -362,12 +362,7 @@ async fn a_keychain_with_windows_sized_entries_holds_whole_token_sets() {
         HttpConfig::default(),
     )
     .await;
-    let mut config = ProviderConfig::new("api", &env.idp.issuer, "tessera-public");
-    config.resources = vec!["https://api.example.test".into()];
-    config.scopes.push("read".into());
-    env.tessera.add_provider(config, None).await.unwrap();
-    let callback = env.callback("api", "alice").await;
-    let account = env.tessera.complete_sign_in(&callback).await.unwrap();
+    let account = sign_in_for_a_resource(&env).await;
     assert!(
         store.len() > 1,
         "a JWT access token and an ID token do not fit one entry: {:?}",
@@ -699,15 +694,21 @@ async fn opaque_access_tokens_are_introspected_and_userinfo_works() {
     );
 }
 
-#[tokio::test]
-async fn jwt_access_tokens_for_a_resource_are_verified() {
-    let env = env(Profile::Plain).await;
+/// Registers provider "api", which asks for a resource (so the access token is a JWT), and
+/// signs alice in there.
+async fn sign_in_for_a_resource(env: &Env) -> tessera_core::Account {
     let mut config = ProviderConfig::new("api", &env.idp.issuer, "tessera-public");
     config.resources = vec!["https://api.example.test".into()];
     config.scopes.push("read".into());
     env.tessera.add_provider(config, None).await.unwrap();
     let callback = env.callback("api", "alice").await;
-    let account = env.tessera.complete_sign_in(&callback).await.unwrap();
+    env.tessera.complete_sign_in(&callback).await.unwrap()
+}
+
+#[tokio::test]
+async fn jwt_access_tokens_for_a_resource_are_verified() {
+    let env = env(Profile::Plain).await;
+    let account = sign_in_for_a_resource(&env).await;
     let report = env
         .tessera
         .claims(&account.id, TokenKind::AccessToken)

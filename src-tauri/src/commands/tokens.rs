@@ -21,7 +21,8 @@ pub async fn token_report(
 }
 
 /// Puts a valid access token (refreshed if it has less than 30 s left) on the clipboard and
-/// clears the clipboard after a minute if it still holds that token.
+/// clears the clipboard after a minute, or when the app exits first, if it still holds that
+/// token.
 #[tauri::command]
 pub async fn copy_access_token(
     state: State<'_, AppState>,
@@ -36,16 +37,16 @@ pub async fn copy_access_token(
         state.notify(AppEvent::AccountsChanged);
     }
     let delay = state.clipboard_clear_after();
-    let (later, token) = (state.inner().clone(), issued.token);
-    tauri::async_runtime::spawn(async move {
-        tokio::time::sleep(delay).await;
-        if later.desktop().read_clipboard().as_deref() == Some(token.expose_secret()) {
-            later.desktop().clear_clipboard();
-        }
-    });
-    Ok(CopiedToken {
+    let copied = CopiedToken {
         expires_at: issued.expires_at,
         refreshed: issued.refreshed,
         clears_after_secs: delay.as_secs(),
-    })
+    };
+    let serial = state.remember_copied_token(issued.token);
+    let later = state.inner().clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(delay).await;
+        later.clear_copied_token(Some(serial));
+    });
+    Ok(copied)
 }

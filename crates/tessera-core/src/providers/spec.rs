@@ -303,8 +303,12 @@ impl ProviderDraft {
             redirect_mode,
             ..ProviderDraft::default()
         };
-        for (field, value) in values {
-            let value = value.trim().to_string();
+        for (field, mut value) in values {
+            // Trimmed where it lies, so no untrimmed copy of a secret is left unwiped.
+            let end = value.trim_end().len();
+            value.truncate(end);
+            let start = value.len() - value.trim_start().len();
+            value.replace_range(..start, "");
             if value.is_empty() {
                 continue;
             }
