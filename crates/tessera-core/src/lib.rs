@@ -23,6 +23,8 @@ pub mod loopback;
 pub mod organizations;
 pub mod provider;
 pub mod secret;
+#[cfg(not(any(target_os = "macos", target_os = "windows")))]
+mod secret_service;
 pub mod stack;
 pub mod stytch;
 mod tessera;
