@@ -131,10 +131,9 @@ impl Harness {
 /// The Add provider form for a public OpenID Connect client returning over the deep link.
 fn oidc_form(name: &str, issuer: &str) -> Value {
     json!({
-        "kind": "oidc", "name": name, "issuer": issuer, "clientId": "tessera-public",
-        "domain": null, "endpoint": null, "projectId": null, "clientKey": null, "baseUrl": null,
-        "keyId": null, "clientAuth": "none", "secret": null, "scopes": [], "audience": null,
-        "resources": [], "redirectMode": "deep_link"
+        "kind": "oidc", "name": name,
+        "values": { "issuer": issuer, "client_id": "tessera-public" },
+        "clientAuth": "none", "redirectMode": "deep_link"
     })
 }
 
@@ -341,7 +340,7 @@ async fn a_cold_start_callback_waits_for_the_window() {
     tessera_desktop::sign_in::complete(&h.state, "dev.tessera:/callback?code=x&state=old").await;
     assert!(h.desktop.take_events().is_empty());
     let notices = h.ok("ui_ready", json!({}));
-    assert_eq!(notices[0]["kind"], json!("sign_in_failed"));
+    assert_eq!(notices[0]["type"], json!("sign_in_failed"));
     assert_eq!(notices[0]["code"], json!("unknown_state"));
     // Afterwards events go straight to the window.
     tessera_desktop::sign_in::complete(&h.state, "dev.tessera:/callback?code=x&state=old").await;
@@ -349,16 +348,12 @@ async fn a_cold_start_callback_waits_for_the_window() {
     assert_eq!(h.ok("ui_ready", json!({})), json!([]));
 }
 
-/// The Add provider form for a preset kind; `fields` overrides the form's fields.
-fn preset_form(kind: &str, name: &str, fields: Value) -> Value {
-    let mut form = oidc_form(name, "");
-    form["kind"] = json!(kind);
-    form["clientId"] = json!("");
-    form["redirectMode"] = json!("deep_link");
-    for (k, v) in fields.as_object().expect("fields").clone() {
-        form[k] = v;
-    }
-    form
+/// The Add provider form for a kind, with the values of its spec's fields.
+fn preset_form(kind: &str, name: &str, values: Value) -> Value {
+    json!({
+        "kind": kind, "name": name, "values": values,
+        "clientAuth": null, "redirectMode": "deep_link"
+    })
 }
 
 fn claim_of(report: &Value, name: &str) -> Value {
@@ -383,14 +378,22 @@ async fn logto_preset_signs_in_and_shows_organization_tokens() {
     let form = preset_form(
         "logto",
         "Logto",
-        json!({ "endpoint": idp.origin, "clientId": "tessera-public" }),
+        json!({ "endpoint": idp.origin, "client_id": "tessera-public" }),
     );
     let checked = h.ok("check_provider", json!({ "provider": form }));
     assert_eq!(checked["issuer"], json!(format!("{}/oidc", idp.origin)));
     let added = h.ok("add_provider", json!({ "provider": form }));
     assert_eq!(
-        (&added["kind"], &added["orgModel"], &added["signIn"]),
-        (&json!("logto"), &json!("token_per_org"), &json!("browser"))
+        (
+            &added["spec"]["kind"],
+            &added["spec"]["orgModel"],
+            &added["spec"]["signIn"]
+        ),
+        (
+            &json!("logto"),
+            &json!("token_per_org"),
+            &json!(["browser", "device"])
+        )
     );
     assert!(
         added["scopes"]
@@ -481,8 +484,8 @@ async fn stytch_link_comes_back_over_the_deep_link_and_the_window_picks_organiza
         "stytch_b2b",
         "Stytch",
         json!({
-            "projectId": fake.project_id, "baseUrl": fake.base_url,
-            "clientAuth": "client_secret_basic", "secret": fake.secret
+            "project_id": fake.project_id, "base_url": fake.base_url,
+            "secret": fake.secret
         }),
     );
     let checked = h.ok("check_provider", json!({ "provider": form }));
@@ -494,13 +497,13 @@ async fn stytch_link_comes_back_over_the_deep_link_and_the_window_picks_organiza
     );
     let added = h.ok("add_provider", json!({ "provider": form }));
     assert_eq!(
-        (&added["signIn"], &added["orgModel"]),
-        (&json!("email_link"), &json!("session_per_org"))
+        (&added["spec"]["signIn"], &added["spec"]["orgModel"]),
+        (&json!(["email_link"]), &json!("session_per_org"))
     );
     assert_no_secret(&added, &[&fake.secret]);
 
     let sent = h.ok(
-        "send_sign_in_link",
+        "send_email_link",
         json!({ "provider": "Stytch", "email": " alice@example.com " }),
     );
     assert_eq!(sent["email"], json!("alice@example.com"));
@@ -566,13 +569,16 @@ async fn stack_password_sign_in_and_team_switch() {
         "stack_auth",
         "Stack",
         json!({
-            "projectId": fake.project_id, "clientKey": fake.publishable_key,
-            "baseUrl": fake.base_url
+            "project_id": fake.project_id, "client_key": fake.publishable_key,
+            "base_url": fake.base_url
         }),
     );
     h.ok("check_provider", json!({ "provider": form }));
     let added = h.ok("add_provider", json!({ "provider": form }));
-    assert_eq!(added["signIn"], json!("password"));
+    assert_eq!(
+        added["spec"]["signIn"],
+        json!(["oauth", "password", "mailed_code"])
+    );
 
     let wrong = h
         .invoke(
@@ -676,7 +682,7 @@ async fn stack_password_sign_in_and_team_switch() {
 
     // A mailed code: its link comes back to a loopback address...
     let sent = h.ok(
-        "send_sign_in_code",
+        "send_email_link",
         json!({ "provider": "Stack", "email": "bob@example.com" }),
     );
     let link = fake.latest_link_to("bob@example.com").await;
@@ -688,7 +694,7 @@ async fn stack_password_sign_in_and_team_switch() {
     assert_eq!(by_link.account.email.as_deref(), Some("bob@example.com"));
     // ...or its six characters are typed; then the link is no longer waited for.
     let sent = h.ok(
-        "send_sign_in_code",
+        "send_email_link",
         json!({ "provider": "Stack", "email": "bob@example.com" }),
     );
     let otp = fake.latest_otp_to("bob@example.com").await;
@@ -738,12 +744,12 @@ async fn auth0_organizations_are_signed_in_one_by_one_from_the_window() {
         "Auth0",
         json!({
             "domain": "tenant.example.auth0.com", "issuer": idp.issuer,
-            "clientId": "tessera-public", "audience": "https://api.example.test"
+            "client_id": "tessera-public", "audience": "https://api.example.test"
         }),
     );
     h.ok("check_provider", json!({ "provider": form }));
     let added = h.ok("add_provider", json!({ "provider": form }));
-    assert_eq!(added["orgModel"], json!("sign_in_per_org"));
+    assert_eq!(added["spec"]["orgModel"], json!("sign_in_per_org"));
 
     let sign_in = |org: &str| {
         let started = h.ok(
@@ -831,7 +837,7 @@ async fn bad_forms_and_wrong_provider_kinds_get_typed_errors_and_save_nothing() 
     let dead = preset_form(
         "stack_auth",
         "X",
-        json!({ "projectId": "p", "clientKey": "k", "baseUrl": "http://127.0.0.1:9" }),
+        json!({ "project_id": "p", "client_key": "k", "base_url": "http://127.0.0.1:9" }),
     );
     assert_eq!(
         code_of("check_provider", json!({ "provider": dead })),
@@ -840,7 +846,7 @@ async fn bad_forms_and_wrong_provider_kinds_get_typed_errors_and_save_nothing() 
     let not_stack = preset_form(
         "stytch_b2b",
         "X",
-        json!({ "projectId": "p", "clientKey": "k", "baseUrl": idp.issuer }),
+        json!({ "project_id": "p", "client_key": "k", "base_url": idp.issuer }),
     );
     assert!(
         ["http_status", "discovery_failed"]
@@ -849,12 +855,12 @@ async fn bad_forms_and_wrong_provider_kinds_get_typed_errors_and_save_nothing() 
 
     // Saving: what each kind needs, or nothing is saved.
     let mut no_client = oidc_form("Local", &idp.issuer);
-    no_client["clientId"] = json!("  ");
+    no_client["values"]["client_id"] = json!("  ");
     assert_eq!(
         code_of("add_provider", json!({ "provider": no_client })),
         "invalid_config"
     );
-    let auth0_nowhere = preset_form("auth0", "A", json!({ "clientId": "c" }));
+    let auth0_nowhere = preset_form("auth0", "A", json!({ "client_id": "c" }));
     assert_eq!(
         code_of("add_provider", json!({ "provider": auth0_nowhere })),
         "invalid_config"
@@ -869,16 +875,12 @@ async fn bad_forms_and_wrong_provider_kinds_get_typed_errors_and_save_nothing() 
     let opened = h.desktop.opened.lock().unwrap().len();
     for (cmd, args) in [
         (
-            "send_sign_in_link",
+            "send_email_link",
             json!({ "provider": "Local", "email": "a@example.com" }),
         ),
         (
             "sign_in_with_password",
             json!({ "provider": "Local", "email": "a@example.com", "password": "x" }),
-        ),
-        (
-            "send_sign_in_code",
-            json!({ "provider": "Local", "email": "a@example.com" }),
         ),
         (
             "start_sign_in",

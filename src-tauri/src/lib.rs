@@ -77,6 +77,46 @@ pub fn run() {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
+    /// The commands `list.rs` declares are exactly those `ui/src/ipc.ts` calls and those the
+    /// capability in `tauri.conf.json` grants.
+    #[test]
+    fn commands_are_declared_once() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let declared: BTreeSet<String> = crate::commands::NAMES
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        let ipc = std::fs::read_to_string(root.join("ui/src/ipc.ts")).expect("ui/src/ipc.ts");
+        let called: BTreeSet<String> = ipc
+            .split("call<")
+            .skip(1)
+            .filter_map(|rest| {
+                rest.split_once(">('")?
+                    .1
+                    .split_once('\'')
+                    .map(|(n, _)| n.into())
+            })
+            .collect();
+        assert_eq!(
+            called, declared,
+            "ui/src/ipc.ts and commands/list.rs differ"
+        );
+        let conf: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join("tauri.conf.json")).expect("tauri.conf.json"),
+        )
+        .expect("tauri.conf.json is JSON");
+        let granted: BTreeSet<String> = conf["app"]["security"]["capabilities"][0]["permissions"]
+            .as_array()
+            .expect("the capability's permissions")
+            .iter()
+            .filter_map(|p| p.as_str()?.strip_prefix("allow-"))
+            .map(|p| p.replace('-', "_"))
+            .collect();
+        assert_eq!(granted, declared, "tauri.conf.json grants other commands");
+    }
+
     /// Regenerates `ui/src/bindings/`; `scripts/test` then fails if git sees a difference.
     #[test]
     fn bindings_are_current() {

@@ -1,110 +1,70 @@
-//! Browser sign-in from the desktop: start a flow, open the system browser, and finish it when
-//! the provider's redirect comes back.
-//!
-//! Two ways back, chosen by the provider's `redirect_mode`:
+//! Sign-in from the desktop: start a flow, open the system browser (or mail a link), and
+//! finish it when the provider's redirect comes back. The core decides everything about the
+//! provider (which parameters, which way back); this module only wires the ways back:
 //! - deep link (`dev.tessera:/callback`, RFC 8252 §7.1): the OS hands the URL to a second
 //!   launch of the app, single-instance forwards it to this process, and [`complete`] runs;
-//! - loopback (`http://127.0.0.1:PORT/callback`, RFC 8252 §7.3, what the CLI uses): the core
-//!   listens in a background task, which Cancel stops.
+//! - loopback (`http://127.0.0.1:PORT/callback`, RFC 8252 §7.3): a background task waits for
+//!   it, which Cancel stops.
 //!
-//! The state, PKCE verifier and nonce never leave the core; the outcome reaches the window as
-//! a `sign-in-completed` or `sign-in-failed` event tagged with the flow id (the `state`).
+//! The state, PKCE verifier, nonce and mail proofs never leave the core; the outcome reaches
+//! the window as a `sign-in-completed`, `sign-in-failed` or `organizations-discovered` event
+//! tagged with the flow or wait id.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tessera_core::flow::{DEEP_LINK_REDIRECT, FLOW_TTL, query_param};
+use tessera_core::flow::{DEEP_LINK_REDIRECT, FLOW_TTL};
 use tessera_core::loopback::LoopbackReceiver;
-use tessera_core::stack::OAUTH_PROVIDER_PARAM;
-use tessera_core::{Error, ProviderKind, RedirectMode, SecretString, SignInStart};
+use tessera_core::{EmailLinkOutcome, Error, RedirectMode, SignInRequest, SignInStart};
 use tokio::sync::oneshot;
 
 use crate::error::{IpcError, IpcResult};
 use crate::state::AppState;
 use crate::views::{
-    AccountView, AppEvent, MailedCodeSent, SignInCompleted, SignInFailed, SignInStarted,
+    AccountView, AppEvent, EmailLinkSent, SignInCompleted, SignInFailed, SignInStarted,
 };
 
-/// The wait id prefix of a mailed Stack Auth code's link.
-pub const MAILED_CODE_WAIT: &str = "mailed-code:";
-/// How long the mailed link is waited for.
-const MAILED_CODE_SECS: u64 = 3600;
+/// The wait id prefix of a mailed link coming back over loopback.
+pub const EMAIL_LINK_WAIT: &str = "email-link:";
 
-/// Starts a sign-in at `provider` and opens the browser. `someone_else` forces the provider's
-/// login screen (`prompt=login`) so another person can sign in; `org` asks for one
-/// organization; `oauth_provider` picks the identity provider behind Stack Auth (`github`, …).
-pub async fn start(
-    state: &AppState,
-    provider: &str,
-    someone_else: bool,
-    org: Option<&str>,
-    oauth_provider: Option<&str>,
-) -> IpcResult<SignInStarted> {
-    let config = state.tessera().provider(provider)?;
-    let mut params = Vec::new();
-    if let Some(oauth) = oauth_provider.map(str::trim).filter(|o| !o.is_empty()) {
-        if config.kind != ProviderKind::StackAuth {
-            return Err(Error::Unsupported(format!(
-                "signing in through {oauth} at a {} provider (only Stack Auth offers that)",
-                config.kind.as_str()
-            ))
-            .into());
-        }
-        params.push((OAUTH_PROVIDER_PARAM.to_string(), oauth.to_string()));
-    }
-    if someone_else {
-        params.push(("prompt".to_string(), "login".to_string()));
-    }
-    if let Some(org) = org.map(str::trim).filter(|o| !o.is_empty()) {
-        let param = config.kind.org_sign_in_param().ok_or_else(|| {
-            Error::Unsupported(format!(
-                "signing in to an organization at a {} provider",
-                config.kind.as_str()
-            ))
-        })?;
-        params.push((param.to_string(), org.to_string()));
-    }
-    // Stack Auth accepts only registered web origins and loopback addresses as return URLs.
-    let mode = match config.kind {
-        ProviderKind::StackAuth => RedirectMode::Loopback,
-        _ => config.redirect_mode,
-    };
+/// Starts a browser sign-in and opens the browser.
+pub async fn start(state: &AppState, request: SignInRequest) -> IpcResult<SignInStarted> {
+    let tessera = state.tessera();
+    let params = tessera.sign_in_params(&request)?;
+    let provider = request.provider;
+    let mode = tessera.redirect_mode(&provider)?;
     let start = match mode {
         RedirectMode::DeepLink => {
-            state
-                .tessera()
-                .start_sign_in(provider, DEEP_LINK_REDIRECT, &params)
+            tessera
+                .start_sign_in(&provider, DEEP_LINK_REDIRECT, &params)
                 .await?
         }
-        RedirectMode::Loopback => start_loopback(state, provider, params).await?,
+        RedirectMode::Loopback => start_loopback(state, &provider, params).await?,
     };
     let opened = state.desktop().open_url(&start.authorization_url);
     Ok(SignInStarted {
         flow_id: start.flow_id,
         provider: start.provider,
         authorization_url: start.authorization_url,
-        redirect_mode: mode.into(),
+        redirect_mode: mode,
         expires_at: start.expires_at,
         browser_opened: opened.is_ok(),
         browser_error: opened.err(),
     })
 }
 
-/// Abandons a sign-in; a late callback for it is refused.
+/// Abandons a sign-in or a mailed link's wait; a late callback for it is refused.
 pub fn cancel(state: &AppState, flow_id: &str) -> bool {
     state.cancel_loopback(flow_id) || state.tessera().cancel_sign_in(flow_id)
 }
 
-/// Completes a sign-in from a `dev.tessera:/callback?...` URL and tells the window: a browser
-/// sign-in's redirect, or a Stytch B2B discovery link, whose organizations the window then
-/// offers to pick from.
+/// Completes a sign-in from a `dev.tessera:/callback?...` URL and tells the window: a mailed
+/// link a waiting e-mail sign-in takes, or a browser sign-in's redirect.
 pub async fn complete(state: &AppState, url: &str) {
-    if tessera_core::stytch::is_discovery_callback(url) {
-        state.desktop().focus();
-        match state.tessera().complete_email_link(url).await {
-            Ok(discovery) => state.notify(AppEvent::OrganizationsDiscovered(discovery.into())),
-            Err(e) => report(state, None, Err(e)),
-        }
+    state.desktop().focus();
+    if state.tessera().is_email_link(url) {
+        let outcome = state.tessera().complete_email_link(url).await;
+        report_link(state, None, outcome);
         return;
     }
     let flow_id = url::Url::parse(url).ok().and_then(|u| {
@@ -112,22 +72,31 @@ pub async fn complete(state: &AppState, url: &str) {
             .find(|(k, _)| k == "state")
             .map(|(_, v)| v.into_owned())
     });
-    state.desktop().focus();
     let result = state.tessera().complete_sign_in(url).await;
     report(state, flow_id, result.map(Into::into));
 }
 
-/// Stack Auth: mails a sign-in code to `email`. The mail's link comes back to a one-time
-/// loopback address (Stack accepts no custom scheme), where a background wait finishes the
-/// sign-in; the six characters it shows can be typed instead ([`MAILED_CODE_WAIT`] names the
-/// wait, which Cancel and a typed code stop).
-pub async fn send_code(state: &AppState, provider: &str, email: &str) -> IpcResult<MailedCodeSent> {
+/// Mails a sign-in link to `email`. It comes back the way the provider allows: over the deep
+/// link (to [`complete`]), or to a one-time loopback address where a background wait takes
+/// it (named by the returned wait id, which Cancel and a typed code stop).
+pub async fn send_email_link(
+    state: &AppState,
+    provider: &str,
+    email: &str,
+) -> IpcResult<EmailLinkSent> {
+    let tessera = state.tessera();
+    let wait_id = format!("{EMAIL_LINK_WAIT}{provider}");
+    if tessera.redirect_mode(provider)? == RedirectMode::DeepLink {
+        let sent = tessera
+            .start_email_sign_in(provider, email, DEEP_LINK_REDIRECT)
+            .await?;
+        return Ok(EmailLinkSent::new(wait_id, sent));
+    }
     let receiver = LoopbackReceiver::bind().await?;
-    state
-        .tessera()
-        .send_sign_in_code(provider, email, &receiver.redirect_uri())
+    let sent = tessera
+        .start_email_sign_in(provider, email, &receiver.redirect_uri())
         .await?;
-    let wait_id = format!("{MAILED_CODE_WAIT}{provider}");
+    let wait = Duration::from_secs(sent.expires_at.saturating_sub(tessera.now()));
     let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
     state.track_loopback(&wait_id, cancel_tx);
     let (task_state, task_provider, task_wait) =
@@ -135,45 +104,55 @@ pub async fn send_code(state: &AppState, provider: &str, email: &str) -> IpcResu
     tauri::async_runtime::spawn(async move {
         let link = tokio::select! {
             link = receiver.receive() => link,
-            _ = tokio::time::sleep(Duration::from_secs(MAILED_CODE_SECS)) => {
+            _ = tokio::time::sleep(wait) => {
                 task_state.forget_loopback(&task_wait);
                 return;
             }
             _ = cancel_rx => return,
         };
         task_state.forget_loopback(&task_wait);
-        let result = match link.map(|url| query_param(&url, "code")) {
-            Ok(Some(code)) => {
-                task_state.desktop().focus();
+        task_state.desktop().focus();
+        let outcome = match link {
+            Ok(url) => {
                 task_state
                     .tessera()
-                    .sign_in_with_code(&task_provider, &SecretString::new(code))
+                    .complete_email_link_for(&task_provider, &url)
                     .await
             }
-            Ok(None) => Err(Error::MalformedCallback(
-                "the sign-in link carried no code".into(),
-            )),
             Err(e) => Err(e),
         };
-        report(&task_state, Some(task_wait), result.map(Into::into));
+        report_link(&task_state, Some(task_wait), outcome);
     });
-    Ok(MailedCodeSent {
-        wait_id,
-        provider: provider.to_string(),
-        email: email.to_string(),
-        expires_at: state.tessera().now() + MAILED_CODE_SECS,
-    })
+    Ok(EmailLinkSent::new(wait_id, sent))
 }
 
-/// Stack Auth: signs in with the six characters from the mail and stops waiting for its link.
+/// Signs in with the short code from the mail and stops waiting for its link.
 pub async fn type_code(state: &AppState, provider: &str, code: &str) -> IpcResult<AccountView> {
     let account = state
         .tessera()
         .sign_in_with_mailed_code(provider, code)
         .await?;
-    state.cancel_loopback(&format!("{MAILED_CODE_WAIT}{provider}"));
+    state.cancel_loopback(&format!("{EMAIL_LINK_WAIT}{provider}"));
     state.notify(AppEvent::AccountsChanged);
     Ok(account.into())
+}
+
+fn report_link(
+    state: &AppState,
+    wait_id: Option<String>,
+    outcome: Result<EmailLinkOutcome, Error>,
+) {
+    match outcome {
+        Ok(EmailLinkOutcome::PickOrganizations(discovery)) => {
+            state.notify(AppEvent::OrganizationsDiscovered(discovery.into()))
+        }
+        Ok(EmailLinkOutcome::SignedIn(account)) => {
+            let wait_id =
+                wait_id.unwrap_or_else(|| format!("{EMAIL_LINK_WAIT}{}", account.provider));
+            report(state, Some(wait_id), Ok((*account).into()))
+        }
+        Err(e) => report(state, wait_id, Err(e)),
+    }
 }
 
 fn report(state: &AppState, flow_id: Option<String>, result: Result<AccountView, Error>) {
@@ -231,9 +210,7 @@ async fn start_loopback(
                     }
                 },
                 Duration::from_secs(FLOW_TTL),
-                async {
-                    let _ = cancel_rx.await;
-                },
+                cancelled(cancel_rx),
             )
             .await;
         // Failed before the flow started: the command itself reports it.
@@ -262,4 +239,8 @@ async fn start_loopback(
         .map_err(|_| IpcError::new("internal", "the sign-in task stopped unexpectedly"))??;
     state.track_loopback(&start.flow_id, cancel_tx);
     Ok(start)
+}
+
+async fn cancelled(rx: oneshot::Receiver<()>) {
+    let _ = rx.await;
 }

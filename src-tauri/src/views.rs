@@ -8,225 +8,85 @@
 //!
 //! Times are Unix seconds (`number` in TypeScript).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera_core::claims::ClaimRow;
 use tessera_core::jwt::{Check, CheckStatus};
-use tessera_core::provider::{OrgModel, ProviderMetadata};
-use tessera_core::stytch::{Discovery, EmailSignInStart};
+use tessera_core::provider::ProviderMetadata;
+use tessera_core::providers::Field;
 use tessera_core::{
-    Account, AccountStatus, ClaimChange, ClaimsReport, ClientAuth, OrgView, ProviderConfig,
-    ProviderKind, RedirectMode, RefreshOutcome, SignOutOutcome,
+    Account, AccountStatus, ClaimChange, ClaimsReport, ClientAuth, DiscoveredOrg, EmailSignInStart,
+    OrgDiscovery, OrgView, ProviderConfig, ProviderDraft, ProviderKind, ProviderSpec, RedirectMode,
+    RefreshOutcome, SignOutOutcome,
 };
 use ts_rs::TS;
 
 use crate::error::IpcError;
 
 // ---- providers --------------------------------------------------------------------------
+// Provider kinds, client authentications, redirect modes, organization models and the specs
+// the UI draws from are the core's own types (ts-rs twins behind its `ts` feature).
 
-/// How the client authenticates at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientAuthView {
-    None,
-    ClientSecretBasic,
-    ClientSecretPost,
-    PrivateKeyJwt,
-}
-
-impl From<ClientAuth> for ClientAuthView {
-    fn from(a: ClientAuth) -> Self {
-        match a {
-            ClientAuth::None => ClientAuthView::None,
-            ClientAuth::ClientSecretBasic => ClientAuthView::ClientSecretBasic,
-            ClientAuth::ClientSecretPost => ClientAuthView::ClientSecretPost,
-            ClientAuth::PrivateKeyJwt => ClientAuthView::PrivateKeyJwt,
-        }
-    }
-}
-
-impl From<ClientAuthView> for ClientAuth {
-    fn from(a: ClientAuthView) -> Self {
-        match a {
-            ClientAuthView::None => ClientAuth::None,
-            ClientAuthView::ClientSecretBasic => ClientAuth::ClientSecretBasic,
-            ClientAuthView::ClientSecretPost => ClientAuth::ClientSecretPost,
-            ClientAuthView::PrivateKeyJwt => ClientAuth::PrivateKeyJwt,
-        }
-    }
-}
-
-/// Where the provider sends the browser back: the `dev.tessera:/callback` deep link, or a
-/// one-shot loopback listener (`http://127.0.0.1:PORT/callback`, what the CLI uses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "snake_case")]
-pub enum RedirectModeView {
-    DeepLink,
-    Loopback,
-}
-
-impl From<RedirectMode> for RedirectModeView {
-    fn from(m: RedirectMode) -> Self {
-        match m {
-            RedirectMode::DeepLink => RedirectModeView::DeepLink,
-            RedirectMode::Loopback => RedirectModeView::Loopback,
-        }
-    }
-}
-
-impl From<RedirectModeView> for RedirectMode {
-    fn from(m: RedirectModeView) -> Self {
-        match m {
-            RedirectModeView::DeepLink => RedirectMode::DeepLink,
-            RedirectModeView::Loopback => RedirectMode::Loopback,
-        }
-    }
-}
-
-/// Which adapter speaks to the provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "snake_case")]
-pub enum ProviderKindView {
-    Oidc,
-    Auth0,
-    Logto,
-    Stitch,
-    StytchB2b,
-    StackAuth,
-}
-
-impl From<ProviderKind> for ProviderKindView {
-    fn from(k: ProviderKind) -> Self {
-        match k {
-            ProviderKind::Auth0 => ProviderKindView::Auth0,
-            ProviderKind::Logto => ProviderKindView::Logto,
-            ProviderKind::Stitch => ProviderKindView::Stitch,
-            ProviderKind::StytchB2b => ProviderKindView::StytchB2b,
-            ProviderKind::StackAuth => ProviderKindView::StackAuth,
-            _ => ProviderKindView::Oidc,
-        }
-    }
-}
-
-impl From<ProviderKindView> for ProviderKind {
-    fn from(k: ProviderKindView) -> Self {
-        match k {
-            ProviderKindView::Oidc => ProviderKind::Oidc,
-            ProviderKindView::Auth0 => ProviderKind::Auth0,
-            ProviderKindView::Logto => ProviderKind::Logto,
-            ProviderKindView::Stitch => ProviderKind::Stitch,
-            ProviderKindView::StytchB2b => ProviderKind::StytchB2b,
-            ProviderKindView::StackAuth => ProviderKind::StackAuth,
-        }
-    }
-}
-
-/// How a provider's organizations relate to tokens, which decides what the organization
-/// list offers: sign in to one (Auth0), get its token (Logto), switch the session's current
-/// one (Stack Auth teams), or open a session in it (Stytch B2B).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
-#[serde(rename_all = "snake_case")]
-pub enum OrgModelView {
-    None,
-    SignInPerOrg,
-    TokenPerOrg,
-    CurrentOrg,
-    SessionPerOrg,
-}
-
-impl From<OrgModel> for OrgModelView {
-    fn from(m: OrgModel) -> Self {
-        match m {
-            OrgModel::None => OrgModelView::None,
-            OrgModel::SignInPerOrg => OrgModelView::SignInPerOrg,
-            OrgModel::TokenPerOrg => OrgModelView::TokenPerOrg,
-            OrgModel::CurrentOrg => OrgModelView::CurrentOrg,
-            OrgModel::SessionPerOrg => OrgModelView::SessionPerOrg,
-        }
-    }
-}
-
-/// How a person signs in: the system browser (OpenID Connect), a link mailed to them (Stytch
-/// B2B discovery), or e-mail and password typed into Tessera (Stack Auth).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
-#[serde(rename_all = "snake_case")]
-pub enum SignInMethodView {
-    Browser,
-    EmailLink,
-    Password,
-}
-
-/// A registered provider (no secret: only whether it has one).
+/// A registered provider (no secret: only whether it has one), with its kind's spec.
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderView {
     pub name: String,
-    pub kind: ProviderKindView,
-    pub sign_in: SignInMethodView,
-    pub org_model: OrgModelView,
+    pub spec: ProviderSpec,
     pub issuer: String,
     pub client_id: String,
-    pub client_auth: ClientAuthView,
+    pub client_auth: ClientAuth,
     pub scopes: Vec<String>,
     pub audience: Option<String>,
     pub resources: Vec<String>,
-    pub redirect_mode: RedirectModeView,
+    /// Where its browser sign-ins come back (the configured one, as the kind allows).
+    pub redirect_mode: RedirectMode,
 }
 
 impl From<ProviderConfig> for ProviderView {
     fn from(p: ProviderConfig) -> Self {
+        let spec = p.kind.spec();
         ProviderView {
-            kind: p.kind.into(),
-            sign_in: match p.kind {
-                ProviderKind::StytchB2b => SignInMethodView::EmailLink,
-                ProviderKind::StackAuth => SignInMethodView::Password,
-                _ => SignInMethodView::Browser,
-            },
-            org_model: p.kind.org_model().into(),
+            redirect_mode: spec.redirect.apply(p.redirect_mode),
+            spec,
             name: p.name,
             issuer: p.issuer,
             client_id: p.client_id,
-            client_auth: p.client_auth.into(),
+            client_auth: p.client_auth,
             scopes: p.scopes,
             audience: p.audience,
             resources: p.resources,
-            redirect_mode: p.redirect_mode.into(),
         }
     }
 }
 
-/// The Add provider form. No `Debug`: `secret` must not reach a log line.
+/// The Add provider form: the values of the fields its kind's spec lists. No `Debug`: the
+/// secret field's value must not reach a log line; it goes to the keychain.
 #[derive(Clone, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct NewProvider {
-    pub kind: ProviderKindView,
+    pub kind: ProviderKind,
     pub name: String,
-    /// OpenID Connect issuer; may be empty when `domain` (Auth0) or `endpoint` (Logto) says
-    /// where the provider lives.
-    pub issuer: String,
-    /// Client id; for Stytch B2B and Stack Auth, empty means the project id.
-    pub client_id: String,
-    /// Auth0 tenant domain.
-    pub domain: Option<String>,
-    /// Logto endpoint.
-    pub endpoint: Option<String>,
-    /// Stytch B2B and Stack Auth project id.
-    pub project_id: Option<String>,
-    /// Stytch public token or Stack Auth publishable client key.
-    pub client_key: Option<String>,
-    /// Stytch B2B and Stack Auth API base URL.
-    pub base_url: Option<String>,
-    /// `kid` for `private_key_jwt` assertions when the key is a PEM (Stitch requires one).
-    pub key_id: Option<String>,
-    pub client_auth: ClientAuthView,
-    /// Client secret, private key (PEM or JWK) for `private_key_jwt`, or Stytch project
-    /// secret. Goes to the keychain.
-    pub secret: Option<String>,
-    /// Empty means the defaults (`openid profile email offline_access`).
-    pub scopes: Vec<String>,
-    pub audience: Option<String>,
-    pub resources: Vec<String>,
-    pub redirect_mode: RedirectModeView,
+    /// By field; blank ones count as absent (empty scopes: the kind's defaults).
+    pub values: BTreeMap<Field, String>,
+    /// Absent: what the secret implies (none without one).
+    pub client_auth: Option<ClientAuth>,
+    pub redirect_mode: Option<RedirectMode>,
+}
+
+impl NewProvider {
+    /// The form as the core's kind-neutral draft; the kind's adapter does the rest.
+    pub fn into_draft(self) -> ProviderDraft {
+        ProviderDraft::from_form(
+            self.kind,
+            self.name.trim(),
+            self.values,
+            self.client_auth,
+            self.redirect_mode,
+        )
+    }
 }
 
 /// What the issuer's discovery document says, shown before saving a provider.
@@ -358,7 +218,7 @@ pub struct SignInStarted {
     pub flow_id: String,
     pub provider: String,
     pub authorization_url: String,
-    pub redirect_mode: RedirectModeView,
+    pub redirect_mode: RedirectMode,
     #[ts(type = "number")]
     pub expires_at: u64,
     /// Whether the system browser was asked to open the URL.
@@ -387,32 +247,13 @@ pub struct SignInFailed {
     pub message: String,
 }
 
-/// A sign-in link was mailed (Stytch B2B); the person opens it and the `dev.tessera:` link
-/// brings the sign-in back.
+/// A sign-in link was mailed. It comes back over the `dev.tessera:` link or to a loopback
+/// wait (`waitId`, which Cancel stops), as a `sign-in-completed` or `organizations-discovered`
+/// event; where the kind offers it, the short code it shows can be typed instead
+/// (`sign_in_with_mailed_code`).
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct EmailLinkSent {
-    pub provider: String,
-    pub email: String,
-    #[ts(type = "number")]
-    pub expires_at: u64,
-}
-
-impl From<EmailSignInStart> for EmailLinkSent {
-    fn from(s: EmailSignInStart) -> Self {
-        EmailLinkSent {
-            provider: s.provider,
-            email: s.email,
-            expires_at: s.expires_at,
-        }
-    }
-}
-
-/// A sign-in code was mailed (Stack Auth): the person clicks its link, or types the six
-/// characters it shows (`sign_in_with_mailed_code`). `wait_id` cancels the wait for the link.
-#[derive(Debug, Clone, Serialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct MailedCodeSent {
     pub wait_id: String,
     pub provider: String,
     pub email: String,
@@ -420,16 +261,15 @@ pub struct MailedCodeSent {
     pub expires_at: u64,
 }
 
-/// An organization a mailed link found for the person.
-#[derive(Debug, Clone, Serialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct DiscoveredOrgView {
-    pub id: String,
-    pub name: String,
-    pub slug: Option<String>,
-    /// `active_member`, `pending_member`, `invited_member`,
-    /// `eligible_to_join_by_email_domain`, …
-    pub membership: String,
+impl EmailLinkSent {
+    pub fn new(wait_id: String, s: EmailSignInStart) -> Self {
+        EmailLinkSent {
+            wait_id,
+            provider: s.provider,
+            email: s.email,
+            expires_at: s.expires_at,
+        }
+    }
 }
 
 /// Event `organizations-discovered`: the mailed link came back; the person picks the
@@ -440,25 +280,16 @@ pub struct OrganizationsDiscovered {
     pub flow_id: String,
     pub provider: String,
     pub email: String,
-    pub organizations: Vec<DiscoveredOrgView>,
+    pub organizations: Vec<DiscoveredOrg>,
 }
 
-impl From<Discovery> for OrganizationsDiscovered {
-    fn from(d: Discovery) -> Self {
+impl From<OrgDiscovery> for OrganizationsDiscovered {
+    fn from(d: OrgDiscovery) -> Self {
         OrganizationsDiscovered {
             flow_id: d.flow_id,
             provider: d.provider,
             email: d.email,
-            organizations: d
-                .organizations
-                .into_iter()
-                .map(|o| DiscoveredOrgView {
-                    id: o.id,
-                    name: o.name,
-                    slug: o.slug,
-                    membership: o.membership,
-                })
-                .collect(),
+            organizations: d.organizations,
         }
     }
 }
@@ -466,7 +297,7 @@ impl From<Discovery> for OrganizationsDiscovered {
 /// Events that happened before the window listened (a cold start opened by a deep link, the
 /// demo provider setup), handed over by `ui_ready`.
 #[derive(Debug, Clone, Serialize, TS)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum StartupNotice {
     SignInCompleted(SignInCompleted),
     SignInFailed(SignInFailed),
@@ -707,7 +538,7 @@ pub fn export_bindings(dir: &std::path::Path) -> Result<(), ts_rs::ExportError> 
     ProviderView::export_all(&cfg)?;
     OrgDetail::export_all(&cfg)?;
     EmailLinkSent::export_all(&cfg)?;
-    MailedCodeSent::export_all(&cfg)?;
+    ProviderSpec::export_all(&cfg)?;
     OrganizationsDiscovered::export_all(&cfg)?;
     NewProvider::export_all(&cfg)?;
     DiscoveryView::export_all(&cfg)?;

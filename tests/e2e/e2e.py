@@ -436,8 +436,8 @@ class Run:
         d = self.d
         fake = self.add_fake_and_sign_in(procs, "stytch", "stytch_b2b", "public_token", "Stytch")
         d.type('[data-testid="email"]', "alice@example.com")
-        d.click('[data-testid="send-link"]')
-        d.wait_text('[data-testid="email-sent"]', "alice@example.com")
+        d.click('[data-testid="sign-in-submit"]')
+        d.wait_text('[data-testid="link-sent"]', "alice@example.com")
         self.shot("stytch-check-mail")
         links = [m["link"] for m in get_json(fake["base_url"] + "/__test/outbox") if m["to"] == "alice@example.com"]
         if len(links) != 1 or not links[0].startswith("dev.tessera:/callback?stytch_token_type=discovery"):
@@ -445,7 +445,7 @@ class Run:
         deliver(links[0], self.env)
         d.wait_text('[data-testid="org-picker"]', "Choose organizations")
         self.expect_page("Acme", "Globex", "can join")
-        if d.find_all('[data-testid="email-sign-in"]'):
+        if d.find_all('[data-testid="sign-in-dialog"]'):
             raise Failure("the e-mail dialog is still open after the link came back")
         self.shot("stytch-org-picker")
         # Both ticked: Acme signs in, Globex requires MFA, which the picker names.
@@ -473,15 +473,15 @@ class Run:
         first), then a switch of the session's current team that the token then carries."""
         d = self.d
         fake = self.add_fake_and_sign_in(procs, "stack", "stack_auth", "publishable_key", "Stack")
-        d.type('[data-testid="pw-email"]', "alice@example.com")
-        d.type('[data-testid="pw-password"]', "wrong")
-        d.click('[data-testid="pw-submit"]')
-        d.wait_text('[data-testid="password-sign-in-error"]', "EMAIL_PASSWORD_MISMATCH")
-        if d.prop('[data-testid="pw-password"]', "value"):
+        d.type('[data-testid="email"]', "alice@example.com")
+        d.type('[data-testid="password"]', "wrong")
+        d.click('[data-testid="sign-in-submit"]')
+        d.wait_text('[data-testid="sign-in-error"]', "EMAIL_PASSWORD_MISMATCH")
+        if d.prop('[data-testid="password"]', "value"):
             raise Failure("the password field kept the password after a failed sign-in")
         self.shot("stack-wrong-password")
-        d.type('[data-testid="pw-password"]', PASSWORD)
-        d.click('[data-testid="pw-submit"]')
+        d.type('[data-testid="password"]', PASSWORD)
+        d.click('[data-testid="sign-in-submit"]')
         d.wait_text('[data-testid="notice-info"]', "at Stack")
         d.wait_text('[data-testid="access-token-verdict"]', "verified")
         d.click('[data-testid="org-switch-Team Globex"]')
@@ -515,16 +515,16 @@ class Run:
         # A mailed code, typed: the six characters the mail shows.
         d.click('[data-testid="sign-in-Stack"]')
         d.click('[data-testid="switch-sign-in-mode"]')
-        d.type('[data-testid="pw-email"]', "bob@example.com")
-        d.click('[data-testid="pw-submit"]')
-        d.wait_text('[data-testid="code-sent"]', "bob@example.com")
+        d.type('[data-testid="email"]', "bob@example.com")
+        d.click('[data-testid="sign-in-submit"]')
+        d.wait_text('[data-testid="link-sent"]', "bob@example.com")
         otps = [m["otp"] for m in get_json(fake["base_url"] + "/__test/outbox") if m["to"] == "bob@example.com"]
         if len(otps) != 1:
             raise Failure(f"expected one mail to bob, got {otps}")
         d.type('[data-testid="mailed-code"]', otps[0].lower())
         self.shot("stack-mailed-code")
-        d.click('[data-testid="pw-submit"]')
-        wait_for("the sign-in dialog to close", lambda: not d.find_all('[data-testid="password-sign-in"]'))
+        d.click('[data-testid="sign-in-submit"]')
+        wait_for("the sign-in dialog to close", lambda: not d.find_all('[data-testid="sign-in-dialog"]'))
         d.wait_text('[data-testid="account-name"]', "Bob Example")
 
     def scenario(self) -> None:

@@ -14,7 +14,9 @@
 
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { createPublicKey, verify as verifySignature } from 'node:crypto';
+import {
+  createHash, createPrivateKey, createPublicKey, sign as signData, verify as verifySignature,
+} from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -773,6 +775,15 @@ async function readBody(req, limit = 64 * 1024) {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+// The JSON body of a test-hook request, or undefined when it is not JSON.
+async function readJsonBody(req) {
+  try {
+    return JSON.parse(await readBody(req));
+  } catch {
+    return undefined;
+  }
+}
+
 // Replaces the query string (keeping Logto's /oidc mount visible to oidc-provider's URL builder).
 function setQuery(ctx, query) {
   ctx.querystring = query.toString();
@@ -783,17 +794,58 @@ function setQuery(ctx, query) {
 const sabotage = new Map();
 const SABOTAGE_KINDS = new Set([
   'html', 'truncated', 'huge', 'wrong_content_type', 'slow', 'redirect', 'status500_json',
+  'stall', 'id_token_bad_signature', 'id_token_other_sub',
 ]);
+
+// `stall`: the held request per path (its release function), and who waits for one to be held.
+const stalled = new Map();
+const stallWatchers = new Map();
+
+function holdRequest(path) {
+  return new Promise((release) => {
+    stalled.set(path, release);
+    for (const notify of stallWatchers.get(path) ?? []) notify();
+    stallWatchers.delete(path);
+  });
+}
+
+function whenHeld(path) {
+  if (stalled.has(path)) return Promise.resolve();
+  return new Promise((notify) => {
+    stallWatchers.set(path, [...(stallWatchers.get(path) ?? []), notify]);
+  });
+}
+
+const privateSigningJwk = (name) => readJson(`signing-${name}.json`);
+
+// The ID token of a token response, made hostile: `id_token_bad_signature` keeps header and
+// claims but signs with the other key (not the one its `kid` names); `id_token_other_sub` names
+// the other demo user and is signed correctly.
+function forgeIdToken(idToken, kind) {
+  const [h, p] = idToken.split('.');
+  const header = JSON.parse(Buffer.from(h, 'base64url'));
+  const payload = JSON.parse(Buffer.from(p, 'base64url'));
+  const own = header.kid === 'key-a' ? 'a' : 'b';
+  let key = own;
+  if (kind === 'id_token_bad_signature') {
+    key = own === 'a' ? 'b' : 'a';
+  } else {
+    const other = Object.values(USERS).find((u) => subOf(u.login) !== payload.sub);
+    payload.sub = subOf(other.login);
+  }
+  const input = `${h}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
+  const signature = signData('sha256', Buffer.from(input), createPrivateKey({
+    key: privateSigningJwk(key), format: 'jwk',
+  }));
+  return `${input}.${signature.toString('base64url')}`;
+}
+
+const sha256 = (text) => createHash('sha256').update(text).digest('base64url');
 
 if (opts.testHooks) {
   provider.use(async (ctx, next) => {
     if (ctx.path === '/__test/sabotage' && ctx.method === 'POST') {
-      let spec;
-      try {
-        spec = JSON.parse(await readBody(ctx.req));
-      } catch {
-        spec = undefined;
-      }
+      const spec = await readJsonBody(ctx.req);
       if (!spec || typeof spec.path !== 'string' || !SABOTAGE_KINDS.has(spec.kind)) {
         ctx.status = 400;
         ctx.body = { error: 'invalid_request', error_description: `expected {"path":"/…","kind":one of ${[...SABOTAGE_KINDS].join('|')}}` };
@@ -802,6 +854,27 @@ if (opts.testHooks) {
       sabotage.set(spec.path, spec.kind);
       record('test.sabotage_armed', { path: spec.path, kind: spec.kind });
       ctx.body = { armed: spec };
+      return;
+    }
+    // GET /__test/stalled?path=P answers once a request to P is held by `stall`.
+    if (ctx.path === '/__test/stalled' && ctx.method === 'GET') {
+      const path = String(ctx.query.path ?? '');
+      await whenHeld(path);
+      ctx.body = { held: path };
+      return;
+    }
+    // POST /__test/release {"path":P} lets the request held on P go on.
+    if (ctx.path === '/__test/release' && ctx.method === 'POST') {
+      const spec = await readJsonBody(ctx.req);
+      const release = typeof spec?.path === 'string' ? stalled.get(spec.path) : undefined;
+      if (!release) {
+        ctx.status = 409;
+        ctx.body = { error: 'invalid_request', error_description: `no request is held on ${spec?.path}` };
+        return;
+      }
+      stalled.delete(spec.path);
+      release();
+      ctx.body = { released: spec.path };
       return;
     }
     if (ctx.path === '/__test/events') {
@@ -867,6 +940,24 @@ if (opts.testHooks) {
         ctx.status = 500;
         ctx.body = { error: 'server_error' };
         return;
+      case 'stall':
+        await holdRequest(path);
+        record('test.stall_released', { path });
+        return next();
+      case 'id_token_bad_signature':
+      case 'id_token_other_sub': {
+        await next();
+        const body = ctx.body;
+        if (ctx.status !== 200 || typeof body?.id_token !== 'string') {
+          record('test.sabotage_missed', { path, kind, status: ctx.status });
+          return;
+        }
+        ctx.body = { ...body, id_token: forgeIdToken(body.id_token, kind) };
+        record('test.id_token_forged', {
+          path, kind, access_token_sha256: sha256(body.access_token),
+        });
+        return;
+      }
       default:
         return next();
     }

@@ -9,10 +9,10 @@ import type { CopiedToken } from './bindings/CopiedToken';
 import type { DiscoveryView } from './bindings/DiscoveryView';
 import type { EmailLinkSent } from './bindings/EmailLinkSent';
 import type { IpcError } from './bindings/IpcError';
-import type { MailedCodeSent } from './bindings/MailedCodeSent';
 import type { NewProvider } from './bindings/NewProvider';
 import type { OrgDetail } from './bindings/OrgDetail';
 import type { OrganizationsDiscovered } from './bindings/OrganizationsDiscovered';
+import type { ProviderSpec } from './bindings/ProviderSpec';
 import type { ProviderView } from './bindings/ProviderView';
 import type { RefreshView } from './bindings/RefreshView';
 import type { SignInCompleted } from './bindings/SignInCompleted';
@@ -53,6 +53,7 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
 }
 
 export const api = {
+  listProviderSpecs: () => call<ProviderSpec[]>('list_provider_specs'),
   listProviders: () => call<ProviderView[]>('list_providers'),
   checkProvider: (provider: NewProvider) => call<DiscoveryView>('check_provider', { provider }),
   addProvider: (provider: NewProvider) => call<ProviderView>('add_provider', { provider }),
@@ -60,14 +61,12 @@ export const api = {
 
   startSignIn: (provider: string, someoneElse: boolean, org: string | null = null, oauthProvider: string | null = null) =>
     call<SignInStarted>('start_sign_in', { provider, someoneElse, org, oauthProvider }),
-  sendSignInLink: (provider: string, email: string) =>
-    call<EmailLinkSent>('send_sign_in_link', { provider, email }),
+  sendEmailLink: (provider: string, email: string) =>
+    call<EmailLinkSent>('send_email_link', { provider, email }),
   chooseOrganizations: (flowId: string, orgs: string[]) =>
     call<AccountView>('choose_organizations', { flowId, orgs }),
   signInWithPassword: (provider: string, email: string, password: string) =>
     call<AccountView>('sign_in_with_password', { provider, email, password }),
-  sendSignInCode: (provider: string, email: string) =>
-    call<MailedCodeSent>('send_sign_in_code', { provider, email }),
   signInWithMailedCode: (provider: string, code: string) =>
     call<AccountView>('sign_in_with_mailed_code', { provider, code }),
   cancelSignIn: (flowId: string) => call<boolean>('cancel_sign_in', { flowId }),

@@ -17,8 +17,8 @@ use tessera_core::clock::SystemClock;
 use tessera_core::http::HttpConfig;
 use tessera_core::vault::KeyringStore;
 use tessera_core::{
-    ClientAuth, Error, ErrorKind, Options, PresetInput, ProviderConfig, ProviderKind, SecretString,
-    Tessera, TokenKind,
+    ClientAuth, Credential, EmailLinkOutcome, Error, ErrorKind, IssuedToken, Options, OrgDiscovery,
+    ProviderDraft, SecretString, SignInRequest, Tessera, TokenKind,
 };
 
 #[derive(Parser)]
@@ -75,6 +75,13 @@ enum Command {
     },
     /// Make an organization the current one, where the provider has one
     Switch { account: String, org: String },
+    /// Serve tokens for this data directory from memory over a private socket (started on
+    /// demand by `tessera token`; exits when idle)
+    Agent {
+        /// Exit after this many seconds without requests
+        #[arg(long, default_value_t = 600, value_name = "SECS")]
+        idle: u64,
+    },
     /// Sign out: revoke the refresh token, then forget the account and its keychain entry
     Logout {
         account: String,
@@ -206,8 +213,9 @@ struct TokenArgs {
     json: bool,
 }
 
-/// Stack Auth sign-in by e-mail: with a password from stdin, or with a mailed link whose
-/// code comes back to a loopback listener when the person clicks it.
+/// Sign-in by e-mail: with a password from stdin, or with a mailed link that comes back to a
+/// loopback listener when the person clicks it (then, where the link discovers
+/// organizations, the ones named with --org or every active membership).
 async fn email_login(
     tessera: &Tessera,
     args: &LoginArgs,
@@ -219,17 +227,10 @@ async fn email_login(
             .sign_in_with_password(&args.provider, email, &password)
             .await;
     }
-    let stytch = tessera.provider(&args.provider)?.kind == ProviderKind::StytchB2b;
     let receiver = tessera_core::loopback::LoopbackReceiver::bind().await?;
-    if stytch {
-        tessera
-            .start_email_sign_in(&args.provider, email, &receiver.redirect_uri())
-            .await?;
-    } else {
-        tessera
-            .send_sign_in_code(&args.provider, email, &receiver.redirect_uri())
-            .await?;
-    }
+    tessera
+        .start_email_sign_in(&args.provider, email, &receiver.redirect_uri())
+        .await?;
     eprintln!("Sent a sign-in link to {email}. Open it on this computer (Ctrl-C to cancel)…");
     let url = tokio::select! {
         url = receiver.receive() => url?,
@@ -238,24 +239,24 @@ async fn email_login(
         }
         _ = tokio::signal::ctrl_c() => return Err(Error::Cancelled("the sign-in".into())),
     };
-    if stytch {
-        let discovery = tessera.complete_email_link(&url).await?;
-        let picks = pick_organizations(&discovery, &args.org)?;
-        return tessera
-            .choose_organizations(&discovery.flow_id, &picks)
-            .await;
+    match tessera
+        .complete_email_link_for(&args.provider, &url)
+        .await?
+    {
+        EmailLinkOutcome::SignedIn(account) => Ok(*account),
+        EmailLinkOutcome::PickOrganizations(discovery) => {
+            let picks = pick_organizations(&discovery, &args.org)?;
+            tessera
+                .choose_organizations(&discovery.flow_id, &picks)
+                .await
+        }
     }
-    let code = tessera_core::flow::query_param(&url, "code")
-        .ok_or_else(|| Error::MalformedCallback("the sign-in link carried no code".into()))?;
-    tessera
-        .sign_in_with_code(&args.provider, &SecretString::new(code))
-        .await
 }
 
 /// The organizations to sign in to: those named with --org, else every organization the
 /// person is an active member of.
 fn pick_organizations(
-    discovery: &tessera_core::stytch::Discovery,
+    discovery: &OrgDiscovery,
     named: &[String],
 ) -> tessera_core::Result<Vec<String>> {
     for o in &discovery.organizations {
@@ -303,6 +304,17 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(Tessera::default_data_dir);
+    let agent = agent_wanted().then(|| tessera_core::agent::socket_path(&data_dir));
+    if let (Command::Token(args), Some(socket)) = (&cli.command, &agent)
+        && let Some(answer) = tessera_core::agent::ask(socket, &token_request(args))
+    {
+        return print_answer(answer, args);
+    }
+    let start_agent = matches!(cli.command, Command::Token(_)) && agent.is_some();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -311,26 +323,103 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&Error::Storage(format!("cannot start: {e}"))),
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli, data_dir.clone()));
+    if start_agent {
+        spawn_agent(&data_dir);
+    }
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
 }
 
+/// Whether `tessera token` goes through (and starts) the agent: unless `TESSERA_AGENT=off`.
+fn agent_wanted() -> bool {
+    std::env::var("TESSERA_AGENT").map_or(true, |v| v != "off")
+}
+
+fn token_request(args: &TokenArgs) -> tessera_core::agent::TokenRequest {
+    tessera_core::agent::TokenRequest {
+        account: args.account.clone(),
+        org: args.org.clone(),
+        min_valid: args.min_valid,
+        force: args.refresh,
+        id_token: args.id_token,
+    }
+}
+
+fn print_answer(answer: tessera_core::agent::Answer, args: &TokenArgs) -> ExitCode {
+    use tessera_core::agent::Answer;
+    match answer {
+        Answer::Token {
+            account_id,
+            token,
+            expires_at,
+            refreshed,
+        } => {
+            let issued = IssuedToken {
+                token: SecretString::new(token),
+                expires_at,
+                refreshed,
+            };
+            match output::token(&account_id, &issued, args.id_token, args.json) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
+        Answer::Failed {
+            code,
+            message,
+            kind,
+        } => {
+            eprintln!("tessera: {} [{code}]", output::terminal_safe(&message));
+            ExitCode::from(exit_code(match kind.as_str() {
+                "usage" => ErrorKind::Usage,
+                "needs_sign_in" => ErrorKind::NeedsSignIn,
+                "provider" => ErrorKind::Provider,
+                "keychain" => ErrorKind::Keychain,
+                _ => ErrorKind::Local,
+            }))
+        }
+    }
+}
+
+/// Starts an agent for the data directory in the background, detached from this process
+/// and its terminal; it serves the next `tessera token` (or leaves at once if one runs).
+fn spawn_agent(data_dir: &std::path::Path) {
+    use std::os::unix::process::CommandExt;
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let _ = std::process::Command::new(exe)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("agent")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
+}
+
 fn fail(e: &Error) -> ExitCode {
     eprintln!("tessera: {e} [{}]", e.code());
-    ExitCode::from(match e.kind() {
+    ExitCode::from(exit_code(e.kind()))
+}
+
+fn exit_code(kind: ErrorKind) -> u8 {
+    match kind {
         ErrorKind::Usage => 2,
         ErrorKind::NeedsSignIn => 3,
         ErrorKind::Provider => 4,
         ErrorKind::Keychain => 5,
         ErrorKind::Local => 1,
-    })
+    }
 }
 
-async fn run(cli: Cli) -> tessera_core::Result<()> {
+async fn run(cli: Cli, data_dir: PathBuf) -> tessera_core::Result<()> {
     let tessera = Tessera::open(Options {
-        data_dir: cli.data_dir.unwrap_or_else(Tessera::default_data_dir),
+        data_dir: data_dir.clone(),
         store: Arc::new(KeyringStore::new()),
         clock: Arc::new(SystemClock),
         http: HttpConfig::default(),
@@ -341,32 +430,21 @@ async fn run(cli: Cli) -> tessera_core::Result<()> {
             output::providers(&tessera.providers()?, json)
         }
         Command::Provider(ProviderCommand::Remove { name }) => {
-            tessera.remove_provider(&name)?;
+            tessera.remove_provider(&name).await?;
             eprintln!("Removed provider \"{name}\".");
             Ok(())
         }
         Command::Login(args) => login(&tessera, args).await,
         Command::Accounts { json } => output::accounts(&tessera.accounts()?, json),
         Command::Token(args) => {
-            let issued = if let Some(org) = &args.org {
-                tessera
-                    .org_token(&args.account, org, args.min_valid, args.refresh)
-                    .await?
-            } else if args.id_token {
-                tessera
-                    .id_token(&args.account, args.min_valid, args.refresh)
-                    .await?
-            } else {
-                tessera
-                    .access_token(&args.account, args.min_valid, args.refresh)
-                    .await?
-            };
-            output::token(
-                &tessera.account(&args.account)?.id,
-                &issued,
-                args.id_token,
-                args.json,
-            )
+            let (account_id, issued) = tessera.token(&token_request(&args)).await?;
+            output::token(&account_id, &issued, args.id_token, args.json)
+        }
+        Command::Agent { idle } => {
+            let socket = tessera_core::agent::socket_path(&data_dir);
+            tessera_core::agent::serve(Arc::new(tessera), &socket, Duration::from_secs(idle))
+                .await
+                .map(|_| ())
         }
         Command::Claims {
             account,
@@ -416,77 +494,42 @@ async fn run(cli: Cli) -> tessera_core::Result<()> {
 }
 
 async fn add_provider(tessera: &Tessera, args: AddProviderArgs) -> tessera_core::Result<()> {
-    let kind = ProviderKind::parse(&args.kind)?;
-    let client_id = match (&args.client_id, &args.project_id) {
-        (Some(id), _) => id.clone(),
-        (None, Some(project)) if !kind.is_oidc() => project.clone(),
-        _ => return Err(Error::InvalidConfig("--client-id is required".into())),
-    };
-    let input = PresetInput {
-        domain: args.domain,
-        endpoint: args.endpoint,
-        issuer: args.issuer,
-        project_id: args.project_id,
-        client_key: args.publishable_key.or(args.public_token),
-        base_url: args.base_url,
-    };
-    let mut config = ProviderConfig::preset(kind, &args.name, &client_id, &input)?;
-    let auth = match (&args.auth, args.client_secret_stdin, &args.private_key_file) {
-        (Some(a), _, _) => ClientAuth::parse(a)?,
-        (None, _, Some(_)) => ClientAuth::PrivateKeyJwt,
-        (None, true, None) => ClientAuth::ClientSecretBasic,
-        (None, false, None) => ClientAuth::None,
-    };
-    config.client_auth = auth;
-    config.key_id = args.key_id;
-    if !args.scopes.is_empty() {
-        config.scopes = args.scopes;
-    }
-    if args.audience.is_some() {
-        config.audience = args.audience;
-    }
-    config.resources.extend(args.resources);
-    config.extra_params = args.params.into_iter().collect();
     let credential = if let Some(path) = &args.private_key_file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::InvalidConfig(format!("cannot read {}: {e}", path.display())))?;
-        Some(SecretString::new(text))
+        Some(Credential::PrivateKey(SecretString::new(text)))
     } else if args.client_secret_stdin {
-        Some(read_stdin("client secret")?)
+        Some(Credential::Secret(read_stdin("client secret")?))
     } else if args.secret_stdin {
-        config.client_auth = ClientAuth::ClientSecretBasic;
-        Some(read_stdin("project secret")?)
+        Some(Credential::Secret(read_stdin("project secret")?))
     } else {
         None
     };
-    let saved = tessera.add_provider(config, credential).await?;
+    let draft = ProviderDraft {
+        kind: args.kind.parse()?,
+        name: args.name,
+        issuer: args.issuer,
+        domain: args.domain,
+        endpoint: args.endpoint,
+        client_id: args.client_id.or_else(|| args.project_id.clone()),
+        project_id: args.project_id,
+        client_key: args.publishable_key.or(args.public_token),
+        base_url: args.base_url,
+        client_auth: args.auth.as_deref().map(ClientAuth::parse).transpose()?,
+        credential,
+        key_id: args.key_id,
+        scopes: args.scopes,
+        audience: args.audience,
+        resources: args.resources,
+        params: args.params,
+        redirect_mode: None,
+    };
+    let saved = tessera.add_provider_draft(draft).await?;
     eprintln!("Added provider \"{}\" ({}).", saved.name, saved.issuer);
     Ok(())
 }
 
-async fn login(tessera: &Tessera, mut args: LoginArgs) -> tessera_core::Result<()> {
-    let kind = tessera.provider(&args.provider)?.kind;
-    if kind != ProviderKind::StytchB2b
-        && let Some(org) = args.org.pop()
-    {
-        let param = kind.org_sign_in_param().ok_or_else(|| {
-            Error::Unsupported(format!(
-                "signing in to an organization at a {} provider",
-                kind.as_str()
-            ))
-        })?;
-        args.params.push((param.into(), org));
-    }
-    if let Some(id) = args.oauth.take() {
-        if kind != ProviderKind::StackAuth {
-            return Err(Error::Unsupported(format!(
-                "a sign-in with --oauth {id} at a {} provider (--oauth is for stack_auth)",
-                kind.as_str()
-            )));
-        }
-        args.params
-            .push((tessera_core::stack::OAUTH_PROVIDER_PARAM.into(), id));
-    }
+async fn login(tessera: &Tessera, args: LoginArgs) -> tessera_core::Result<()> {
     let cancel = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -520,9 +563,16 @@ async fn login(tessera: &Tessera, mut args: LoginArgs) -> tessera_core::Result<(
                 start.authorization_url
             );
         };
+        let params = tessera.sign_in_params(&SignInRequest {
+            provider: args.provider.clone(),
+            org: args.org.last().cloned(),
+            oauth_provider: args.oauth.clone(),
+            someone_else: false,
+            params: args.params.clone(),
+        })?;
         let timeout = Duration::from_secs(args.timeout);
         tessera
-            .sign_in_with_loopback(&args.provider, &args.params, on_start, timeout, cancel)
+            .sign_in_with_loopback(&args.provider, &params, on_start, timeout, cancel)
             .await?
     };
     eprintln!(

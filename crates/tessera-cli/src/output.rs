@@ -1,5 +1,7 @@
 //! What the command line prints: a compact human form, or `--json` for scripts.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use tessera_core::claims::{ClaimRow, relative, utc};
 use tessera_core::jwt::CheckStatus;
@@ -9,6 +11,17 @@ use tessera_core::{
 };
 
 type Out = tessera_core::Result<()>;
+
+/// `text` without control characters (C0 including ESC and CR, DEL, C1), but for newline
+/// and tab. Borrowed when there is nothing to remove.
+pub fn terminal_safe(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if text.contains(unsafe_char) {
+        Cow::Owned(text.chars().filter(|&c| !unsafe_char(c)).collect())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
 
 pub fn json(value: &impl Serialize) -> Out {
     let text = serde_json::to_string_pretty(value)

@@ -397,6 +397,7 @@ async fn exit_codes_and_messages() {
     let mut no_keychain = env.command(&["token", &id, "--refresh"]);
     no_keychain
         .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .env("TESSERA_AGENT", "off")
         .stderr(Stdio::piped())
         .stdout(Stdio::piped());
     let out = no_keychain.output().await.unwrap();
@@ -443,4 +444,60 @@ async fn exit_codes_and_messages() {
         assert_eq!(out.status.code(), Some(0));
         assert!(text(&out.stdout).contains("Usage:"));
     }
+}
+
+#[tokio::test]
+async fn token_is_served_by_an_agent_started_on_demand() {
+    assert_keychain_available();
+    let env = env(Profile::Rotating).await;
+    let id = env.login("local", "alice").await;
+    let socket = tessera_core::agent::socket_path(env.dir.path());
+    assert!(!socket.exists());
+    let first = env.ok(&["token", &id]).await;
+    for _ in 0..100 {
+        if socket.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(socket.exists(), "the first token started an agent");
+    // The agent answers without the caller reaching the keychain itself.
+    let mut asked = env.command(&["token", &id, "--json"]);
+    asked
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = asked.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["account_id"], Value::from(id.clone()));
+    assert_eq!(answer["token"].as_str().unwrap(), first.trim());
+
+    // Refreshes through the agent and directly, at once, on the provider that revokes a
+    // grant whose spent refresh token comes back: single-flight holds across both.
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            let mut c = env.command(&["token", &id, "--refresh"]);
+            if i % 2 == 0 {
+                c.env("TESSERA_AGENT", "off");
+            }
+            c.stdout(Stdio::piped()).stderr(Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().await.unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    env.ok(&["refresh", &id]).await;
+    let events = env.idp.events().await.to_string();
+    assert!(
+        !events.contains("grant.revoked"),
+        "a refresh token was reused: {events}"
+    );
+
+    // Errors keep their exit codes through the agent.
+    let out = env.run(&["token", "nobody"], None).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("[unknown_account]"));
 }

@@ -108,7 +108,7 @@ async fn logto_organization_tokens_from_the_command_line() {
         .await;
     assert_eq!(out.status.code(), Some(4));
     assert!(
-        text(&out.stderr).contains("--oauth is for stack_auth"),
+        text(&out.stderr).contains("only Stack Auth offers OAuth sign-in"),
         "{}",
         text(&out.stderr)
     );

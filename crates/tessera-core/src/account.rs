@@ -52,6 +52,20 @@ pub struct Account {
     /// Display names of organizations, by id, where the provider told them.
     #[serde(default)]
     pub org_names: std::collections::BTreeMap<String, String>,
+    /// A write in progress that touches both the keychain and this record: if its process
+    /// died, the next one completes or undoes it (see the engine's `txn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingWrite>,
+}
+
+/// Which two-part write an account is in the middle of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PendingWrite {
+    /// A first sign-in: the record is written, its keychain entry may not be yet.
+    SignIn,
+    /// A sign-out: its keychain entries may be partly deleted already.
+    SignOut,
 }
 
 impl Account {
@@ -73,15 +87,19 @@ impl Account {
             current_org: None,
             signed_in_orgs: Vec::new(),
             org_names: Default::default(),
+            pending: None,
         }
     }
 
-    /// The stable id of `subject` at `provider`.
+    /// The id a new account of `subject` at `provider` gets: the whole SHA-256 of both, so
+    /// no provider can grind a subject that collides with another account. (Accounts stored
+    /// with the 40-bit ids of earlier versions keep them: a sign-in finds its account by
+    /// provider and subject.)
     pub fn id_for(provider: &str, subject: &str) -> String {
-        format!(
-            "acc-{}",
-            &crate::fsutil::short_hash(&format!("{provider}\n{subject}"))[..10]
-        )
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{provider}\n{subject}").as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("acc-{hex}")
     }
 
     /// Updates who the account is from (verified) ID token claims.
@@ -214,7 +232,12 @@ impl DataDir {
         let dir = DataDir {
             root: root.to_path_buf(),
         };
-        dir.update(|_| Ok(()))?;
+        // Written once, with the keychain namespace; after that opening only reads.
+        if dir.state_file().exists() {
+            dir.read()?;
+        } else {
+            dir.update(|_| Ok(()))?;
+        }
         Ok(dir)
     }
 

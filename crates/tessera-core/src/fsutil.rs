@@ -43,19 +43,22 @@ pub struct FileLock {
 impl FileLock {
     /// Blocks until the exclusive lock on `path` is held.
     pub fn acquire(path: &Path) -> Result<FileLock> {
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)
-                .map_err(|e| Error::storage(&format!("create {}", dir.display()), e))?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::storage(&format!("open {}", path.display()), e))?;
+        let file = lock_file(path)?;
         file.lock()
             .map_err(|e| Error::storage(&format!("lock {}", path.display()), e))?;
         Ok(FileLock { file })
+    }
+
+    /// The lock if nobody holds it now (a holder that died has released it).
+    pub fn try_acquire(path: &Path) -> Result<Option<FileLock>> {
+        let file = lock_file(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(FileLock { file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => {
+                Err(Error::storage(&format!("lock {}", path.display()), e))
+            }
+        }
     }
 
     /// The same, without blocking the async runtime.
@@ -70,6 +73,19 @@ impl Drop for FileLock {
     fn drop(&mut self) {
         let _ = self.file.unlock();
     }
+}
+
+fn lock_file(path: &Path) -> Result<fs::File> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)
+            .map_err(|e| Error::storage(&format!("create {}", dir.display()), e))?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::storage(&format!("open {}", path.display()), e))
 }
 
 /// The first 16 hex digits of SHA-256: stable file names for URLs and ids.

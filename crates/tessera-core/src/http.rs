@@ -210,7 +210,7 @@ fn display_url(url: &Url) -> String {
     strip_query(url.as_str())
 }
 
-fn strip_query(url: &str) -> String {
+pub(crate) fn strip_query(url: &str) -> String {
     url.split(['?', '#']).next().unwrap_or(url).to_string()
 }
 

@@ -6,7 +6,10 @@ use tessera_core::flow::DEEP_LINK_REDIRECT;
 use tessera_core::http::HttpConfig;
 use tessera_core::jwt::decode_unverified_for_display;
 use tessera_core::vault::SecretStore;
-use tessera_core::{ClientAuth, PresetInput, ProviderConfig, ProviderKind, SecretString};
+use tessera_core::{
+    ClientAuth, Credential, EmailLinkOutcome, ProviderConfig, ProviderDraft, ProviderKind,
+    SecretString,
+};
 use tessera_testkit::fakes::StackFake;
 use tessera_testkit::{Flavor, IdpOptions, Profile, client_pkjwt_pem};
 
@@ -32,11 +35,14 @@ impl Env {
         client: &str,
         edit: impl FnOnce(&mut ProviderConfig),
     ) {
-        let input = PresetInput {
+        let draft = ProviderDraft {
+            kind,
+            name: name.into(),
             issuer: Some(self.idp.issuer.clone()),
+            client_id: Some(client.into()),
             ..Default::default()
         };
-        let mut config = ProviderConfig::preset(kind, name, client, &input).unwrap();
+        let mut config = draft.configure().unwrap();
         edit(&mut config);
         let credential = (config.client_auth == ClientAuth::PrivateKeyJwt)
             .then(|| SecretString::new(client_pkjwt_pem()));
@@ -330,15 +336,15 @@ async fn rotating_auth0_profile_and_org_refresh_loss_marks_only_that_org() {
 /// A `Tessera` with the Stack fake's project registered as provider "stack".
 async fn with_stack(fake: &StackFake) -> common::Bare {
     let bare = common::bare(HttpConfig::default());
-    let input = PresetInput {
+    let draft = ProviderDraft {
+        kind: ProviderKind::StackAuth,
+        name: "stack".into(),
         project_id: Some(fake.project_id.clone()),
         client_key: Some(fake.publishable_key.clone()),
         base_url: Some(fake.base_url.clone()),
         ..Default::default()
     };
-    let config =
-        ProviderConfig::preset(ProviderKind::StackAuth, "stack", &fake.project_id, &input).unwrap();
-    bare.tessera.add_provider(config, None).await.unwrap();
+    bare.tessera.add_provider_draft(draft).await.unwrap();
     bare
 }
 
@@ -428,24 +434,26 @@ async fn stack_auth_password_and_mailed_code_sign_in_with_team_switching() {
     );
 
     tessera
-        .send_sign_in_code("stack", "bob@example.com", "http://127.0.0.1:9/callback")
+        .start_email_sign_in("stack", "bob@example.com", "http://127.0.0.1:9/callback")
         .await
         .unwrap();
     let link = fake.latest_link_to("bob@example.com").await;
-    let code = tessera_core::flow::query_param(&link, "code").unwrap();
-    let bob = tessera
-        .sign_in_with_code("stack", &SecretString::new(code.clone()))
+    let EmailLinkOutcome::SignedIn(bob) = tessera
+        .complete_email_link_for("stack", &link)
         .await
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("a Stack link signs in")
+    };
     assert_eq!(bob.email.as_deref(), Some("bob@example.com"));
     let reused = tessera
-        .sign_in_with_code("stack", &SecretString::new(code))
+        .complete_email_link_for("stack", &link)
         .await
         .unwrap_err();
     assert_eq!(
-        reused.oauth_error(),
-        Some("VERIFICATION_CODE_ALREADY_USED"),
-        "{reused}"
+        reused.code(),
+        "unknown_state",
+        "a link works once: {reused}"
     );
 
     // The six characters shown in the mail, typed (in any case) instead of clicking the link.
@@ -459,7 +467,7 @@ async fn stack_auth_password_and_mailed_code_sign_in_with_team_switching() {
         "no code was mailed since the last one was used"
     );
     tessera
-        .send_sign_in_code("stack", "bob@example.com", "http://127.0.0.1:9/callback")
+        .start_email_sign_in("stack", "bob@example.com", "http://127.0.0.1:9/callback")
         .await
         .unwrap();
     let otp = fake.latest_otp_to("bob@example.com").await;
@@ -648,22 +656,16 @@ async fn stytch_discovery_link_org_pick_refresh_and_sign_out_through_both_apis()
         ("stytch-sdk", None),
         ("stytch-backend", Some(fake.secret.clone())),
     ] {
-        let input = PresetInput {
+        let draft = ProviderDraft {
+            kind: ProviderKind::StytchB2b,
+            name: name.into(),
             project_id: Some(fake.project_id.clone()),
             client_key: secret.is_none().then(|| fake.public_token.clone()),
             base_url: Some(fake.base_url.clone()),
+            credential: secret.map(|s| Credential::Secret(SecretString::new(s))),
             ..Default::default()
         };
-        let mut config =
-            ProviderConfig::preset(ProviderKind::StytchB2b, name, &fake.project_id, &input)
-                .unwrap();
-        if secret.is_some() {
-            config.client_auth = ClientAuth::ClientSecretBasic;
-        }
-        tessera
-            .add_provider(config, secret.map(SecretString::new))
-            .await
-            .unwrap();
+        tessera.add_provider_draft(draft).await.unwrap();
     }
 
     for provider in ["stytch-sdk", "stytch-backend"] {
@@ -673,7 +675,11 @@ async fn stytch_discovery_link_org_pick_refresh_and_sign_out_through_both_apis()
             .unwrap();
         let link = fake.latest_link_to("alice@example.com").await;
         assert!(link.starts_with("dev.tessera:/callback?"), "{link}");
-        let discovery = tessera.complete_email_link(&link).await.unwrap();
+        let EmailLinkOutcome::PickOrganizations(discovery) =
+            tessera.complete_email_link(&link).await.unwrap()
+        else {
+            panic!("a Stytch discovery link lists organizations")
+        };
         assert_eq!(discovery.provider, provider);
         let slugs: Vec<_> = discovery
             .organizations

@@ -273,7 +273,11 @@ impl Idp {
 
     /// Arms a one-shot fault for the next request to `path`, the full path as the client sends
     /// it (e.g. `"/token"`, `"/oauth/token"` for Auth0, `"/oidc/token"` for Logto). Kinds:
-    /// `html`, `truncated`, `huge`, `wrong_content_type`, `slow`, `redirect`, `status500_json`.
+    /// `html`, `truncated`, `huge`, `wrong_content_type`, `slow`, `redirect`, `status500_json`,
+    /// `stall` (see [`Idp::stall`]), `id_token_bad_signature` and `id_token_other_sub` (the
+    /// request is served, then its answer's ID token is re-signed with the wrong key, or names
+    /// the other demo user; event `test.id_token_forged` carries `access_token_sha256`, the
+    /// base64url SHA-256 of that answer's access token).
     pub async fn sabotage(&self, path: &str, kind: &str) {
         let resp = self
             .http
@@ -288,6 +292,41 @@ impl Idp {
             status.is_success(),
             "arming sabotage {kind} on {path}: {status} {body}"
         );
+    }
+
+    /// Holds the next request to `path` before the provider sees it, until [`Idp::release`].
+    pub async fn stall(&self, path: &str) {
+        self.sabotage(path, "stall").await;
+    }
+
+    /// Waits until a request to `path` is held by [`Idp::stall`] (panics after 60 s).
+    pub async fn held(&self, path: &str) {
+        let resp = self
+            .http
+            .get(self.origin_url("/__test/stalled"))
+            .query(&[("path", path)])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("waiting for a request to {path} to be held: {e}"));
+        assert!(
+            resp.status().is_success(),
+            "GET /__test/stalled: {}",
+            resp.status()
+        );
+    }
+
+    /// Lets the request held on `path` go on; panics if none is held.
+    pub async fn release(&self, path: &str) {
+        let resp = self
+            .http
+            .post(self.origin_url("/__test/release"))
+            .json(&serde_json::json!({ "path": path }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST /__test/release: {e}"));
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        assert!(status.is_success(), "releasing {path}: {status} {body}");
     }
 
     /// The provider's event log: a JSON array of `{event, at, ...}` (see tests/idp/README.md).

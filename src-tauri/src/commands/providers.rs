@@ -1,8 +1,7 @@
-//! Providers: list, check an issuer's discovery document, add, remove.
+//! Providers: the kinds' specs, list, check where a provider lives, add, remove.
 
 use tauri::State;
-use tessera_core::http::{HttpClient, HttpConfig};
-use tessera_core::{PresetInput, ProviderConfig, ProviderKind, SecretString};
+use tessera_core::ProviderSpec;
 
 use crate::error::IpcResult;
 use crate::state::AppState;
@@ -14,26 +13,32 @@ pub async fn list_providers(state: State<'_, AppState>) -> IpcResult<Vec<Provide
     Ok(providers.into_iter().map(Into::into).collect())
 }
 
-/// Checks the provider the form describes without saving anything: an OpenID provider's
-/// discovery document, or a REST provider's signing keys.
+/// What the Add provider form draws for each provider kind.
 #[tauri::command]
-pub async fn check_provider(provider: NewProvider) -> IpcResult<DiscoveryView> {
-    let http = HttpClient::new(HttpConfig::default())?;
-    Ok(tessera_core::provider::check(&http, &config(&provider)?)
-        .await?
-        .into())
+pub async fn list_provider_specs(state: State<'_, AppState>) -> IpcResult<Vec<ProviderSpec>> {
+    Ok(state.tessera().provider_specs())
 }
 
-/// Registers a provider (the core checks discovery again); its secret goes to the keychain.
+/// Checks where the form says the provider lives without saving anything: an OpenID
+/// provider's discovery document, or a REST provider's signing keys.
+#[tauri::command]
+pub async fn check_provider(
+    state: State<'_, AppState>,
+    provider: NewProvider,
+) -> IpcResult<DiscoveryView> {
+    let draft = provider.into_draft();
+    Ok(state.tessera().check_provider(&draft).await?.into())
+}
+
+/// Registers a provider (the core checks it again); its secret goes to the keychain.
 #[tauri::command]
 pub async fn add_provider(
     state: State<'_, AppState>,
     provider: NewProvider,
 ) -> IpcResult<ProviderView> {
-    let secret = trimmed(provider.secret.as_deref()).map(SecretString::new);
     let saved = state
         .tessera()
-        .add_provider(config(&provider)?, secret)
+        .add_provider_draft(provider.into_draft())
         .await?;
     state.notify(AppEvent::AccountsChanged);
     Ok(saved.into())
@@ -41,59 +46,7 @@ pub async fn add_provider(
 
 #[tauri::command]
 pub async fn remove_provider(state: State<'_, AppState>, name: String) -> IpcResult<()> {
-    state.tessera().remove_provider(&name)?;
+    state.tessera().remove_provider(&name).await?;
     state.notify(AppEvent::AccountsChanged);
     Ok(())
-}
-
-fn trimmed(value: Option<&str>) -> Option<String> {
-    value
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(String::from)
-}
-
-fn words(values: &[String]) -> Vec<String> {
-    values
-        .iter()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .collect()
-}
-
-/// The form as a provider config, shaped by its kind's preset (issuer from the Auth0 domain
-/// or the Logto endpoint, default scopes and resources, the REST providers' project).
-fn config(p: &NewProvider) -> Result<ProviderConfig, tessera_core::Error> {
-    let kind: ProviderKind = p.kind.into();
-    let project_id = trimmed(p.project_id.as_deref());
-    let client_id = match (trimmed(Some(&p.client_id)), &project_id) {
-        (Some(id), _) => id,
-        (None, Some(project)) if !kind.is_oidc() => project.clone(),
-        _ => String::new(),
-    };
-    let input = PresetInput {
-        domain: trimmed(p.domain.as_deref()),
-        endpoint: trimmed(p.endpoint.as_deref()),
-        issuer: trimmed(Some(&p.issuer)),
-        project_id,
-        client_key: trimmed(p.client_key.as_deref()),
-        base_url: trimmed(p.base_url.as_deref()),
-    };
-    let mut config = ProviderConfig::preset(kind, p.name.trim(), &client_id, &input)?;
-    config.client_auth = p.client_auth.into();
-    config.key_id = trimmed(p.key_id.as_deref());
-    let scopes = words(&p.scopes);
-    if !scopes.is_empty() {
-        config.scopes = scopes;
-    }
-    if let Some(audience) = trimmed(p.audience.as_deref()) {
-        config.audience = Some(audience);
-    }
-    for resource in words(&p.resources) {
-        if !config.resources.contains(&resource) {
-            config.resources.push(resource);
-        }
-    }
-    config.redirect_mode = p.redirect_mode.into();
-    Ok(config)
 }

@@ -1,20 +1,17 @@
-//! Sign-in: the browser flow (start, cancel), Stytch B2B's mailed link and organization pick,
-//! Stack Auth's password, and the window's "I am listening" handshake.
+//! Sign-in: the browser flow (start, cancel), mailed links (and the organization pick a link
+//! may lead to), password and typed codes, and the window's "I am listening" handshake.
+//! Which of these a provider offers is in its spec (`ProviderView.spec.signIn`).
 
 use tauri::State;
+use tessera_core::{SecretString, SignInRequest};
 
 use crate::error::IpcResult;
 use crate::state::AppState;
-use tessera_core::SecretString;
-use tessera_core::flow::DEEP_LINK_REDIRECT;
-
-use crate::views::{
-    AccountView, AppEvent, EmailLinkSent, MailedCodeSent, SignInStarted, StartupNotice,
-};
+use crate::views::{AccountView, AppEvent, EmailLinkSent, SignInStarted, StartupNotice};
 
 /// Opens the provider's sign-in page in the browser; `org` asks for a sign-in into that
-/// organization (Auth0 `organization`, Logto `organization_id`); `oauth_provider` is Stack
-/// Auth's sign-in through GitHub, Google, ….
+/// organization, `oauth_provider` for a sign-in through a social provider (`github`, …),
+/// `someone_else` for the provider's login screen.
 #[tauri::command]
 pub async fn start_sign_in(
     state: State<'_, AppState>,
@@ -23,32 +20,28 @@ pub async fn start_sign_in(
     org: Option<String>,
     oauth_provider: Option<String>,
 ) -> IpcResult<SignInStarted> {
-    crate::sign_in::start(
-        &state,
-        &provider,
+    let request = SignInRequest {
+        provider,
+        org,
+        oauth_provider,
         someone_else,
-        org.as_deref(),
-        oauth_provider.as_deref(),
-    )
-    .await
+        params: Vec::new(),
+    };
+    crate::sign_in::start(&state, request).await
 }
 
-/// Stytch B2B: mails a discovery link to `email`; it comes back over `dev.tessera:/callback`
-/// as an `organizations-discovered` event.
+/// Mails a sign-in link to `email`; it comes back as a `sign-in-completed` or
+/// `organizations-discovered` event.
 #[tauri::command]
-pub async fn send_sign_in_link(
+pub async fn send_email_link(
     state: State<'_, AppState>,
     provider: String,
     email: String,
 ) -> IpcResult<EmailLinkSent> {
-    let sent = state
-        .tessera()
-        .start_email_sign_in(&provider, email.trim(), DEEP_LINK_REDIRECT)
-        .await?;
-    Ok(sent.into())
+    crate::sign_in::send_email_link(&state, &provider, email.trim()).await
 }
 
-/// Stytch B2B: signs in to the organizations the person picked from a discovery.
+/// Signs in to the organizations the person picked from a discovery.
 #[tauri::command]
 pub async fn choose_organizations(
     state: State<'_, AppState>,
@@ -60,7 +53,7 @@ pub async fn choose_organizations(
     Ok(account?.into())
 }
 
-/// Stack Auth: signs in with e-mail and password inside Tessera. The password goes to the
+/// Signs in with e-mail and password inside Tessera. The password goes to the
 /// provider and is dropped; it is never stored.
 #[tauri::command]
 pub async fn sign_in_with_password(
@@ -83,18 +76,7 @@ pub async fn cancel_sign_in(state: State<'_, AppState>, flow_id: String) -> IpcR
     Ok(crate::sign_in::cancel(&state, &flow_id))
 }
 
-/// Stack Auth: mails a sign-in code; its link comes back to a loopback address (a
-/// `sign-in-completed` event tagged with `waitId`), or the person types its six characters.
-#[tauri::command]
-pub async fn send_sign_in_code(
-    state: State<'_, AppState>,
-    provider: String,
-    email: String,
-) -> IpcResult<MailedCodeSent> {
-    crate::sign_in::send_code(&state, &provider, email.trim()).await
-}
-
-/// Stack Auth: signs in with the six characters from the mailed code.
+/// Signs in with the short code a mailed link shows, typed by the person.
 #[tauri::command]
 pub async fn sign_in_with_mailed_code(
     state: State<'_, AppState>,

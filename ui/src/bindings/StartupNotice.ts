@@ -8,4 +8,4 @@ import type { SignInFailed } from "./SignInFailed";
  * Events that happened before the window listened (a cold start opened by a deep link, the
  * demo provider setup), handed over by `ui_ready`.
  */
-export type StartupNotice = { "kind": "sign_in_completed" } & SignInCompleted | { "kind": "sign_in_failed" } & SignInFailed | { "kind": "organizations_discovered" } & OrganizationsDiscovered | { "kind": "app_error" } & IpcError;
+export type StartupNotice = { "type": "sign_in_completed" } & SignInCompleted | { "type": "sign_in_failed" } & SignInFailed | { "type": "organizations_discovered" } & OrganizationsDiscovered | { "type": "app_error" } & IpcError;

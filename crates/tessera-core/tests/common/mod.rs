@@ -95,6 +95,20 @@ impl Env {
             .unwrap();
     }
 
+    /// A second `Tessera` over the same data directory and keychain: the command line next to
+    /// the desktop app (its own in-process locks, sharing only what two processes share).
+    pub fn other_process(&self) -> Arc<Tessera> {
+        Arc::new(
+            Tessera::open(Options {
+                data_dir: self.dir.path().to_path_buf(),
+                store: Arc::new(self.store.clone()),
+                clock: Arc::new(self.clock.clone()),
+                http: HttpConfig::default(),
+            })
+            .unwrap(),
+        )
+    }
+
     pub async fn callback(&self, provider: &str, user: &str) -> String {
         let start = self
             .tessera

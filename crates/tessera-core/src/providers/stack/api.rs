@@ -1,38 +1,26 @@
-//! The Stack Auth adapter: Stack Auth is not OpenID Connect but a REST API (`/api/v1`) with
-//! an OAuth-shaped token endpoint and a per-project ES256 JWKS. Every request carries the
+//! Requests to one Stack Auth project's REST API (`/api/v1`). Every request carries the
 //! project headers (`x-stack-project-id`, `x-stack-access-type: client`, the publishable
-//! key); errors are `x-stack-known-error` codes, surfaced as [`Error::Provider`] with that
-//! code. Refresh returns only an access token (refresh tokens never rotate); teams are the
-//! organizations, and the selected team is a user attribute carried in the access token.
-//! Besides password and mailed-code sign-in there is OAuth through the browser (a social
-//! provider chosen per sign-in), which runs on the OpenID flows' pending-flow table.
+//! key); failures become Stack's known errors ([`super::error`]).
 
 use oauth2::{PkceCodeChallenge, PkceCodeVerifier};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::account::Account;
+use super::error::failure;
+use super::{OAUTH_PROVIDER_PARAM, STACK_DEFAULT_BASE};
 use crate::error::{Error, Result};
-use crate::http::{HttpClient, Response, parse_json};
-use crate::jwt::{Expectations, TokenKind, decode_unverified_for_display};
-use crate::provider::{ProviderConfig, ProviderKind, ProviderMetadata, STACK_DEFAULT_BASE};
+use crate::http::{HttpClient, parse_json};
+use crate::jwt::decode_unverified_for_display;
+use crate::provider::ProviderConfig;
 use crate::secret::SecretString;
-use crate::tessera::Tessera;
-use crate::vault::{Slot, TokenSet};
-
-/// The sign-in parameter naming the OAuth provider (`github`, `google`, …) of a browser
-/// sign-in.
-pub const OAUTH_PROVIDER_PARAM: &str = "oauth_provider";
-
-/// How long a mailed sign-in code is offered for typing (Stack's own expiry may be shorter).
-const MAILED_CODE_TTL: u64 = 3600;
+use crate::vault::TokenSet;
 
 /// Stack's client secret for projects that require no publishable key.
 const PUBLIC_CLIENT: &str = "__stack_public_client__";
 
 /// Requests to one Stack Auth project.
-pub struct StackApi<'a> {
+pub(super) struct StackApi<'a> {
     pub config: &'a ProviderConfig,
     pub http: &'a HttpClient,
     pub now: u64,
@@ -357,62 +345,6 @@ impl StackApi<'_> {
     }
 }
 
-/// Turns an error answer into Stack's known error (`{code, error}`, also named by the
-/// `x-stack-known-error` header), else an OAuth error or the bare status.
-fn failure(url: &str, response: &Response) -> Error {
-    #[derive(Deserialize)]
-    struct KnownError {
-        code: String,
-        /// Stack's own field; some documentation calls it `message`.
-        #[serde(alias = "message")]
-        error: Option<String>,
-    }
-    let known = response
-        .headers
-        .get("x-stack-known-error")
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
-    match (known, serde_json::from_slice::<KnownError>(&response.body)) {
-        (_, Ok(e)) => {
-            let said = e.error.unwrap_or_default();
-            Error::Provider {
-                description: Some(match explain(&e.code) {
-                    Some(hint) if said.is_empty() => hint.to_string(),
-                    Some(hint) => format!("{said} {hint}"),
-                    None => said,
-                })
-                .filter(|d| !d.is_empty()),
-                error: e.code,
-            }
-        }
-        (Some(code), Err(_)) => Error::Provider {
-            error: code,
-            description: None,
-        },
-        (None, Err(_)) => crate::http::oauth_error_or_status(url, response),
-    }
-}
-
-fn explain(code: &str) -> Option<&'static str> {
-    Some(match code {
-        "MULTI_FACTOR_AUTHENTICATION_REQUIRED" => {
-            "This account needs a one-time code from an authenticator app, which Tessera cannot ask for yet; sign in by e-mail code or OAuth instead."
-        }
-        "EMAIL_PASSWORD_MISMATCH" => "Check the e-mail address and password.",
-        "REFRESH_TOKEN_NOT_FOUND_OR_EXPIRED" => "The session ended; sign in again.",
-        "INVALID_PUBLISHABLE_CLIENT_KEY" | "PUBLISHABLE_CLIENT_KEY_REQUIRED_FOR_PROJECT" => {
-            "Check the provider's publishable client key."
-        }
-        "OAUTH_PROVIDER_NOT_FOUND_OR_NOT_ENABLED" => {
-            "Pick an OAuth provider the Stack Auth project has enabled."
-        }
-        "REDIRECT_URL_NOT_WHITELISTED" => {
-            "Stack Auth returns only to loopback addresses and the project's trusted domains."
-        }
-        _ => return None,
-    })
-}
-
 impl StackApi<'_> {
     /// `GET /users/me`.
     pub async fn me(&self, access_token: &SecretString) -> Result<Value> {
@@ -424,159 +356,5 @@ impl StackApi<'_> {
             None,
         )
         .await
-    }
-}
-
-impl Tessera {
-    fn stack_provider(&self, config: &ProviderConfig, what: &str) -> Result<()> {
-        if config.kind != ProviderKind::StackAuth {
-            return Err(Error::Unsupported(format!("{what} at \"{}\"", config.name)));
-        }
-        Ok(())
-    }
-
-    /// Stack Auth: signs in with e-mail and password, inside Tessera.
-    pub async fn sign_in_with_password(
-        &self,
-        provider: &str,
-        email: &str,
-        password: &SecretString,
-    ) -> Result<Account> {
-        let (config, metadata, _) = self.provider_context(provider).await?;
-        self.stack_provider(&config, "password sign-in")?;
-        let tokens = self
-            .stack(&config)
-            .password_sign_in(email, password)
-            .await?;
-        self.store_stack_sign_in(&config, &metadata, tokens).await
-    }
-
-    /// Stack Auth: mails a sign-in link (`callback_url?code=…`) to `email`, with the
-    /// six-character code of [`Tessera::sign_in_with_mailed_code`] in it.
-    pub async fn send_sign_in_code(
-        &self,
-        provider: &str,
-        email: &str,
-        callback_url: &str,
-    ) -> Result<()> {
-        let config = self.provider(provider)?;
-        self.stack_provider(&config, "e-mail code sign-in")?;
-        let nonce = self
-            .stack(&config)
-            .send_sign_in_code(email, callback_url)
-            .await?;
-        if let Ok(mut sent) = self.mailed_codes.lock() {
-            sent.insert(config.name, (nonce, self.now()));
-        }
-        Ok(())
-    }
-
-    /// Stack Auth: signs in with the six characters the mail shows, which complete the code
-    /// the last [`Tessera::send_sign_in_code`] to `provider` began. A wrong code may be typed
-    /// again; the code works once.
-    pub async fn sign_in_with_mailed_code(&self, provider: &str, typed: &str) -> Result<Account> {
-        let typed = typed.trim().to_uppercase();
-        if typed.len() != 6 || !typed.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(Error::InvalidConfig(
-                "the code from the mail has six letters and digits".into(),
-            ));
-        }
-        let nonce = {
-            let sent = self.mailed_codes.lock().map_err(|_| Error::UnknownState)?;
-            match sent.get(provider) {
-                Some((nonce, at)) if self.now().saturating_sub(*at) <= MAILED_CODE_TTL => {
-                    nonce.expose_secret().to_string()
-                }
-                Some(_) => return Err(Error::FlowExpired),
-                None => return Err(Error::UnknownState),
-            }
-        };
-        self.sign_in_with_code(provider, &SecretString::new(format!("{typed}{nonce}")))
-            .await
-    }
-
-    /// Stack Auth: signs in with the code from the mailed link (or the typed one completed).
-    pub async fn sign_in_with_code(&self, provider: &str, code: &SecretString) -> Result<Account> {
-        let (config, metadata, _) = self.provider_context(provider).await?;
-        self.stack_provider(&config, "e-mail code sign-in")?;
-        let tokens = self.stack(&config).code_sign_in(code).await?;
-        // Used, by link or by typing: the mail's code cannot be typed any more.
-        if let Ok(mut sent) = self.mailed_codes.lock() {
-            sent.remove(provider);
-        }
-        self.store_stack_sign_in(&config, &metadata, tokens).await
-    }
-
-    /// Verifies a Stack sign-in's access token and stores the account with its selected team.
-    pub(crate) async fn store_stack_sign_in(
-        &self,
-        config: &ProviderConfig,
-        metadata: &ProviderMetadata,
-        tokens: TokenSet,
-    ) -> Result<Account> {
-        let expect = Expectations {
-            kind: TokenKind::AccessToken,
-            issuer: &metadata.issuer,
-            audience: config.audience.as_deref(),
-            client_id: &config.client_id,
-            nonce: None,
-            access_token: None,
-            now: self.now(),
-        };
-        let claims = self
-            .verify(metadata, tokens.access_token.expose_secret(), &expect)
-            .await?
-            .into_result("access token")?;
-        let account = self.store_account(config, metadata, tokens, &claims, Slot::Main)?;
-        match claims.claim_str("selected_team_id") {
-            Some(team) => self.update_account(&account.id, |a| {
-                if !a.orgs.iter().any(|o| o == team) {
-                    a.orgs.push(team.to_string());
-                }
-                a.current_org = Some(team.to_string());
-            }),
-            None => Ok(account),
-        }
-    }
-
-    /// Stack Auth: the person's teams, refreshed from the API into the account's metadata.
-    pub(crate) async fn stack_teams(&self, account: &Account) -> Result<Account> {
-        let config = self.provider(&account.provider)?;
-        let token = self.access_token(&account.id, 30, false).await?;
-        let teams = self.stack(&config).teams(&token.token).await?;
-        self.update_account(&account.id, |a| {
-            a.orgs = teams.iter().map(|t| t.id.clone()).collect();
-            for t in &teams {
-                if let Some(name) = &t.display_name {
-                    a.org_names.insert(t.id.clone(), name.clone());
-                }
-            }
-        })
-    }
-
-    /// Stack Auth: selects a team (`PATCH /users/me`) and refreshes so the access token
-    /// carries it.
-    pub(crate) async fn stack_switch(&self, account: &Account, team: &str) -> Result<Account> {
-        let config = self.provider(&account.provider)?;
-        let token = self.access_token(&account.id, 30, false).await?;
-        self.stack(&config).select_team(&token.token, team).await?;
-        self.refresh(&account.id).await?;
-        self.account(&account.id)
-    }
-
-    /// Stack Auth: ends the session at the provider. A session that is already gone counts
-    /// as ended.
-    pub(crate) async fn stack_sign_out(&self, account: &Account) -> Result<bool> {
-        let config = self.provider(&account.provider)?;
-        let token = match self.access_token(&account.id, 30, false).await {
-            Ok(t) => t,
-            Err(Error::NeedsSignIn(_)) => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        match self.stack(&config).sign_out(&token.token).await {
-            Ok(()) => Ok(true),
-            Err(e) if e.grant_is_gone() => Ok(false),
-            Err(e) => Err(e),
-        }
     }
 }

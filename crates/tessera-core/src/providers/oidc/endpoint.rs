@@ -10,8 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use base64::engine::general_purpose::STANDARD;
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
     BasicTokenType,
@@ -27,9 +26,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
+use super::assertion::client_assertion;
 use crate::error::{Error, Result};
 use crate::http::{HttpClient, oauth_error_or_status, parse_json};
 use crate::provider::{ClientAuth, ProviderConfig, ProviderMetadata};
+use crate::providers::Context;
 use crate::secret::SecretString;
 use crate::vault::TokenSet;
 
@@ -64,7 +65,7 @@ type OAuthClient = oauth2::Client<
 >;
 
 /// Everything needed to talk to one provider on behalf of its client.
-pub struct Endpoint<'a> {
+pub(crate) struct Endpoint<'a> {
     pub config: &'a ProviderConfig,
     pub metadata: &'a ProviderMetadata,
     /// Client secret or private key, from the keychain.
@@ -82,6 +83,18 @@ pub struct DeviceAuthorization {
     pub expires_in: Duration,
     pub interval: Duration,
     pub(crate) details: StandardDeviceAuthorizationResponse,
+}
+
+impl<'a> Endpoint<'a> {
+    pub fn new(ctx: &Context<'a>) -> Self {
+        Endpoint {
+            config: ctx.config,
+            metadata: ctx.metadata,
+            credential: ctx.credential,
+            http: ctx.http,
+            now: ctx.now,
+        }
+    }
 }
 
 fn url_error(what: &str, e: impl fmt::Display) -> Error {
@@ -197,7 +210,7 @@ impl Endpoint<'_> {
     /// Exchanges an authorization code for tokens.
     pub async fn exchange_code(
         &self,
-        code: String,
+        code: &str,
         verifier: PkceCodeVerifier,
         redirect_uri: &str,
     ) -> Result<TokenSet> {
@@ -205,7 +218,7 @@ impl Endpoint<'_> {
             RedirectUrl::new(redirect_uri.to_string()).map_err(|e| url_error("redirect", e))?;
         let client = self.client()?.set_redirect_uri(redirect);
         let mut request = client
-            .exchange_code(AuthorizationCode::new(code))
+            .exchange_code(AuthorizationCode::new(code.to_string()))
             .set_pkce_verifier(verifier);
         for (k, v) in self.assertion_params(&self.metadata.token_endpoint)? {
             request = request.add_extra_param(k, v);
@@ -395,7 +408,10 @@ impl Endpoint<'_> {
             ClientAuth::None => params.push(("client_id".into(), id.clone())),
             ClientAuth::PrivateKeyJwt => {
                 params.push(("client_id".into(), id.clone()));
-                params.extend(self.assertion_params(&self.metadata.token_endpoint)?);
+                params.extend(self.assertion_params(&assertion_audience(
+                    endpoint,
+                    &self.metadata.token_endpoint,
+                )?)?);
             }
         }
         let body = url::form_urlencoded::Serializer::new(String::new())
@@ -436,6 +452,21 @@ impl Endpoint<'_> {
             url: self.metadata.token_endpoint.clone(),
             reason,
         }
+    }
+}
+
+/// The `aud` of a `private_key_jwt` assertion sent to `endpoint` (revocation,
+/// introspection): the token endpoint, which providers such as Stitch require — and so only
+/// to a server of the token endpoint's own origin, where it cannot be replayed elsewhere. An
+/// endpoint on another origin is refused before anything is sent, as unsupported.
+fn assertion_audience(endpoint: &str, token_endpoint: &str) -> Result<String> {
+    let origin = |u: &str| Url::parse(u).map(|u| u.origin()).ok();
+    match (origin(endpoint), origin(token_endpoint)) {
+        (Some(a), Some(b)) if a == b => Ok(token_endpoint.to_string()),
+        _ => Err(Error::Unsupported(format!(
+            "sending a private_key_jwt client assertion to {}, which is not the token endpoint's server",
+            crate::http::strip_query(endpoint)
+        ))),
     }
 }
 
@@ -483,7 +514,9 @@ fn token_set(
             BasicTokenType::Bearer => "Bearer".to_string(),
             other => format!("{other:?}"),
         },
-        expires_at: response.expires_in().map(|d| now + d.as_secs()),
+        expires_at: response
+            .expires_in()
+            .map(|d| now.saturating_add(d.as_secs())),
         refresh_token: response
             .refresh_token()
             .map(|r| SecretString::new(r.secret().clone()))
@@ -501,139 +534,57 @@ fn token_set(
     }
 }
 
-/// Signs an RFC 7523 client assertion: `iss = sub = client_id`, `aud` = the token endpoint
-/// (also for revocation and introspection: Stitch accepts nothing else),
-/// a random `jti`, valid for 60 s. The key is a PEM (RSA or EC) or a private JWK.
-pub fn client_assertion(
-    client_id: &str,
-    audience: &str,
-    key: &SecretString,
-    key_id: Option<&str>,
-    now: u64,
-) -> Result<String> {
-    let (encoding, alg, kid) = signing_key(key)?;
-    let kid = kid.or_else(|| key_id.map(String::from));
-    let mut header = Header::new(alg);
-    header.kid = kid;
-    let jti = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 18]>());
-    let claims = serde_json::json!({
-        "iss": client_id, "sub": client_id, "aud": audience,
-        "jti": jti, "iat": now, "nbf": now, "exp": now + 60,
-    });
-    jsonwebtoken::encode(&header, &claims, &encoding)
-        .map_err(|e| Error::InvalidConfig(format!("cannot sign the client assertion: {e}")))
-}
-
-/// Checks that a private key can sign assertions, without using it.
-pub fn check_private_key(key: &SecretString) -> Result<()> {
-    signing_key(key).map(|_| ())
-}
-
-fn signing_key(key: &SecretString) -> Result<(EncodingKey, Algorithm, Option<String>)> {
-    let text = key.expose_secret().trim();
-    let bad = |what: &str| Error::InvalidConfig(format!("the private key is not {what}"));
-    if text.starts_with('{') {
-        return jwk_signing_key(text);
-    }
-    if let Ok(k) = EncodingKey::from_rsa_pem(text.as_bytes()) {
-        return Ok((k, Algorithm::RS256, None));
-    }
-    if let Ok(k) = EncodingKey::from_ec_pem(text.as_bytes()) {
-        return Ok((k, Algorithm::ES256, None));
-    }
-    Err(bad("an RSA or P-256 private key in PEM, or a private JWK"))
-}
-
-fn jwk_signing_key(text: &str) -> Result<(EncodingKey, Algorithm, Option<String>)> {
-    use rsa::pkcs8::EncodePrivateKey;
-    let bad = |why: &str| Error::InvalidConfig(format!("the private JWK is unusable: {why}"));
-    let jwk: Value = serde_json::from_str(text).map_err(|_| bad("not JSON"))?;
-    let field = |name: &str| -> Result<Vec<u8>> {
-        let s = jwk
-            .get(name)
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad(&format!("no \"{name}\"")))?;
-        URL_SAFE_NO_PAD
-            .decode(s)
-            .map_err(|_| bad(&format!("\"{name}\" is not base64url")))
-    };
-    let kid = jwk.get("kid").and_then(Value::as_str).map(String::from);
-    match jwk.get("kty").and_then(Value::as_str) {
-        Some("RSA") => {
-            let n = |v: Vec<u8>| rsa::BigUint::from_bytes_be(&v);
-            let key = rsa::RsaPrivateKey::from_components(
-                n(field("n")?),
-                n(field("e")?),
-                n(field("d")?),
-                vec![n(field("p")?), n(field("q")?)],
-            )
-            .map_err(|e| bad(&e.to_string()))?;
-            let pem = key
-                .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
-                .map_err(|e| bad(&e.to_string()))?;
-            let encoding =
-                EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| bad(&e.to_string()))?;
-            Ok((encoding, Algorithm::RS256, kid))
-        }
-        Some("EC") if jwk.get("crv").and_then(Value::as_str) == Some("P-256") => {
-            let secret =
-                p256::SecretKey::from_slice(&field("d")?).map_err(|e| bad(&e.to_string()))?;
-            let pem = secret
-                .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
-                .map_err(|e| bad(&e.to_string()))?;
-            let encoding =
-                EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| bad(&e.to_string()))?;
-            Ok((encoding, Algorithm::ES256, kid))
-        }
-        _ => Err(bad("only RSA and EC P-256 keys are supported")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::HttpConfig;
 
-    #[test]
-    fn garbage_private_key_is_a_config_error() {
-        for bad in [
-            "",
-            "-----BEGIN NOTHING-----",
-            "{\"kty\":\"oct\",\"k\":\"AA\"}",
-            "{",
-        ] {
-            assert_eq!(
-                check_private_key(&SecretString::new(bad))
-                    .unwrap_err()
-                    .code(),
-                "invalid_config"
-            );
+    fn metadata(revocation: &str) -> ProviderMetadata {
+        ProviderMetadata {
+            issuer: "http://127.0.0.1:9".into(),
+            authorization_endpoint: "http://127.0.0.1:9/auth".into(),
+            token_endpoint: "http://127.0.0.1:9/token".into(),
+            jwks_uri: "http://127.0.0.1:9/jwks".into(),
+            userinfo_endpoint: None,
+            revocation_endpoint: Some(revocation.into()),
+            introspection_endpoint: None,
+            end_session_endpoint: None,
+            device_authorization_endpoint: None,
+            authorization_response_iss_parameter_supported: false,
+            code_challenge_methods_supported: None,
         }
     }
 
-    #[test]
-    fn assertion_from_a_generated_ec_key() {
+    #[tokio::test]
+    async fn private_key_jwt_assertions_go_only_to_the_token_endpoints_server() {
         use p256::pkcs8::EncodePrivateKey;
-        let key = p256::SecretKey::random(&mut rand::thread_rng());
-        let pem = key
+        let key = p256::SecretKey::random(&mut rand::thread_rng())
             .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
             .unwrap()
             .to_string();
-        let jwt = client_assertion(
-            "cli",
-            "https://idp/token",
-            &SecretString::new(pem),
-            Some("k1"),
-            1000,
-        )
-        .unwrap();
-        let d = crate::jwt::decode_unverified_for_display(&jwt).unwrap();
-        assert_eq!((d.alg(), d.kid()), (Some("ES256"), Some("k1")));
-        assert_eq!(
-            (d.claim_str("iss"), d.claim_str("sub")),
-            (Some("cli"), Some("cli"))
-        );
-        assert_eq!(d.claim_str("aud"), Some("https://idp/token"));
-        assert_eq!(d.claim_u64("exp"), Some(1060));
-        assert!(d.claim_str("jti").is_some_and(|j| j.len() >= 16));
+        let key = SecretString::new(key);
+        let mut config = ProviderConfig::new("stitch", "http://127.0.0.1:9", "client");
+        config.client_auth = ClientAuth::PrivateKeyJwt;
+        let http = HttpClient::new(HttpConfig::default()).unwrap();
+        let revoke = |revocation: &str| {
+            let metadata = metadata(revocation);
+            let (config, key, http) = (config.clone(), &key, http.clone());
+            async move {
+                let endpoint = Endpoint {
+                    config: &config,
+                    metadata: &metadata,
+                    credential: Some(key),
+                    http: &http,
+                    now: 1_800_000_000,
+                };
+                endpoint.revoke(&SecretString::new("rt")).await.unwrap_err()
+            }
+        };
+        // Another server (another port, another loopback host): refused before sending.
+        for elsewhere in ["http://127.0.0.1:10/revoke", "http://127.0.0.2:9/revoke"] {
+            assert_eq!(revoke(elsewhere).await.code(), "unsupported", "{elsewhere}");
+        }
+        // The token endpoint's own server: sent (and nobody listens there).
+        assert_eq!(revoke("http://127.0.0.1:9/revoke").await.code(), "network");
     }
 }

@@ -1,0 +1,28 @@
+//! The client side, for `tessera token`: plain blocking I/O with short timeouts, so asking a
+//! running agent needs no async runtime, and a missing or stuck agent costs milliseconds.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use super::{Answer, TokenRequest};
+
+/// How long a connected agent may take: a refresh at a slow provider, under its timeouts.
+const ANSWER_WITHIN: Duration = Duration::from_secs(40);
+
+/// Asks the agent of `socket`; `None` when no agent answers there (none running, an old
+/// socket, a stuck agent), in which case the caller does the work itself.
+pub fn ask(socket: &Path, request: &TokenRequest) -> Option<Answer> {
+    let mut stream = UnixStream::connect(socket).ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .ok()?;
+    stream.set_read_timeout(Some(ANSWER_WITHIN)).ok()?;
+    let mut line = serde_json::to_vec(request).ok()?;
+    line.push(b'\n');
+    stream.write_all(&line).ok()?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).ok()?;
+    serde_json::from_str(&answer).ok()
+}

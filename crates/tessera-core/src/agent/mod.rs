@@ -1,0 +1,81 @@
+//! The token agent: one long-lived process per data directory that answers `tessera token`
+//! over a Unix socket, so a script's token costs a process start and one round trip instead
+//! of a keychain session, a runtime and a TLS stack per call (the design of ssh-agent,
+//! gpg-agent and oidc-agent).
+//!
+//! The agent is a [`crate::Tessera`] like any other: it holds no token the keychain does not,
+//! takes the same per-account transactions (so single-flight holds across it, the app and
+//! other `tessera` processes) and persists a rotated refresh token before answering. It
+//! differs only in living long: its keychain connection, HTTP connections and caches stay warm.
+//!
+//! Trust: the socket is in a private directory (`$XDG_RUNTIME_DIR/dev.tessera`, 0700, the
+//! socket 0600) and the agent answers only peers of its own user (checked with
+//! `SO_PEERCRED`) — the same boundary as the Secret Service itself. It exits after
+//! [`IDLE`] without requests, or when its data directory disappears.
+
+mod client;
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use client::ask;
+pub use server::serve;
+
+/// How long an agent waits for requests before it exits.
+pub const IDLE: Duration = Duration::from_secs(600);
+
+/// A request for a token, as `tessera token` makes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRequest {
+    pub account: String,
+    pub org: Option<String>,
+    pub min_valid: u64,
+    pub force: bool,
+    pub id_token: bool,
+}
+
+/// The answer to a [`TokenRequest`]. The token is the one secret that crosses the socket,
+/// to the user who asked for it.
+#[derive(Serialize, Deserialize)]
+pub enum Answer {
+    Token {
+        account_id: String,
+        token: String,
+        expires_at: Option<u64>,
+        refreshed: bool,
+    },
+    Failed {
+        code: String,
+        message: String,
+        /// The error's class: `usage`, `needs_sign_in`, `provider`, `keychain`, `local`.
+        kind: String,
+    },
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Token { account_id, .. } => write!(f, "Token({account_id}, [redacted])"),
+            Answer::Failed { code, .. } => write!(f, "Failed({code})"),
+        }
+    }
+}
+
+/// The agent's socket for a data directory: in `$XDG_RUNTIME_DIR/dev.tessera/` (private to the
+/// user and cleared at logout), else in the data directory itself.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    let canonical = data_dir
+        .canonicalize()
+        .unwrap_or_else(|_| data_dir.to_path_buf());
+    let name = format!(
+        "agent-{}.sock",
+        crate::fsutil::short_hash(&canonical.to_string_lossy())
+    );
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(runtime) => PathBuf::from(runtime).join("dev.tessera").join(name),
+        None => canonical.join(name),
+    }
+}

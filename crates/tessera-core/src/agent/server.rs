@@ -1,0 +1,111 @@
+//! The agent side: a tokio Unix-socket server over one [`Tessera`], one JSON line in and one
+//! out per connection. At most one agent serves a data directory (a lock file beside the
+//! socket); a second one leaves at once.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::time::Instant;
+
+use super::{Answer, TokenRequest};
+use crate::engine::Tessera;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fsutil::FileLock;
+
+/// The longest request line read (a request is a few hundred bytes).
+const MAX_REQUEST: u64 = 64 * 1024;
+
+/// Serves `tessera` on `socket` until `idle` passes without a request or the data directory
+/// disappears. Returns at once (`Ok(false)`) when another agent already serves it.
+pub async fn serve(tessera: Arc<Tessera>, socket: &Path, idle: Duration) -> Result<bool> {
+    let dir = socket
+        .parent()
+        .ok_or_else(|| Error::Storage(format!("{} has no directory", socket.display())))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::storage(&format!("create {}", dir.display()), e))?;
+    let Some(_one_agent) = FileLock::try_acquire(&socket.with_extension("lock"))? else {
+        return Ok(false);
+    };
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket)
+        .map_err(|e| Error::storage(&format!("listen on {}", socket.display()), e))?;
+    let private = std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::metadata(socket));
+    let owner = private
+        .map_err(|e| Error::storage(&format!("secure {}", socket.display()), e))?
+        .uid();
+    let mut deadline = Instant::now() + idle;
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                deadline = Instant::now() + idle;
+                let tessera = tessera.clone();
+                tokio::spawn(async move { answer(&tessera, stream, owner).await });
+            }
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = tick.tick() => {
+                if !tessera.data_dir().exists() || !socket.exists() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_file(socket);
+    Ok(true)
+}
+
+async fn answer(tessera: &Tessera, stream: UnixStream, owner: u32) {
+    if stream.peer_cred().map(|c| c.uid()).ok() != Some(owner) {
+        return;
+    }
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut limited = BufReader::new(read.take(MAX_REQUEST));
+    let read = limited.read_line(&mut line);
+    if tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let answer = match serde_json::from_str::<TokenRequest>(&line) {
+        Ok(request) => match tessera.token(&request).await {
+            Ok((account_id, issued)) => Answer::Token {
+                account_id,
+                token: issued.token.expose_secret().to_string(),
+                expires_at: issued.expires_at,
+                refreshed: issued.refreshed,
+            },
+            Err(e) => failed(&e),
+        },
+        Err(e) => failed(&Error::InvalidConfig(format!("not a token request: {e}"))),
+    };
+    if let Ok(mut out) = serde_json::to_vec(&answer) {
+        out.push(b'\n');
+        let _ = write.write_all(&out).await;
+    }
+}
+
+fn failed(e: &Error) -> Answer {
+    Answer::Failed {
+        code: e.code().to_string(),
+        message: e.to_string(),
+        kind: match e.kind() {
+            ErrorKind::Usage => "usage",
+            ErrorKind::NeedsSignIn => "needs_sign_in",
+            ErrorKind::Provider => "provider",
+            ErrorKind::Keychain => "keychain",
+            ErrorKind::Local => "local",
+        }
+        .into(),
+    }
+}

@@ -1,0 +1,416 @@
+//! Tokens on demand and refresh. A stored token still valid for the asked-for time is handed
+//! out without a lock; anything else refreshes inside the account's transaction, which makes
+//! refreshes single-flight across threads and processes (a refresh someone else finished
+//! meanwhile is reused). Order inside: the provider's answer → a rotated refresh token
+//! persisted at once → the answer's identity token verified (and the subject compared) →
+//! only then the new access and ID tokens stored and handed out.
+
+use crate::account::{Account, AccountStatus};
+use crate::agent::TokenRequest;
+use crate::error::{Error, Result};
+use crate::jwt::{DecodedJwt, Expectations, TokenKind, decode_unverified_for_display};
+use crate::secret::SecretString;
+use crate::vault::{Slot, TokenSet};
+
+use super::txn::AccountTxn;
+use super::types::{ClaimChange, IssuedToken, RefreshOutcome};
+use super::{Resolved, Tessera};
+
+/// Seconds of validity the stored access token must still have to be handed out as is.
+const MIN_USEFUL: u64 = 5;
+
+/// Which refresh token to use and where the new access token goes. Usually one slot; for a
+/// Logto organization token the account's refresh token buys an organization's access token.
+#[derive(Debug, Clone)]
+pub(crate) struct RefreshPlan {
+    pub rt_slot: Slot,
+    pub at_slot: Slot,
+    pub extra: Vec<(String, String)>,
+}
+
+impl RefreshPlan {
+    pub fn own(slot: Slot) -> Self {
+        RefreshPlan {
+            rt_slot: slot.clone(),
+            at_slot: slot,
+            extra: Vec::new(),
+        }
+    }
+}
+
+impl Tessera {
+    /// A valid access token, refreshed when it has less than `min_valid` seconds left or
+    /// when `force` is set.
+    pub async fn access_token(
+        &self,
+        query: &str,
+        min_valid: u64,
+        force: bool,
+    ) -> Result<IssuedToken> {
+        let account = self.account(query)?;
+        let plan = self.default_plan(&account)?;
+        let (tokens, refreshed) = self.fresh_tokens(&account, plan, min_valid, force).await?;
+        Ok(IssuedToken {
+            expires_at: expiry(&tokens),
+            token: tokens.access_token,
+            refreshed,
+        })
+    }
+
+    /// The current ID token (refreshing first under the same rules as [`Self::access_token`]).
+    pub async fn id_token(&self, query: &str, min_valid: u64, force: bool) -> Result<IssuedToken> {
+        let account = self.account(query)?;
+        let plan = self.default_plan(&account)?;
+        let (tokens, refreshed) = self.fresh_tokens(&account, plan, min_valid, force).await?;
+        let token = tokens
+            .id_token
+            .ok_or_else(|| Error::Unsupported("an ID token for this account".into()))?;
+        let expires_at = decode_unverified_for_display(token.expose_secret())
+            .ok()
+            .and_then(|d| d.claim_u64("exp"));
+        Ok(IssuedToken {
+            token,
+            expires_at,
+            refreshed,
+        })
+    }
+
+    /// What `tessera token` asks for: the account's (or an organization's) access token, or
+    /// its ID token, valid for at least `min_valid` seconds; with the account's id.
+    pub async fn token(&self, request: &TokenRequest) -> Result<(String, IssuedToken)> {
+        let (query, min_valid, force) = (&request.account, request.min_valid, request.force);
+        let issued = match (&request.org, request.id_token) {
+            (Some(org), _) => self.org_token(query, org, min_valid, force).await?,
+            (None, true) => self.id_token(query, min_valid, force).await?,
+            (None, false) => self.access_token(query, min_valid, force).await?,
+        };
+        Ok((self.account(query)?.id, issued))
+    }
+
+    /// Refreshes now, whatever the expiry.
+    pub async fn refresh(&self, query: &str) -> Result<RefreshOutcome> {
+        let account = self.account(query)?;
+        let plan = self.default_plan(&account)?;
+        let txn = self.begin(&account.id).await?;
+        let before = self.load_slot(&account, &plan.at_slot)?;
+        let (after, _) = self.refresh_in(&txn, &plan, None).await?;
+        Ok(RefreshOutcome {
+            account_id: account.id,
+            rotated: refresh_secret(&before) != refresh_secret(&after),
+            previous_expires_at: before.expires_at,
+            expires_at: after.expires_at,
+            changed_claims: changed_claims(&before, &after),
+        })
+    }
+
+    /// The token set `access_token` hands out: the account's own, or, for an account signed
+    /// in only through organizations, its current organization's.
+    pub(crate) fn default_plan(&self, account: &Account) -> Result<RefreshPlan> {
+        if let Some(org) = &account.current_org
+            && self.vault.load_slot(&account.id, &Slot::Main)?.is_none()
+        {
+            return Ok(RefreshPlan::own(Slot::Org(org.clone())));
+        }
+        Ok(RefreshPlan::own(Slot::Main))
+    }
+
+    pub(crate) async fn fresh_tokens(
+        &self,
+        account: &Account,
+        plan: RefreshPlan,
+        min_valid: u64,
+        force: bool,
+    ) -> Result<(TokenSet, bool)> {
+        if account.status == AccountStatus::NeedsSignIn {
+            return Err(Error::NeedsSignIn(account.id.clone()));
+        }
+        let min_valid = min_valid.max(MIN_USEFUL);
+        if !force
+            && let Some(tokens) = self.vault.load_slot(&account.id, &plan.at_slot)?
+            && is_fresh(&tokens, min_valid, self.now())
+        {
+            return Ok((tokens, false));
+        }
+        let txn = self.begin(&account.id).await?;
+        self.refresh_in(&txn, &plan, (!force).then_some(min_valid))
+            .await
+    }
+
+    /// The token set in `slot`; reading needs no transaction, writing does.
+    pub(crate) fn load_slot(&self, account: &Account, slot: &Slot) -> Result<TokenSet> {
+        self.vault
+            .load_slot(&account.id, slot)?
+            .ok_or_else(|| match slot {
+                Slot::Main => Error::NeedsSignIn(account.id.clone()),
+                Slot::Org(org) => Error::OrgSignInRequired {
+                    account: account.id.clone(),
+                    org: org.clone(),
+                },
+            })
+    }
+
+    /// Refreshes inside the account's transaction (see the module docs). With
+    /// `skip_if_valid`, a token someone else refreshed meanwhile is handed out instead.
+    pub(crate) async fn refresh_in(
+        &self,
+        txn: &AccountTxn<'_>,
+        plan: &RefreshPlan,
+        skip_if_valid: Option<u64>,
+    ) -> Result<(TokenSet, bool)> {
+        let account = txn.existing()?;
+        if account.status == AccountStatus::NeedsSignIn {
+            return Err(Error::NeedsSignIn(account.id));
+        }
+        let current = txn.load(&plan.at_slot)?;
+        if let (Some(min_valid), Some(current)) = (skip_if_valid, current)
+            && is_fresh(&current, min_valid, self.now())
+        {
+            return Ok((current, false));
+        }
+        let holder = self.load_slot(&account, &plan.rt_slot)?;
+        let Some(refresh_token) = holder.refresh_token.as_ref() else {
+            return Err(self.grant_lost(txn, &plan.rt_slot)?);
+        };
+        let p = self.resolve(&account.provider).await?;
+        let mut fresh = match p
+            .adapter
+            .refresh(&self.context(&p), refresh_token, &plan.extra)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) if p.adapter.grant_is_gone(&e) => {
+                return Err(self.grant_lost(txn, &plan.rt_slot)?);
+            }
+            Err(e) => return Err(e),
+        };
+        let new_rt = fresh.refresh_token.take();
+        let rotated = refresh_secret_of(new_rt.as_ref()) != refresh_secret(&holder);
+        let holder = TokenSet {
+            refresh_token: new_rt.or(holder.refresh_token),
+            ..holder
+        };
+        if rotated {
+            // Persisted before anything else can fail: the old one is spent.
+            txn.save(&plan.rt_slot, &holder)?;
+        }
+        let previous = if plan.at_slot == plan.rt_slot {
+            Some(holder)
+        } else {
+            // An organization's access token; the ID token stays the account's.
+            fresh.id_token = None;
+            txn.load(&plan.at_slot)?
+        };
+        let claims = self
+            .verify_refreshed(&p, &account, &mut fresh, previous.as_ref())
+            .await?;
+        if plan.at_slot == plan.rt_slot {
+            fresh.refresh_token = previous.and_then(|h| h.refresh_token);
+        }
+        txn.save(&plan.at_slot, &fresh)?;
+        let current_org = claims
+            .as_ref()
+            .and_then(|c| p.adapter.current_org(c))
+            .or_else(|| {
+                decode_unverified_for_display(fresh.access_token.expose_secret())
+                    .ok()
+                    .and_then(|at| p.adapter.current_org(&at))
+            });
+        txn.update(|a| {
+            if let Some(c) = claims
+                .as_ref()
+                .filter(|_| p.adapter.identity().token == TokenKind::IdToken)
+            {
+                a.absorb_claims(c);
+            }
+            if let Some(org) = current_org {
+                a.current_org = org;
+            }
+            if plan.at_slot == Slot::Main {
+                a.status = AccountStatus::Active;
+                a.access_expires_at = expiry(&fresh);
+            }
+        })?;
+        Ok((fresh, true))
+    }
+
+    /// Checks a refresh answer's identity token, if it carries one: an ID token must pass
+    /// every check and name the account's subject (else the previous ID token is kept); a
+    /// provider whose access token proves identity has it verified.
+    async fn verify_refreshed(
+        &self,
+        p: &Resolved,
+        account: &Account,
+        fresh: &mut TokenSet,
+        previous: Option<&TokenSet>,
+    ) -> Result<Option<DecodedJwt>> {
+        let identity = p.adapter.identity();
+        let (token, audience, label) = match (identity.token, fresh.id_token.as_ref()) {
+            (TokenKind::IdToken, None) => {
+                fresh.id_token = previous.and_then(|t| t.id_token.clone());
+                fresh.nonce = previous.and_then(|t| t.nonce.clone());
+                fresh.id_token_matches_access_token = false;
+                return Ok(None);
+            }
+            (TokenKind::IdToken, Some(id)) => (
+                id.clone(),
+                Some(p.config.client_id.as_str()),
+                "refreshed ID token",
+            ),
+            (TokenKind::AccessToken, _) => (
+                fresh.access_token.clone(),
+                p.config.audience.as_deref(),
+                "refreshed access token",
+            ),
+        };
+        let expect = Expectations {
+            kind: identity.token,
+            issuer: &p.metadata.issuer,
+            audience,
+            client_id: &p.config.client_id,
+            nonce: None,
+            access_token: (identity.token == TokenKind::IdToken)
+                .then(|| fresh.access_token.expose_secret()),
+            now: self.now(),
+        };
+        let claims = self
+            .verify(&p.metadata, token.expose_secret(), &expect)
+            .await?
+            .into_result(label)?;
+        if let Some(subject) = claims.claim_str(identity.subject_claim)
+            && subject != account.subject
+        {
+            return Err(Error::TokenRejected {
+                token: label.into(),
+                reason: "it names a different subject".into(),
+            });
+        }
+        if identity.token == TokenKind::IdToken {
+            fresh.nonce = None;
+            fresh.id_token_matches_access_token = true;
+        }
+        Ok(Some(claims))
+    }
+
+    /// The provider refused a refresh token (`invalid_grant`): the account (or only that
+    /// organization's sign-in) needs a new sign-in. Nothing is deleted.
+    fn grant_lost(&self, txn: &AccountTxn<'_>, slot: &Slot) -> Result<Error> {
+        txn.update(|a| match slot {
+            Slot::Main => a.status = AccountStatus::NeedsSignIn,
+            Slot::Org(org) => a.signed_in_orgs.retain(|o| o != org),
+        })?;
+        Ok(match slot {
+            Slot::Main => Error::NeedsSignIn(txn.id().to_string()),
+            Slot::Org(org) => Error::OrgSignInRequired {
+                account: txn.id().to_string(),
+                org: org.clone(),
+            },
+        })
+    }
+}
+
+/// When the access token expires: as the provider said, else the JWT's own `exp`.
+pub(crate) fn expiry(tokens: &TokenSet) -> Option<u64> {
+    tokens.expires_at.or_else(|| {
+        decode_unverified_for_display(tokens.access_token.expose_secret())
+            .ok()
+            .and_then(|d| d.claim_u64("exp"))
+    })
+}
+
+fn is_fresh(tokens: &TokenSet, min_valid: u64, now: u64) -> bool {
+    expiry(tokens).is_none_or(|e| e > now.saturating_add(min_valid))
+}
+
+fn refresh_secret_of(token: Option<&SecretString>) -> Option<&str> {
+    token.map(|t| t.expose_secret())
+}
+
+fn refresh_secret(tokens: &TokenSet) -> Option<&str> {
+    refresh_secret_of(tokens.refresh_token.as_ref())
+}
+
+/// Claims that differ between two token sets: the access tokens' when both are JWTs,
+/// otherwise the ID tokens'.
+fn changed_claims(before: &TokenSet, after: &TokenSet) -> Vec<ClaimChange> {
+    let payload = |t: Option<&SecretString>| {
+        t.and_then(|t| decode_unverified_for_display(t.expose_secret()).ok())
+            .map(|d| d.payload)
+    };
+    let (old, new) = match (
+        payload(Some(&before.access_token)),
+        payload(Some(&after.access_token)),
+    ) {
+        (Some(a), Some(b)) => (a, b),
+        _ => (
+            payload(before.id_token.as_ref()).unwrap_or_default(),
+            payload(after.id_token.as_ref()).unwrap_or_default(),
+        ),
+    };
+    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| old.get(*n) != new.get(*n))
+        .map(|n| ClaimChange {
+            name: n.clone(),
+            before: old.get(n).cloned(),
+            after: new.get(n).cloned(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+
+    fn with_access_token(access_token: String, expires_at: Option<u64>) -> TokenSet {
+        TokenSet {
+            access_token: SecretString::new(access_token),
+            token_type: "Bearer".into(),
+            expires_at,
+            refresh_token: None,
+            id_token: None,
+            scope: None,
+            nonce: None,
+            id_token_matches_access_token: false,
+            obtained_at: 0,
+        }
+    }
+
+    fn jwt_expiring_at(exp: u64) -> String {
+        let part = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        format!(
+            "{}.{}.sig",
+            part(serde_json::json!({"alg": "RS256"})),
+            part(serde_json::json!({"exp": exp}))
+        )
+    }
+
+    #[test]
+    fn a_token_without_expires_in_expires_by_its_jwt_exp() {
+        let now = 1_800_000_000;
+        let expired = with_access_token(jwt_expiring_at(now - 10), None);
+        assert!(!is_fresh(&expired, 30, now), "refreshed by the JWT's exp");
+        assert_eq!(expiry(&expired), Some(now - 10));
+        let valid = with_access_token(jwt_expiring_at(now + 3600), None);
+        assert!(is_fresh(&valid, 30, now));
+        let said = with_access_token(jwt_expiring_at(now + 3600), Some(now + 5));
+        assert!(!is_fresh(&said, 30, now), "the provider's expires_in wins");
+        let opaque = with_access_token("opaque".into(), None);
+        assert!(
+            is_fresh(&opaque, 30, now),
+            "nothing says when an opaque token expires"
+        );
+    }
+
+    #[test]
+    fn far_future_expiry_and_validity_do_not_overflow() {
+        let token = with_access_token("opaque".into(), Some(u64::MAX));
+        assert!(!is_fresh(&token, u64::MAX, u64::MAX));
+        assert!(is_fresh(&token, u64::MAX - 1, 0));
+    }
+}
