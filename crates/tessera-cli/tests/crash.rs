@@ -215,7 +215,6 @@ async fn sigkill_at_random_moments_leaves_a_consistent_store() {
         tally.kills += 1;
         let answered = refresh_grants(&idp).await > grants_before;
         let persisted = cli.tokens(&id).await["refresh_token"] != rt_before;
-        let in_window = answered && !persisted;
         match (answered, persisted) {
             (false, _) => tally.killed_before_the_answer += 1,
             (true, true) => tally.killed_after_the_keychain_write += 1,
@@ -223,6 +222,15 @@ async fn sigkill_at_random_moments_leaves_a_consistent_store() {
         }
         check(&cli, &when).await;
         let out = cli.run(&["refresh", &id], None).await;
+        // A request the killed process had sent may be answered after the first look. When
+        // the follow-up refresh failed, a success counted now is that one.
+        let answered_late =
+            !answered && out.status.code() != Some(0) && refresh_grants(&idp).await > grants_before;
+        if answered_late && !persisted {
+            tally.killed_before_the_answer -= 1;
+            tally.killed_in_the_window += 1;
+        }
+        let in_window = (answered || answered_late) && !persisted;
         match out.status.code() {
             Some(0) => {}
             Some(3) if in_window => {
