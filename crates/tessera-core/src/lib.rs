@@ -28,6 +28,8 @@ pub mod loopback;
 pub mod provider;
 pub mod providers;
 pub mod secret;
+#[cfg(not(any(target_os = "macos", target_os = "windows")))]
+mod secret_service;
 pub mod vault;
 
 pub use account::{Account, AccountStatus, Restriction};

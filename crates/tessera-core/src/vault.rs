@@ -54,21 +54,24 @@ const PLATFORM_ENTRY_LIMIT: Option<usize> = if cfg!(windows) {
     None
 };
 
-/// The OS keychain (Secret Service on Linux, Keychain on macOS, Credential Manager on Windows).
+/// The OS keychain (Secret Service on Linux and the BSDs, Keychain on macOS, Credential
+/// Manager on Windows). Clones share one Secret Service session (see [`crate::secret_service`]):
+/// a process talks to the keychain daemon over a single connection, whatever the number of
+/// entries it reads or writes.
 #[derive(Debug, Clone)]
 pub struct KeyringStore {
     service: String,
+    #[cfg(not(any(target_os = "macos", target_os = "windows")))]
+    session: Arc<crate::secret_service::Session>,
 }
 
 impl KeyringStore {
     pub fn new() -> Self {
         KeyringStore {
             service: SERVICE.to_string(),
+            #[cfg(not(any(target_os = "macos", target_os = "windows")))]
+            session: Arc::default(),
         }
-    }
-
-    fn entry(&self, key: &str) -> Result<keyring::Entry> {
-        keyring::Entry::new(&self.service, key).map_err(keychain_error)
     }
 }
 
@@ -78,6 +81,51 @@ impl Default for KeyringStore {
     }
 }
 
+#[cfg(not(any(target_os = "macos", target_os = "windows")))]
+impl SecretStore for KeyringStore {
+    fn get(&self, key: &str) -> Result<Option<SecretString>> {
+        let value = self
+            .session
+            .get(&self.service, key)
+            .map_err(keychain_error)?;
+        Ok(value.map(SecretString::new))
+    }
+
+    fn set(&self, key: &str, value: &SecretString) -> Result<()> {
+        self.session
+            .set(&self.service, key, value.expose_secret())
+            .map_err(keychain_error)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.session
+            .delete(&self.service, key)
+            .map_err(keychain_error)
+    }
+}
+
+#[cfg(not(any(target_os = "macos", target_os = "windows")))]
+fn keychain_error(e: crate::secret_service::Failure) -> Error {
+    use crate::secret_service::Failure;
+    match e {
+        Failure::NoAccess(inner) => Error::Keychain(format!(
+            "the keychain is locked or no Secret Service is running ({inner})"
+        )),
+        Failure::Ambiguous(n) => Error::Keychain(format!(
+            "{n} keychain entries claim the same name; remove the extra ones"
+        )),
+        Failure::Platform(inner) => Error::Keychain(format!("the keychain failed: {inner}")),
+    }
+}
+
+#[cfg(any(target_os = "macos", target_os = "windows"))]
+impl KeyringStore {
+    fn entry(&self, key: &str) -> Result<keyring::Entry> {
+        keyring::Entry::new(&self.service, key).map_err(keychain_error)
+    }
+}
+
+#[cfg(any(target_os = "macos", target_os = "windows"))]
 impl SecretStore for KeyringStore {
     fn get(&self, key: &str) -> Result<Option<SecretString>> {
         match self.entry(key)?.get_password() {
@@ -101,6 +149,7 @@ impl SecretStore for KeyringStore {
     }
 }
 
+#[cfg(any(target_os = "macos", target_os = "windows"))]
 fn keychain_error(e: keyring::Error) -> Error {
     match e {
         keyring::Error::NoStorageAccess(inner) => Error::Keychain(format!(
