@@ -61,8 +61,16 @@ enum Command {
         json: bool,
     },
     /// Refresh an account's tokens now
+    /// Refresh an account's tokens now, or every account with --all
     Refresh {
-        account: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        account: Option<String>,
+        /// Every account, several at a time
+        #[arg(long)]
+        all: bool,
+        /// With --all: how many at a time
+        #[arg(long, default_value_t = 16, value_name = "N", requires = "all")]
+        parallel: usize,
         #[arg(long)]
         json: bool,
     },
@@ -465,9 +473,17 @@ async fn run(cli: Cli, data_dir: PathBuf) -> tessera_core::Result<()> {
             };
             output::claims(&tessera.claims(&account, kind).await?, json)
         }
-        Command::Refresh { account, json } => {
-            output::refresh(&tessera.refresh(&account).await?, json)
-        }
+        Command::Refresh {
+            account: Some(account),
+            json,
+            ..
+        } => output::refresh(&tessera.refresh(&account).await?, json),
+        Command::Refresh {
+            account: None,
+            parallel,
+            json,
+            ..
+        } => output::refresh_all(&tessera.refresh_all(parallel).await?, json),
         Command::Userinfo { account } => output::json(&tessera.userinfo(&account).await?),
         Command::Orgs { account, json } => {
             output::orgs(&tessera.organizations(&account).await?, json)

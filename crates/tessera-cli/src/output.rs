@@ -215,6 +215,45 @@ fn rows(rows: &[ClaimRow]) {
     }
 }
 
+/// `refresh --all`: one line per account (or a JSON array of `{account_id, ok, …}`); fails
+/// (with the first failure's error, after printing all) when any account failed.
+pub fn refresh_all(
+    outcomes: &[(String, tessera_core::Result<RefreshOutcome>)],
+    as_json: bool,
+) -> Out {
+    if as_json {
+        let rows: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|(id, r)| match r {
+                Ok(o) => serde_json::json!({"account_id": id, "ok": true, "rotated": o.rotated, "expires_at": o.expires_at}),
+                Err(e) => serde_json::json!({"account_id": id, "ok": false, "code": e.code(), "message": e.to_string()}),
+            })
+            .collect();
+        json(&rows)?;
+    } else {
+        for (id, r) in outcomes {
+            match r {
+                Ok(o) => say!(
+                    "{id}\trefreshed\t{}",
+                    if o.rotated { "rotated" } else { "kept" }
+                ),
+                Err(e) => say!("{id}\tfailed\t{e} [{}]", e.code()),
+            }
+        }
+    }
+    let failed = outcomes.iter().filter(|(_, r)| r.is_err()).count();
+    if failed > 0 {
+        return Err(Error::Provider {
+            error: "refresh_failed".into(),
+            description: Some(format!(
+                "{failed} of {} accounts did not refresh",
+                outcomes.len()
+            )),
+        });
+    }
+    Ok(())
+}
+
 pub fn refresh(outcome: &RefreshOutcome, as_json: bool) -> Out {
     if as_json {
         return json(outcome);

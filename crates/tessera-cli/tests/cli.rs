@@ -531,3 +531,30 @@ async fn token_is_served_by_an_agent_started_on_demand() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("[unknown_account]"));
 }
+
+#[tokio::test]
+async fn refresh_all_refreshes_every_account_at_once() {
+    assert_keychain_available();
+    let env = env(Profile::Rotating).await;
+    let alice = env.login("local", "alice").await;
+    let bob = env.login("local", "bob").await;
+    let before = (
+        env.tokens(&alice).await["refresh_token"].clone(),
+        env.tokens(&bob).await["refresh_token"].clone(),
+    );
+    let rows = env.json(&["refresh", "--all", "--json"]).await;
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r["ok"] == true && r["rotated"] == true),
+        "{rows:?}"
+    );
+    assert_ne!(env.tokens(&alice).await["refresh_token"], before.0);
+    assert_ne!(env.tokens(&bob).await["refresh_token"], before.1);
+    let out = env.run(&["refresh", "--all", &alice], None).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an account and --all exclude each other"
+    );
+}

@@ -103,6 +103,30 @@ impl Tessera {
         })
     }
 
+    /// Refreshes every account that can be refreshed, at most `parallel` at a time over the
+    /// one HTTP client (its connections reused); each account's outcome, in the accounts'
+    /// order. Accounts that must sign in again are left out.
+    pub async fn refresh_all(
+        &self,
+        parallel: usize,
+    ) -> Result<Vec<(String, Result<RefreshOutcome>)>> {
+        use futures_util::StreamExt;
+        let ids: Vec<String> = self
+            .accounts()?
+            .into_iter()
+            .filter(|a| a.status == AccountStatus::Active)
+            .map(|a| a.id)
+            .collect();
+        Ok(futures_util::stream::iter(ids)
+            .map(|id| async move {
+                let outcome = self.refresh(&id).await;
+                (id, outcome)
+            })
+            .buffered(parallel.max(1))
+            .collect()
+            .await)
+    }
+
     /// The token set `access_token` hands out: the account's own, or, for an account signed
     /// in only through organizations, its current organization's.
     pub(crate) fn default_plan(&self, account: &Account) -> Result<RefreshPlan> {
