@@ -1,0 +1,356 @@
+//! The verification checks and the JWKS cache, each failing on its own.
+
+use std::sync::Arc;
+
+use super::jwks::max_age;
+use super::*;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+
+fn part(v: Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&v).unwrap())
+}
+
+#[test]
+fn decodes_for_display_and_rejects_garbage() {
+    let t = format!(
+        "{}.{}.sig",
+        part(serde_json::json!({"alg":"RS256","kid":"k"})),
+        part(serde_json::json!({"sub":"alice"}))
+    );
+    let d = decode_unverified_for_display(&t).unwrap();
+    assert_eq!(d.kid(), Some("k"));
+    assert_eq!(d.claim_str("sub"), Some("alice"));
+    for bad in [
+        "",
+        "abc",
+        "a.b",
+        "a.b.c.d.e",
+        "!!.??.x",
+        &format!("{}.bm90LWpzb24.x", part(serde_json::json!({}))),
+    ] {
+        let e = decode_unverified_for_display(bad).unwrap_err();
+        assert_eq!(e.code(), "not_a_jwt", "{bad}");
+    }
+}
+
+#[test]
+fn at_hash_matches_the_oidc_example() {
+    // OpenID Connect Core, appendix A.3.
+    let at = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
+    assert_eq!(
+        at_hash("RS256", at).as_deref(),
+        Some("77QmUPtjPfzWtF2AnpK9RQ")
+    );
+}
+
+/// The names of the claim checks `payload` fails.
+fn failed_checks(payload: Value, expect: &Expectations<'_>) -> Vec<String> {
+    let jwt = DecodedJwt {
+        header: Map::new(),
+        payload: payload.as_object().unwrap().clone(),
+        signing_input: String::new(),
+        signature: String::new(),
+    };
+    claim_checks(&jwt, expect)
+        .into_iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .map(|c| c.name)
+        .collect()
+}
+
+fn id_token_expectations(now: u64) -> Expectations<'static> {
+    Expectations {
+        kind: TokenKind::IdToken,
+        issuer: "https://idp",
+        audience: Some("cli"),
+        client_id: "cli",
+        nonce: Some("n1"),
+        access_token: None,
+        now,
+    }
+}
+
+/// A JWKS endpoint on loopback that counts its requests; its keys and `Cache-Control`
+/// can change between requests, and it answers after a short delay so concurrent requests
+/// overlap.
+struct JwksServer {
+    uri: String,
+    keys: Arc<std::sync::Mutex<Vec<&'static str>>>,
+    cache_control: Arc<std::sync::Mutex<Option<&'static str>>>,
+    hits: Arc<AtomicUsize>,
+}
+
+impl JwksServer {
+    async fn start(keys: &[&'static str], cache_control: Option<&'static str>) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let uri = format!("http://{}/jwks", listener.local_addr().unwrap());
+        let server = JwksServer {
+            uri,
+            keys: Arc::new(std::sync::Mutex::new(keys.to_vec())),
+            cache_control: Arc::new(std::sync::Mutex::new(cache_control)),
+            hits: Arc::default(),
+        };
+        let (keys, cache_control, hits) = (
+            server.keys.clone(),
+            server.cache_control.clone(),
+            server.hits.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (keys, cache_control, hits) =
+                    (keys.clone(), cache_control.clone(), hits.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    hits.fetch_add(1, AtomicOrdering::SeqCst);
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    let names = keys.lock().unwrap().clone();
+                    let body = serde_json::json!({
+                        "keys": names.iter().map(|n| public_jwk(n)).collect::<Vec<_>>()
+                    })
+                    .to_string();
+                    let cache = cache_control
+                        .lock()
+                        .unwrap()
+                        .map(|c| format!("Cache-Control: {c}\r\n"))
+                        .unwrap_or_default();
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{cache}\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        server
+    }
+
+    fn serve(&self, keys: &[&'static str]) {
+        *self.keys.lock().unwrap() = keys.to_vec();
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(AtomicOrdering::SeqCst)
+    }
+}
+
+/// The public half of the test provider's signing key `name` ("a" or "b").
+fn public_jwk(name: &str) -> Value {
+    let path = tessera_testkit::idp_dir().join(format!("keys/signing-{name}.json"));
+    let mut jwk: Map<String, Value> =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    jwk.retain(|k, _| ["kty", "n", "e", "kid", "alg", "use"].contains(&k.as_str()));
+    Value::Object(jwk)
+}
+
+const NOW: u64 = 1_800_000_000;
+
+/// A token signed with test key `key` ("a" or "b") that names `kid`.
+fn signed(key: &str, kid: &str) -> String {
+    let key =
+        jsonwebtoken::EncodingKey::from_rsa_pem(tessera_testkit::signing_key_pem(key).as_bytes())
+            .unwrap();
+    let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
+    header.kid = Some(kid.into());
+    let claims = serde_json::json!({"iss":"https://idp","aud":"cli","exp":NOW+86_400*3,"iat":NOW,"nonce":"n1"});
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+async fn signature_at(
+    jwks: &JwksCache,
+    http: &HttpClient,
+    server: &JwksServer,
+    token: &str,
+    now: u64,
+) -> CheckStatus {
+    let v = verify(jwks, http, &server.uri, token, &id_token_expectations(now))
+        .await
+        .unwrap();
+    v.checks[0].status
+}
+
+fn client() -> HttpClient {
+    HttpClient::new(crate::http::HttpConfig::default()).unwrap()
+}
+
+#[test]
+fn cache_control_max_age_is_read_and_bounded() {
+    let age = |values: &[&str]| {
+        let mut headers = http::HeaderMap::new();
+        for v in values {
+            headers.append(http::header::CACHE_CONTROL, v.parse().unwrap());
+        }
+        max_age(&headers)
+    };
+    assert_eq!(age(&[]), JWKS_DEFAULT_MAX_AGE);
+    assert_eq!(age(&["public, max-age=600, must-revalidate"]), 600);
+    assert_eq!(age(&["public", "Max-Age=\"900\""]), 900);
+    assert_eq!(age(&["s-maxage=900"]), JWKS_DEFAULT_MAX_AGE);
+    assert_eq!(age(&["max-age=junk"]), JWKS_DEFAULT_MAX_AGE);
+    assert_eq!(age(&["no-store"]), JWKS_REFETCH_COOL_DOWN);
+    assert_eq!(age(&["max-age=0"]), JWKS_REFETCH_COOL_DOWN);
+    assert_eq!(age(&["max-age=99999999999999999999"]), JWKS_DEFAULT_MAX_AGE);
+    assert_eq!(age(&["max-age=31536000"]), JWKS_MAX_MAX_AGE);
+}
+
+#[tokio::test]
+async fn a_removed_key_is_distrusted_once_the_jwks_max_age_has_passed() {
+    let server = JwksServer::start(&["a", "b"], Some("public, max-age=300")).await;
+    let (jwks, http) = (JwksCache::default(), client());
+    let token = signed("a", "key-a");
+    assert_eq!(
+        signature_at(&jwks, &http, &server, &token, NOW).await,
+        CheckStatus::Pass
+    );
+    server.serve(&["b"]);
+    assert_eq!(
+        signature_at(&jwks, &http, &server, &token, NOW + 299).await,
+        CheckStatus::Pass,
+        "within max-age the cached set is used"
+    );
+    assert_eq!(server.hits(), 1);
+    assert_eq!(
+        signature_at(&jwks, &http, &server, &token, NOW + 300).await,
+        CheckStatus::Fail,
+        "after max-age the removed key is no longer trusted"
+    );
+    assert_eq!(server.hits(), 2);
+
+    for (cache_control, age, why) in [
+        (
+            None,
+            JWKS_DEFAULT_MAX_AGE,
+            "without Cache-Control the default applies",
+        ),
+        (
+            Some("max-age=31536000"),
+            JWKS_MAX_MAX_AGE,
+            "a provider's max-age is capped",
+        ),
+    ] {
+        let server = JwksServer::start(&["a"], cache_control).await;
+        let jwks = JwksCache::default();
+        let at = |now| signature_at(&jwks, &http, &server, &token, now);
+        assert_eq!(at(NOW).await, CheckStatus::Pass, "{why}");
+        server.serve(&["b"]);
+        assert_eq!(at(NOW + age - 1).await, CheckStatus::Pass, "{why}");
+        assert_eq!(at(NOW + age).await, CheckStatus::Fail, "{why}");
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_kids_refetches_at_most_once_per_cool_down() {
+    let server = JwksServer::start(&["a"], None).await;
+    let (jwks, http) = (JwksCache::default(), client());
+    assert_eq!(
+        signature_at(&jwks, &http, &server, &signed("a", "key-a"), NOW).await,
+        CheckStatus::Pass
+    );
+    for i in 0..50 {
+        let rogue = signed("a", &format!("rogue-{i}"));
+        assert_eq!(
+            signature_at(&jwks, &http, &server, &rogue, NOW + 1 + i / 2).await,
+            CheckStatus::Fail
+        );
+    }
+    assert_eq!(server.hits(), 2, "one refetch for the whole flood");
+    let later = NOW + 1 + JWKS_REFETCH_COOL_DOWN;
+    server.serve(&["a", "b"]);
+    let rotated = signed("b", "key-b");
+    assert_eq!(
+        signature_at(&jwks, &http, &server, &rotated, later).await,
+        CheckStatus::Pass,
+        "after the cool-down a new key is found"
+    );
+    assert_eq!(server.hits(), 3);
+    server.serve(&["a"]);
+    assert_eq!(
+        signature_at(&jwks, &http, &server, &rotated, NOW).await,
+        CheckStatus::Fail,
+        "a clock set back neither keeps a set fresh nor holds off a refetch"
+    );
+    assert_eq!(server.hits(), 4);
+}
+
+#[tokio::test]
+async fn concurrent_verifications_with_a_cold_cache_fetch_once() {
+    let server = Arc::new(JwksServer::start(&["a"], None).await);
+    let jwks = Arc::new(JwksCache::default());
+    let http = client();
+    let token = signed("a", "key-a");
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (server, jwks, http, token) =
+            (server.clone(), jwks.clone(), http.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            signature_at(&jwks, &http, &server, &token, NOW).await
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), CheckStatus::Pass);
+    }
+    assert_eq!(
+        server.hits(),
+        1,
+        "concurrent fetches of one JWKS are coalesced"
+    );
+}
+
+#[test]
+fn extreme_times_saturate_instead_of_overflowing() {
+    let far = u64::MAX;
+    let token = |t: u64| serde_json::json!({"iss":"https://idp","aud":"cli","exp":t,"nbf":t,"iat":t,"nonce":"n1"});
+    assert_eq!(
+        failed_checks(token(far), &id_token_expectations(1_000_000)),
+        ["nbf", "iat"],
+        "a token from the end of time expires never but is not valid yet"
+    );
+    assert!(failed_checks(token(far), &id_token_expectations(far - 1)).is_empty());
+    assert_eq!(
+        failed_checks(token(0), &id_token_expectations(far)),
+        ["exp"]
+    );
+}
+
+#[test]
+fn claim_checks_fail_each_on_its_own() {
+    let now = 1_000_000;
+    let good =
+        serde_json::json!({"iss":"https://idp","aud":"cli","exp":now+300,"iat":now,"nonce":"n1"});
+    let expect = id_token_expectations(now);
+    let run = |payload: Value| failed_checks(payload, &expect);
+    assert!(run(good.clone()).is_empty());
+    let with = |k: &str, v: Value| {
+        let mut p = good.clone();
+        p[k] = v;
+        p
+    };
+    assert_eq!(run(with("iss", "https://evil".into())), ["iss"]);
+    assert_eq!(run(with("aud", "other".into())), ["aud"]);
+    assert_eq!(
+        run(with("aud", serde_json::json!(["cli", "other"]))),
+        ["azp"]
+    );
+    assert_eq!(run(with("exp", (now - CLOCK_SKEW - 1).into())), ["exp"]);
+    assert!(
+        run(with("exp", (now - 10).into())).is_empty(),
+        "small skew is tolerated"
+    );
+    assert_eq!(run(with("nbf", (now + 3600).into())), ["nbf"]);
+    assert_eq!(run(with("iat", (now + 3600).into())), ["iat"]);
+    assert_eq!(run(with("nonce", "other".into())), ["nonce"]);
+    assert_eq!(run(with("azp", "someone-else".into())), ["azp"]);
+}
