@@ -1,8 +1,9 @@
 //! Signing out: inside the account's transaction (so no refresh writes a token back after
 //! it), end the sessions at the provider — revocation, or the provider's own sign-out —
 //! unless asked not to, then remove every keychain slot and the account. If ending the
-//! sessions fails nothing is removed; once they are ended, the account is marked as signing
-//! out, so a process that dies while removing it leaves the rest to the next one.
+//! sessions fails nothing is removed. The account is marked as signing out before the provider
+//! is asked, so a process that dies after a session may have been revoked leaves the rest of
+//! the sign-out to the next one (which completes it locally).
 
 use crate::account::PendingWrite;
 use crate::error::Result;
@@ -23,15 +24,24 @@ impl Tessera {
         for slot in &slots {
             tokens.extend(txn.load(slot)?);
         }
+        // Marked before the provider hears of it: once a session may be revoked, the sign-out
+        // is finished by whichever process comes next, should this one die half-way.
+        txn.update(|a| a.pending = Some(PendingWrite::SignOut))?;
         let ended = if revoke {
-            let p = self.resolve(&account.provider).await?;
-            p.adapter.end_session(&self.context(&p), &tokens).await?
+            let ended = match self.resolve(&account.provider).await {
+                Ok(p) => p.adapter.end_session(&self.context(&p), &tokens).await,
+                Err(e) => Err(e),
+            };
+            match ended {
+                Ok(ended) => ended,
+                Err(e) => {
+                    txn.update(|a| a.pending = None)?;
+                    return Err(e);
+                }
+            }
         } else {
             EndedSession::default()
         };
-        // From here on the sign-out is finished by whichever process comes next, should this
-        // one die half-way.
-        txn.update(|a| a.pending = Some(PendingWrite::SignOut))?;
         for slot in &slots {
             txn.delete(slot)?;
         }

@@ -388,6 +388,13 @@ async fn stack(rig: &Rig) -> Value {
     let jwks = format!("/api/v1/projects/{STACK_PROJECT}/.well-known/jwks.json");
     rig.idp
         .always(&jwks, Answer::json(200, rig.idp.jwks().to_string()));
+    rig.idp.always(
+        "/api/v1/projects/current",
+        Answer::json(
+            200,
+            json!({"config": {"enabled_oauth_providers": []}}).to_string(),
+        ),
+    );
     rig.tessera
         .add_provider_draft(ProviderDraft {
             kind: ProviderKind::StackAuth,
