@@ -339,7 +339,8 @@ fn main() -> ExitCode {
         Err(e) => return fail(&Error::Storage(format!("cannot start: {e}"))),
     };
     let outcome = runtime.block_on(run(cli, data_dir.clone()));
-    if start_agent {
+    // Only from an environment where the keychain just worked: an agent inherits it.
+    if start_agent && outcome.is_ok() {
         spawn_agent(&data_dir);
     }
     match outcome {

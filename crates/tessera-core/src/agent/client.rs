@@ -14,13 +14,16 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(40);
 /// Asks the agent of `socket`; `None` when no agent answers there (none running, an old
 /// socket, a stuck agent), in which case the caller does the work itself.
 pub fn ask(socket: &Path, request: &TokenRequest) -> Option<Answer> {
+    let mut line = serde_json::to_vec(request).ok()?;
+    line.push(b'\n');
+    if line.len() > super::MAX_REQUEST {
+        return None;
+    }
     let mut stream = UnixStream::connect(socket).ok()?;
     stream
         .set_write_timeout(Some(Duration::from_secs(2)))
         .ok()?;
     stream.set_read_timeout(Some(ANSWER_WITHIN)).ok()?;
-    let mut line = serde_json::to_vec(request).ok()?;
-    line.push(b'\n');
     stream.write_all(&line).ok()?;
     let mut answer = String::new();
     BufReader::new(stream).read_line(&mut answer).ok()?;

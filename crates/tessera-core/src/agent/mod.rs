@@ -24,6 +24,10 @@ use serde::{Deserialize, Serialize};
 pub use client::ask;
 pub use server::serve;
 
+/// The longest request an agent reads (a request is a few hundred bytes); a longer one is not
+/// sent to it.
+const MAX_REQUEST: usize = 64 * 1024;
+
 /// How long an agent waits for requests before it exits.
 pub const IDLE: Duration = Duration::from_secs(600);
 

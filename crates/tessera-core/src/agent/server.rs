@@ -16,9 +16,6 @@ use crate::engine::Tessera;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil::FileLock;
 
-/// The longest request line read (a request is a few hundred bytes).
-const MAX_REQUEST: u64 = 64 * 1024;
-
 /// Serves `tessera` on `socket` until `idle` passes without a request or the data directory
 /// disappears. Returns at once (`Ok(false)`) when another agent already serves it.
 pub async fn serve(tessera: Arc<Tessera>, socket: &Path, idle: Duration) -> Result<bool> {
@@ -43,14 +40,22 @@ pub async fn serve(tessera: Arc<Tessera>, socket: &Path, idle: Duration) -> Resu
         .uid();
     let mut deadline = Instant::now() + idle;
     let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let (broken_tx, mut broken) = tokio::sync::mpsc::channel::<()>(1);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 deadline = Instant::now() + idle;
-                let tessera = tessera.clone();
-                tokio::spawn(async move { answer(&tessera, stream, owner).await });
+                let (tessera, broken_tx) = (tessera.clone(), broken_tx.clone());
+                tokio::spawn(async move {
+                    if answer(&tessera, stream, owner).await == Some(ErrorKind::Keychain) {
+                        let _ = broken_tx.try_send(());
+                    }
+                });
             }
+            // A keychain this agent cannot use (its session gone for good, or never there):
+            // leave, so the next `tessera token` works directly and starts a fresh agent.
+            _ = broken.recv() => break,
             _ = tokio::time::sleep_until(deadline) => break,
             _ = tick.tick() => {
                 if !tessera.data_dir().exists() || !socket.exists() {
@@ -63,36 +68,40 @@ pub async fn serve(tessera: Arc<Tessera>, socket: &Path, idle: Duration) -> Resu
     Ok(true)
 }
 
-async fn answer(tessera: &Tessera, stream: UnixStream, owner: u32) {
+/// Answers one connection; the class of the error it answered with, if any.
+async fn answer(tessera: &Tessera, stream: UnixStream, owner: u32) -> Option<ErrorKind> {
     if stream.peer_cred().map(|c| c.uid()).ok() != Some(owner) {
-        return;
+        return None;
     }
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    let mut limited = BufReader::new(read.take(MAX_REQUEST));
+    let mut limited = BufReader::new(read.take(super::MAX_REQUEST as u64));
     let read = limited.read_line(&mut line);
     if tokio::time::timeout(Duration::from_secs(5), read)
         .await
         .is_err()
     {
-        return;
+        return None;
     }
-    let answer = match serde_json::from_str::<TokenRequest>(&line) {
-        Ok(request) => match tessera.token(&request).await {
-            Ok((account_id, issued)) => Answer::Token {
-                account_id,
-                token: issued.token.expose_secret().to_string(),
-                expires_at: issued.expires_at,
-                refreshed: issued.refreshed,
-            },
-            Err(e) => failed(&e),
+    let outcome = match serde_json::from_str::<TokenRequest>(&line) {
+        Ok(request) => tessera.token(&request).await,
+        Err(e) => Err(Error::InvalidConfig(format!("not a token request: {e}"))),
+    };
+    let kind = outcome.as_ref().err().map(Error::kind);
+    let answer = match outcome {
+        Ok((account_id, issued)) => Answer::Token {
+            account_id,
+            token: issued.token.expose_secret().to_string(),
+            expires_at: issued.expires_at,
+            refreshed: issued.refreshed,
         },
-        Err(e) => failed(&Error::InvalidConfig(format!("not a token request: {e}"))),
+        Err(e) => failed(&e),
     };
     if let Ok(mut out) = serde_json::to_vec(&answer) {
         out.push(b'\n');
         let _ = write.write_all(&out).await;
     }
+    kind
 }
 
 fn failed(e: &Error) -> Answer {
