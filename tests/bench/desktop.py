@@ -56,7 +56,7 @@ import e2e  # noqa: E402 - the e2e test's WebDriver client, Xvfb and process boo
 
 ORGS_PER_ACCOUNT = 5
 PROVIDER_KINDS = ["auth0", "logto", "oidc", "auth0", "logto"]
-ROW = '[data-testid^="account-"]'
+ROW = 'nav button[data-testid^="account-"]'
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MINIBROWSER = Path("/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser")
 
