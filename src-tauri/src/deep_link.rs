@@ -6,7 +6,8 @@
 //! - Cold start (the app was not running): the URL is in our own arguments; `on_open_url`
 //!   does not fire for it, so [`install`] reads `get_current()` once.
 //! - Linux (and Windows debug builds) need the scheme registered at run time
-//!   (`register_all()` writes a `.desktop` handler and calls `xdg-mime`).
+//!   (`register_all()` writes a `.desktop` handler and calls `xdg-mime`), which [`install`]
+//!   does on a thread of its own so start-up does not wait for it.
 //!
 //! Every URL goes to the core, which accepts it only for a pending flow with the same `state`
 //! (single use; unknown, replayed and expired states are refused with their own codes).
@@ -20,9 +21,16 @@ use crate::state::AppState;
 pub const SCHEME: &str = "dev.tessera";
 
 pub fn install<R: Runtime>(app: &App<R>, state: &AppState) {
+    // In the background: on Linux this runs `update-desktop-database` and `xdg-mime`, which
+    // would hold up the window's first page by tens of milliseconds.
     #[cfg(any(target_os = "linux", all(debug_assertions, windows)))]
-    if let Err(e) = app.deep_link().register_all() {
-        eprintln!("tessera: {}", register_failure(&e.to_string()));
+    {
+        let app = app.handle().clone();
+        std::thread::spawn(move || {
+            if let Err(e) = app.deep_link().register_all() {
+                eprintln!("tessera: {}", register_failure(&e.to_string()));
+            }
+        });
     }
 
     let running = state.clone();
