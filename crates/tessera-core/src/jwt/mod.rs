@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 mod jwks;
+mod signature;
 
 pub use jwks::{JWKS_DEFAULT_MAX_AGE, JWKS_MAX_MAX_AGE, JWKS_REFETCH_COOL_DOWN, JwksCache};
 
@@ -265,17 +266,17 @@ async fn check_signature(
         Ok(k) => k,
         Err(e) => return fail(format!("the provider's key is unusable: {e}")),
     };
-    match jsonwebtoken::crypto::verify(&jwt.signature, jwt.signing_input.as_bytes(), &decoding, alg)
-    {
-        Ok(true) => check(
+    if signature::signature_matches(alg, &decoding, jwt.signing_input.as_bytes(), &jwt.signature) {
+        check(
             "signature",
             CheckStatus::Pass,
             format!(
                 "{alg_name} signature verified with key {}",
                 jwt.kid().unwrap_or("(no kid)")
             ),
-        ),
-        Ok(false) | Err(_) => fail("the signature does not match the provider's key".into()),
+        )
+    } else {
+        fail("the signature does not match the provider's key".into())
     }
 }
 
