@@ -20,6 +20,7 @@ use tessera_core::{Options, Tessera};
 use tessera_desktop::desktop::Desktop;
 use tessera_desktop::state::AppState;
 use tessera_desktop::views::AppEvent;
+use tessera_testkit::evidence::{Evidence, record};
 use tessera_testkit::fakes::{StackFake, StackFakeOptions, StytchFakeOptions};
 use tessera_testkit::{Browser, Idp, IdpOptions, Profile};
 
@@ -47,6 +48,8 @@ impl Desktop for FakeDesktop {
         *self.clipboard.lock().unwrap() = None;
     }
     fn emit(&self, event: &AppEvent) {
+        let seen = serde_json::to_vec(&event.as_notice()).expect("events serialize");
+        record(Evidence::Clean, "event", &seen);
         self.events.lock().unwrap().push(event.clone());
     }
     fn focus(&self) {}
@@ -83,7 +86,7 @@ impl Harness {
     }
 
     fn with_clipboard_delay(delay: Duration) -> Harness {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = tessera_testkit::evidence::data_dir();
         let tessera = Tessera::open(Options {
             data_dir: dir.path().to_path_buf(),
             store: Arc::new(MemoryStore::default()),
@@ -122,8 +125,13 @@ impl Harness {
             headers: Default::default(),
             invoke_key: INVOKE_KEY.to_string(),
         };
-        tokio::task::block_in_place(|| get_ipc_response(&self.webview, request))
-            .map(|body| body.deserialize::<Value>().expect("JSON response"))
+        let response = tokio::task::block_in_place(|| get_ipc_response(&self.webview, request))
+            .map(|body| body.deserialize::<Value>().expect("JSON response"));
+        let seen = match &response {
+            Ok(v) | Err(v) => v.to_string(),
+        };
+        record(Evidence::Clean, cmd, seen.as_bytes());
+        response
     }
 
     fn ok(&self, cmd: &str, args: Value) -> Value {

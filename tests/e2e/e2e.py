@@ -60,6 +60,26 @@ USER, PASSWORD = "alice", "demo"
 TIMEOUT = 30.0
 
 
+# Installs (once per page) a recorder of everything Rust hands the web view, for the secret scan,
+# and returns what it recorded since the last call.
+IPC_RECORDER = """
+const callbacks = window.__TAURI_INTERNALS__ && window.__TAURI_INTERNALS__.callbacks;
+if (!callbacks) return [];
+if (!window.__tesseraSeen) {
+  window.__tesseraSeen = [];
+  const get = Map.prototype.get;
+  callbacks.get = function (id) {
+    const callback = get.call(this, id);
+    return callback && ((data) => {
+      try { window.__tesseraSeen.push(JSON.stringify(data)); } catch (e) { window.__tesseraSeen.push(String(e)); }
+      return callback(data);
+    });
+  };
+}
+return window.__tesseraSeen.splice(0);
+"""
+
+
 class Failure(Exception):
     pass
 
@@ -223,6 +243,15 @@ class WebDriver:
     def set_size(self, width: int, height: int) -> None:
         self._request("POST", self.s("/window/rect"), {"x": 0, "y": 0, "width": width, "height": height})
 
+    def page_source(self) -> str:
+        return self._request("GET", self.s("/source"))
+
+    def drain_ipc(self) -> list[str]:
+        """Every message Rust delivered to the web view (command answers, events) since the last
+        call, as JSON text; installs the recorder first if this page has none. Tauri routes
+        them all through `__TAURI_INTERNALS__.runCallback`, which looks up `callbacks`."""
+        return self._request("POST", self.s("/execute/sync"), {"script": IPC_RECORDER, "args": []}) or []
+
     def page_text(self) -> str:
         return self._request("GET", self.s(f"/element/{self.find('body')}/text"))
 
@@ -340,6 +369,14 @@ class Run:
         path = ARTIFACTS / f"{self.step_no:02d}-{name}.png"
         self.d.screenshot(path)
         log(f"screenshot {path.relative_to(REPO)}")
+        self.keep_evidence(path.stem)
+
+    def keep_evidence(self, name: str) -> None:
+        """The page source and the IPC messages so far, for the secret scan (tests/secret-scan)."""
+        (ARTIFACTS / "pages").mkdir(exist_ok=True)
+        (ARTIFACTS / "pages" / f"{name}.html").write_text(self.d.page_source())
+        with open(ARTIFACTS / "ipc.jsonl", "a") as seen:
+            seen.writelines(f"{m}\n" for m in self.d.drain_ipc())
 
     def expect_page(self, *texts: str) -> None:
         page = self.d.page_text().lower()
@@ -612,6 +649,7 @@ class Run:
         d.quit()
         time.sleep(0.5)
         d.start(args=[stale])
+        d.drain_ipc()
         d.wait_text('[data-testid="notice-error"]', "no longer waiting")
         self.expect_page("flow_expired", "start it again")
         if account_entries():
@@ -630,7 +668,11 @@ def main() -> int:
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     procs = Processes()
-    scratch = Path(tempfile.mkdtemp(prefix="tessera-e2e."))
+    # With the secret scan collecting, the app's data directory is kept for it.
+    evidence = os.environ.get("TESSERA_EVIDENCE_DIR")
+    if evidence:
+        (Path(evidence) / "data").mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="tessera-e2e.", dir=Path(evidence) / "data" if evidence else None))
     started = time.monotonic()
     driver: WebDriver | None = None
     try:
@@ -651,6 +693,7 @@ def main() -> int:
         driver = WebDriver(port, env)
         wait_for("tauri-driver", lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True)
         driver.start()
+        driver.drain_ipc()
         run = Run(driver, env, issuer)
         run.scenario()
         run.logto_organizations(procs)
@@ -673,7 +716,8 @@ def main() -> int:
         if driver:
             driver.quit()
         procs.stop_all()
-        shutil.rmtree(scratch, ignore_errors=True)
+        if not evidence:
+            shutil.rmtree(scratch, ignore_errors=True)
         release_document_portal()
 
 

@@ -8,6 +8,7 @@
 
 import { createServer } from 'node:http';
 import crypto from 'node:crypto';
+import { recordIssued } from './ledger.mjs';
 
 // stdout carries exactly one JSON line (the ready line); all other output goes to stderr.
 console.log = console.error;
@@ -221,6 +222,7 @@ export function readBody(req) {
 
 export function sendJson(res, status, body, headers = {}) {
   const text = JSON.stringify(body);
+  recordIssued(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),

@@ -31,6 +31,7 @@ const { default: Provider, errors } = await import('oidc-provider');
 // deep import works. Pinned to 9.13.3 by package-lock.json.
 const { default: internals } = await import('oidc-provider/lib/helpers/weak_cache.js');
 
+const { recordIssued } = await import('../fakes/ledger.mjs');
 const HERE = dirname(fileURLToPath(import.meta.url));
 const KEYS = join(HERE, 'keys');
 
@@ -763,6 +764,13 @@ provider.on('end_session.success', (ctx) => record('end_session.success', {
 
 // ---------------------------------------------------------------------------------------------
 // Middleware (provider.use inserts before oidc-provider's own router)
+
+// Every answer's tokens go to the secret scan's ledger (when it collects); registered first, so
+// it sees the final body of every route.
+provider.use(async (ctx, next) => {
+  await next();
+  recordIssued(ctx.body);
+});
 
 async function readBody(req, limit = 64 * 1024) {
   const chunks = [];

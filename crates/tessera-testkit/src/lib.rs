@@ -8,6 +8,7 @@
 //! - [`signing_key_pem`] and [`client_pkjwt_pem`] give the committed, test-only private keys.
 //! - [`scripted`] is an in-process OpenID provider whose every answer a test can replace with
 //!   a hostile one, and which forges tokens (the adversarial suite).
+//! - [`evidence`] keeps data directories and output for the secret scan (`tests/secret-scan`).
 //! - [`fakes`] starts the hand-written stand-ins for the two closed cloud APIs in `tests/fakes`
 //!   ([`StytchFake`], [`StackFake`]).
 //!
@@ -27,6 +28,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use url::Url;
 
+pub mod evidence;
 pub mod fakes;
 pub mod scripted;
 pub use fakes::{StackFake, StackFakeOptions, StytchFake, StytchFakeOptions};

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tessera_testkit::Browser;
+use tessera_testkit::evidence::{Evidence, record};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
@@ -21,7 +22,7 @@ pub struct Cli {
 impl Default for Cli {
     fn default() -> Self {
         Cli {
-            dir: tempfile::tempdir().unwrap(),
+            dir: tessera_testkit::evidence::data_dir(),
         }
     }
 }
@@ -54,10 +55,19 @@ impl Cli {
             let mut pipe = child.stdin.take().unwrap();
             pipe.write_all(input.as_bytes()).await.unwrap();
         }
-        tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
             .await
             .unwrap()
-            .unwrap()
+            .unwrap();
+        let what = args.join(" ");
+        let kind = if args.first() == Some(&"token") {
+            Evidence::CarriesToken
+        } else {
+            Evidence::Clean
+        };
+        record(kind, &what, &out.stdout);
+        record(Evidence::Clean, &what, &out.stderr);
+        out
     }
 
     pub async fn ok(&self, args: &[&str]) -> String {

@@ -152,7 +152,7 @@ pub async fn rig() -> Rig {
 
 pub async fn rig_with(refresh: Refresh, http: HttpConfig) -> Rig {
     let idp = ScriptedIdp::start_with(refresh).await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tessera_testkit::evidence::data_dir();
     let keychain = Arc::new(Keychain::default());
     let clock = ShiftedClock::default();
     let tessera = open(dir.path(), &keychain, &clock, http);

@@ -40,7 +40,7 @@ pub fn bare(http: HttpConfig) -> Bare {
 
 /// [`bare`] over the given store.
 pub fn bare_on(store: MemoryStore, http: HttpConfig) -> Bare {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tessera_testkit::evidence::data_dir();
     let clock = ShiftedClock::default();
     let tessera = Tessera::open(Options {
         data_dir: dir.path().to_path_buf(),
