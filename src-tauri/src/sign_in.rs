@@ -54,7 +54,7 @@ pub async fn start(state: &AppState, request: SignInRequest) -> IpcResult<SignIn
 
 /// Abandons a sign-in or a mailed link's wait; a late callback for it is refused.
 pub fn cancel(state: &AppState, flow_id: &str) -> bool {
-    state.cancel_loopback(flow_id) || state.tessera().cancel_sign_in(flow_id)
+    state.cancel_wait(flow_id) || state.tessera().cancel_sign_in(flow_id)
 }
 
 /// Completes a sign-in from a `dev.tessera:/callback?...` URL and tells the window: a mailed
@@ -98,19 +98,19 @@ pub async fn send_email_link(
         .await?;
     let wait = Duration::from_secs(sent.expires_at.saturating_sub(tessera.now()));
     let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
-    state.track_loopback(&wait_id, cancel_tx);
+    state.track_wait(&wait_id, cancel_tx);
     let (task_state, task_provider, task_wait) =
         (state.clone(), provider.to_string(), wait_id.clone());
     tauri::async_runtime::spawn(async move {
         let link = tokio::select! {
             link = receiver.receive() => link,
             _ = tokio::time::sleep(wait) => {
-                task_state.forget_loopback(&task_wait);
+                task_state.forget_wait(&task_wait);
                 return;
             }
             _ = cancel_rx => return,
         };
-        task_state.forget_loopback(&task_wait);
+        task_state.forget_wait(&task_wait);
         task_state.desktop().focus();
         let outcome = match link {
             Ok(url) => {
@@ -132,7 +132,7 @@ pub async fn type_code(state: &AppState, provider: &str, code: &str) -> IpcResul
         .tessera()
         .sign_in_with_mailed_code(provider, code)
         .await?;
-    state.cancel_loopback(&format!("{EMAIL_LINK_WAIT}{provider}"));
+    state.cancel_wait(&format!("{EMAIL_LINK_WAIT}{provider}"));
     state.notify(AppEvent::AccountsChanged);
     Ok(account.into())
 }
@@ -226,7 +226,7 @@ async fn start_loopback(
         }
         let flow_id = task_flow.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(id) = &flow_id {
-            task_state.forget_loopback(id);
+            task_state.forget_wait(id);
         }
         if result.is_ok() {
             task_state.desktop().focus();
@@ -237,7 +237,7 @@ async fn start_loopback(
     let start = started_rx
         .await
         .map_err(|_| IpcError::new("internal", "the sign-in task stopped unexpectedly"))??;
-    state.track_loopback(&start.flow_id, cancel_tx);
+    state.track_wait(&start.flow_id, cancel_tx);
     Ok(start)
 }
 

@@ -1,5 +1,6 @@
-//! The shell's state: the core, the desktop, and three small pieces of bookkeeping — loopback
-//! sign-ins running in the background (so Cancel can stop them), events that happened
+//! The shell's state: the core, the desktop, and three small pieces of bookkeeping — waits
+//! the person can cancel (loopback sign-ins running in the background, and commands waiting
+//! for a provider, see [`AppState::wait_for`]), events that happened
 //! before the window was listening (a cold start opened by a deep link), and the token last
 //! copied to the clipboard (cleared after [`CLIPBOARD_CLEAR_AFTER`] or when the app exits,
 //! whichever comes first, if the clipboard still holds it).
@@ -14,6 +15,7 @@ use tessera_core::{SecretString, Tessera};
 use tokio::sync::oneshot;
 
 use crate::desktop::Desktop;
+use crate::error::{IpcError, IpcResult};
 use crate::views::{AppEvent, StartupNotice};
 
 /// How long a copied token stays on the clipboard.
@@ -29,8 +31,8 @@ struct Inner {
     tessera: Arc<Tessera>,
     desktop: Arc<dyn Desktop>,
     clipboard_clear_after: Duration,
-    /// Cancel handles of loopback sign-ins, by flow id.
-    loopback: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    /// Cancel handles of waits (loopback sign-ins by flow id, commands by the UI's wait id).
+    waits: Mutex<HashMap<String, oneshot::Sender<()>>>,
     window: Mutex<Window>,
     copied: Mutex<Option<Copied>>,
 }
@@ -68,7 +70,7 @@ impl AppState {
                 tessera,
                 desktop,
                 clipboard_clear_after,
-                loopback: Mutex::new(HashMap::new()),
+                waits: Mutex::new(HashMap::new()),
                 window: Mutex::new(Window::default()),
                 copied: Mutex::new(None),
             }),
@@ -133,19 +135,50 @@ impl AppState {
         std::mem::take(&mut window.missed)
     }
 
-    pub fn track_loopback(&self, flow_id: &str, cancel: oneshot::Sender<()>) {
-        lock(&self.inner.loopback).insert(flow_id.to_string(), cancel);
+    pub fn track_wait(&self, id: &str, cancel: oneshot::Sender<()>) {
+        lock(&self.inner.waits).insert(id.to_string(), cancel);
     }
 
-    /// Stops a loopback sign-in; false if none runs under `flow_id`.
-    pub fn cancel_loopback(&self, flow_id: &str) -> bool {
-        match lock(&self.inner.loopback).remove(flow_id) {
+    /// Stops a wait (a loopback sign-in, a command waiting for a provider); false if none
+    /// runs under `id`.
+    pub fn cancel_wait(&self, id: &str) -> bool {
+        match lock(&self.inner.waits).remove(id) {
             Some(cancel) => cancel.send(()).is_ok(),
             None => false,
         }
     }
 
-    pub fn forget_loopback(&self, flow_id: &str) {
-        lock(&self.inner.loopback).remove(flow_id);
+    pub fn forget_wait(&self, id: &str) {
+        lock(&self.inner.waits).remove(id);
+    }
+
+    /// Runs `work` (a call that waits for a provider) in the background and waits for it,
+    /// unless the person cancels the wait `wait_id` first: then the command answers
+    /// `cancelled` at once while `work` still runs to its end under the core's own time
+    /// bounds, so nothing it already got (a rotated refresh token) is lost, and the window is
+    /// told when the accounts changed.
+    pub async fn wait_for<T, F>(&self, wait_id: Option<String>, work: F) -> IpcResult<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = IpcResult<T>> + Send + 'static,
+    {
+        let task = tauri::async_runtime::spawn(work);
+        let joined = |r: Result<IpcResult<T>, tauri::Error>| {
+            r.unwrap_or_else(|e| Err(IpcError::new("internal", format!("the task failed: {e}"))))
+        };
+        let Some(id) = wait_id else {
+            return joined(task.await);
+        };
+        let (cancel, cancelled) = oneshot::channel();
+        self.track_wait(&id, cancel);
+        let outcome = tokio::select! {
+            done = task => joined(done),
+            Ok(()) = cancelled => Err(IpcError::new(
+                "cancelled",
+                "Stopped waiting for the provider. If it still answers, what it sends is kept.",
+            )),
+        };
+        self.forget_wait(&id);
+        outcome
     }
 }

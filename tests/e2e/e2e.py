@@ -159,9 +159,16 @@ def start_node(procs: Processes, name: str, argv: list[str], logs: Path) -> dict
 
 def start_idp(procs: Processes, logs: Path) -> str:
     issuer = start_node(procs, "idp", ["tests/idp/server.mjs", "--port", "0", "--profile", "rotating",
-                                       "--access-ttl", "300"], logs)["issuer"]
+                                       "--access-ttl", "300", "--test-hooks"], logs)["issuer"]
     log(f"provider at {issuer}")
     return issuer
+
+
+def post_json(url: str, body: dict):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.load(r)
 
 
 def get_json(url: str):
@@ -617,6 +624,30 @@ class Run:
             raise Failure(f"the refresh result does not report rotation: {result}")
         log(f"expiry {before!r} -> {after!r}")
         self.shot("refreshed")
+
+        # 4b. a provider that does not answer: the wait shows, Cancel ends it at once, and the
+        # refresh that the provider finally answers is kept (the next one works: with rotating
+        # refresh tokens, losing the rotated one would make it fail)
+        post_json(self.issuer + "/__test/sabotage", {"path": "/token", "kind": "stall"})
+        d.click('[data-testid="refresh-now"]')
+        get_json(self.issuer + "/__test/stalled?path=%2Ftoken")
+        d.wait_text('[data-testid="wait"]', "Refreshing tokens")
+        wait_for("the seconds waited", lambda: d.text('[data-testid="wait-elapsed"]') != "0 s")
+        self.shot("waiting-for-provider")
+        d.click('[data-testid="cancel-wait"]')
+        d.wait_text('[data-testid="notice-error"]', "Stopped waiting for the provider")
+        if d.find_all('[data-testid="wait"]'):
+            raise Failure("the wait is still shown after Cancel")
+        self.shot("wait-cancelled")
+        d.click('[data-testid="notice-error"] button')
+        post_json(self.issuer + "/__test/release", {"path": "/token"})
+        time.sleep(1.2)  # the result names the second it was refreshed at
+        shown = d.text('[data-testid="refresh-result"]') if d.find_all('[data-testid="refresh-result"]') else ""
+        d.click('[data-testid="refresh-now"]')
+        result = wait_for("a new refresh result", lambda: (lambda t: t if "Refreshed at" in t and t != shown else None)(
+            d.text('[data-testid="refresh-result"]')))
+        if "rotated (" not in result:
+            raise Failure(f"the refresh after a cancelled wait does not report rotation: {result}")
 
         # 5. a callback with a wrong state: an error, nothing changes
         entries = account_entries()

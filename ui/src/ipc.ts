@@ -52,11 +52,51 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
   }
 }
 
+/** A command waiting for a provider, which the person may stop waiting for. */
+export interface Wait {
+  id: string;
+  /** What is being waited for, e.g. "Refreshing tokens". */
+  label: string;
+  /** `Date.now()` when it started. */
+  startedAt: number;
+}
+
+let waiting: Wait[] = [];
+const waitWatchers = new Set<(w: Wait[]) => void>();
+
+function setWaiting(next: Wait[]) {
+  waiting = next;
+  waitWatchers.forEach((watch) => watch(waiting));
+}
+
+/** The commands waiting for a provider right now (a Svelte store). */
+export const waits = {
+  subscribe(watch: (w: Wait[]) => void): () => void {
+    watch(waiting);
+    waitWatchers.add(watch);
+    return () => waitWatchers.delete(watch);
+  },
+};
+
+/** Calls a command that waits for a provider, listed in `waits` until it ends; `cancelWait`
+ *  makes it fail at once with the code `cancelled`. */
+async function callWaiting<T>(label: string, command: string, args: Record<string, unknown>): Promise<T> {
+  const id = crypto.randomUUID();
+  setWaiting([...waiting, { id, label, startedAt: Date.now() }]);
+  try {
+    return await call<T>(command, { ...args, waitId: id });
+  } finally {
+    setWaiting(waiting.filter((w) => w.id !== id));
+  }
+}
+
 export const api = {
   listProviderSpecs: () => call<ProviderSpec[]>('list_provider_specs'),
   listProviders: () => call<ProviderView[]>('list_providers'),
-  checkProvider: (provider: NewProvider) => call<DiscoveryView>('check_provider', { provider }),
-  addProvider: (provider: NewProvider) => call<ProviderView>('add_provider', { provider }),
+  checkProvider: (provider: NewProvider) =>
+    callWaiting<DiscoveryView>('Checking the provider', 'check_provider', { provider }),
+  addProvider: (provider: NewProvider) =>
+    callWaiting<ProviderView>('Adding the provider', 'add_provider', { provider }),
   removeProvider: (name: string) => call<null>('remove_provider', { name }),
 
   startSignIn: (provider: string, someoneElse: boolean, org: string | null = null, oauthProvider: string | null = null) =>
@@ -73,18 +113,20 @@ export const api = {
   uiReady: () => call<StartupNotice[]>('ui_ready'),
 
   listAccounts: () => call<AccountView[]>('list_accounts'),
-  refreshAccount: (accountId: string) => call<RefreshView>('refresh_account', { accountId }),
+  refreshAccount: (accountId: string) =>
+    callWaiting<RefreshView>('Refreshing tokens', 'refresh_account', { accountId }),
   signOut: (accountId: string, revoke: boolean) =>
-    call<SignOutView>('sign_out', { accountId, revoke }),
+    callWaiting<SignOutView>(revoke ? 'Revoking and signing out' : 'Signing out', 'sign_out', { accountId, revoke }),
 
   tokenReport: (accountId: string, kind: TokenKindView) =>
-    call<TokenReport>('token_report', { accountId, kind }),
+    callWaiting<TokenReport>('Verifying the token', 'token_report', { accountId, kind }),
   copyAccessToken: (accountId: string) => call<CopiedToken>('copy_access_token', { accountId }),
 
   listOrgs: (accountId: string) => call<OrgDetail[]>('list_orgs', { accountId }),
   orgTokenReport: (accountId: string, org: string, kind: TokenKindView) =>
     call<TokenReport>('org_token_report', { accountId, org, kind }),
   switchOrg: (accountId: string, org: string) => call<AccountView>('switch_org', { accountId, org }),
+  cancelWait: (waitId: string) => call<boolean>('cancel_wait', { waitId }),
 };
 
 export interface AppEvents {

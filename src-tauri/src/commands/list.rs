@@ -25,6 +25,7 @@ macro_rules! app_commands {
             orgs::list_orgs,
             orgs::org_token_report,
             orgs::switch_org,
+            waits::cancel_wait,
         }
     };
 }

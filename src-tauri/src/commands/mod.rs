@@ -7,6 +7,7 @@ pub mod orgs;
 pub mod providers;
 pub mod sign_in;
 pub mod tokens;
+pub mod waits;
 
 use tauri::Runtime;
 use tauri::ipc::Invoke;

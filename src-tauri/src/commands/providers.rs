@@ -20,28 +20,41 @@ pub async fn list_provider_specs(state: State<'_, AppState>) -> IpcResult<Vec<Pr
 }
 
 /// Checks where the form says the provider lives without saving anything: an OpenID
-/// provider's discovery document, or a REST provider's signing keys.
+/// provider's discovery document, or a REST provider's signing keys. Cancellable as `wait_id`.
 #[tauri::command]
 pub async fn check_provider(
     state: State<'_, AppState>,
     provider: NewProvider,
+    wait_id: Option<String>,
 ) -> IpcResult<DiscoveryView> {
-    let draft = provider.into_draft();
-    Ok(state.tessera().check_provider(&draft).await?.into())
+    let task = state.inner().clone();
+    state
+        .wait_for(wait_id, async move {
+            let draft = provider.into_draft();
+            Ok(task.tessera().check_provider(&draft).await?.into())
+        })
+        .await
 }
 
 /// Registers a provider (the core checks it again); its secret goes to the keychain.
+/// Cancellable as `wait_id`: a provider that answers after the cancel is still added.
 #[tauri::command]
 pub async fn add_provider(
     state: State<'_, AppState>,
     provider: NewProvider,
+    wait_id: Option<String>,
 ) -> IpcResult<ProviderView> {
-    let saved = state
-        .tessera()
-        .add_provider_draft(provider.into_draft())
-        .await?;
-    state.notify(AppEvent::AccountsChanged);
-    Ok(saved.into())
+    let task = state.inner().clone();
+    state
+        .wait_for(wait_id, async move {
+            let saved = task
+                .tessera()
+                .add_provider_draft(provider.into_draft())
+                .await?;
+            task.notify(AppEvent::AccountsChanged);
+            Ok(saved.into())
+        })
+        .await
 }
 
 #[tauri::command]

@@ -7,17 +7,21 @@ use crate::error::{IpcError, IpcResult};
 use crate::state::AppState;
 use crate::views::{AppEvent, CopiedToken, TokenKindView, TokenReport};
 
+/// The token explained and verified (which may fetch the provider's keys, or ask its
+/// introspection or userinfo endpoint). Cancellable as `wait_id`.
 #[tauri::command]
 pub async fn token_report(
     state: State<'_, AppState>,
     account_id: String,
     kind: TokenKindView,
+    wait_id: Option<String>,
 ) -> IpcResult<TokenReport> {
-    Ok(state
-        .tessera()
-        .claims(&account_id, kind.into())
-        .await?
-        .into())
+    let task = state.inner().clone();
+    state
+        .wait_for(wait_id, async move {
+            Ok(task.tessera().claims(&account_id, kind.into()).await?.into())
+        })
+        .await
 }
 
 /// Puts a valid access token (refreshed if it has less than 30 s left) on the clipboard and
