@@ -291,7 +291,7 @@ impl DataDir {
         self.root.join("locks").join(format!("{account_id}.lock"))
     }
 
-    fn state_file(&self) -> PathBuf {
+    pub(crate) fn state_file(&self) -> PathBuf {
         self.root.join("tessera.json")
     }
 

@@ -19,7 +19,11 @@ pub async fn token_report(
     let task = state.inner().clone();
     state
         .wait_for(wait_id, async move {
-            Ok(task.tessera().claims(&account_id, kind.into()).await?.into())
+            Ok(task
+                .tessera()
+                .claims(&account_id, kind.into())
+                .await?
+                .into())
         })
         .await
 }

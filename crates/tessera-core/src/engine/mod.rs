@@ -26,6 +26,7 @@ mod sign_in;
 mod sign_out;
 mod txn;
 mod types;
+mod warm;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -69,6 +70,7 @@ pub struct Tessera {
     flows: PendingFlows,
     email: email::EmailFlows,
     account_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    warm: warm::WarmTokens,
 }
 
 /// A registered provider with everything its adapter needs.
@@ -113,6 +115,7 @@ impl Tessera {
             http: HttpClient::new(options.http)?,
             jwks: JwksCache::default(),
             account_locks: Mutex::new(HashMap::new()),
+            warm: Default::default(),
         };
         // Best effort: a locked keychain must not keep the data directory from opening.
         let _ = tessera.recover_interrupted();

@@ -14,6 +14,7 @@ use crate::vault::{Slot, TokenSet};
 
 use super::txn::AccountTxn;
 use super::types::{ClaimChange, IssuedToken, RefreshOutcome};
+use super::warm::Stamp;
 use super::{Resolved, Tessera};
 
 /// Seconds of validity the stored access token must still have to be handed out as is.
@@ -41,20 +42,32 @@ impl RefreshPlan {
 impl Tessera {
     /// A valid access token, refreshed when it has less than `min_valid` seconds left or
     /// when `force` is set.
+    /// A token this process handed out before is handed out again without reading the
+    /// keychain while nothing changed (see `warm`).
     pub async fn access_token(
         &self,
         query: &str,
         min_valid: u64,
         force: bool,
     ) -> Result<IssuedToken> {
+        let stamp = Stamp::of(&self.data.state_file());
         let account = self.account(query)?;
+        let min_valid = min_valid.max(MIN_USEFUL);
+        if !force
+            && account.status == AccountStatus::Active
+            && let Some(warm) = self.warm.fresh(&account.id, stamp, min_valid, self.now())
+        {
+            return Ok(warm);
+        }
         let plan = self.default_plan(&account)?;
         let (tokens, refreshed) = self.fresh_tokens(&account, plan, min_valid, force).await?;
-        Ok(IssuedToken {
+        let issued = IssuedToken {
             expires_at: expiry(&tokens),
             token: tokens.access_token,
             refreshed,
-        })
+        };
+        self.warm.keep(&account.id, stamp, &issued);
+        Ok(issued)
     }
 
     /// The current ID token (refreshing first under the same rules as [`Self::access_token`]).

@@ -1,0 +1,90 @@
+//! Warm access tokens: what a long-lived process (the agent, the app) last handed out for
+//! each account, so asking again for a token that is still valid costs no keychain round trip.
+//!
+//! Invariant: an entry is used only while `tessera.json` is the very file it was read under
+//! (same inode, size and modification time; the file is replaced whole on every change). Every
+//! write that could make a stored access token stale — refresh, sign-in, sign-out, organization
+//! switch, a status change — rewrites `tessera.json` in the same transaction, so any such write,
+//! by this process or another, retires the entry; the next request reads the keychain again.
+//! The stamp is taken *before* the keychain is read, so an entry is never newer-stamped than
+//! its token. Refreshes never use it: they re-read everything inside the account's transaction.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::secret::SecretString;
+
+use super::types::IssuedToken;
+
+/// Which `tessera.json` a read saw: inode (on Unix), size, modification time (ns). `None` when
+/// the file is missing or its metadata unreadable, which never matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp(Option<(u64, u64, u128)>);
+
+impl Stamp {
+    pub fn of(path: &std::path::Path) -> Stamp {
+        Stamp(std::fs::metadata(path).ok().and_then(|m| {
+            #[cfg(unix)]
+            let inode = std::os::unix::fs::MetadataExt::ino(&m);
+            #[cfg(not(unix))]
+            let inode = 0;
+            let modified = m
+                .modified()
+                .ok()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?;
+            Some((inode, m.len(), modified.as_nanos()))
+        }))
+    }
+}
+
+struct Entry {
+    stamp: Stamp,
+    token: SecretString,
+    expires_at: Option<u64>,
+}
+
+#[derive(Default)]
+pub(crate) struct WarmTokens {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl WarmTokens {
+    /// The access token last handed out for `account`, if `stamp` is still the state it was
+    /// read under and it is valid for `min_valid` more seconds at `now`.
+    pub fn fresh(
+        &self,
+        account: &str,
+        stamp: Stamp,
+        min_valid: u64,
+        now: u64,
+    ) -> Option<IssuedToken> {
+        if stamp.0.is_none() {
+            return None;
+        }
+        let entries = self.entries.lock().ok()?;
+        let entry = entries.get(account).filter(|e| e.stamp == stamp)?;
+        let valid = entry
+            .expires_at
+            .is_some_and(|e| e > now.saturating_add(min_valid));
+        valid.then(|| IssuedToken {
+            token: entry.token.clone(),
+            expires_at: entry.expires_at,
+            refreshed: false,
+        })
+    }
+
+    /// Remembers what was handed out for `account` under `stamp`.
+    pub fn keep(&self, account: &str, stamp: Stamp, issued: &IssuedToken) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(
+                account.to_string(),
+                Entry {
+                    stamp,
+                    token: issued.token.clone(),
+                    expires_at: issued.expires_at,
+                },
+            );
+        }
+    }
+}
