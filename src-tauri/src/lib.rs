@@ -101,9 +101,9 @@ mod tests {
             .map(|n| n.to_string())
             .collect();
         let ipc = std::fs::read_to_string(root.join("ui/src/ipc.ts")).expect("ui/src/ipc.ts");
-        let called: BTreeSet<String> = ipc
-            .split("call<")
-            .skip(1)
+        let called: BTreeSet<String> = ["call<", "callWaiting<"]
+            .iter()
+            .flat_map(|call| ipc.split(call).skip(1))
             .filter_map(|rest| {
                 rest.split_once(">('")?
                     .1

@@ -80,7 +80,7 @@ export const waits = {
 
 /** Calls a command that waits for a provider, listed in `waits` until it ends; `cancelWait`
  *  makes it fail at once with the code `cancelled`. */
-async function callWaiting<T>(label: string, command: string, args: Record<string, unknown>): Promise<T> {
+async function callWaiting<T>(command: string, label: string, args: Record<string, unknown>): Promise<T> {
   const id = crypto.randomUUID();
   setWaiting([...waiting, { id, label, startedAt: Date.now() }]);
   try {
@@ -94,9 +94,9 @@ export const api = {
   listProviderSpecs: () => call<ProviderSpec[]>('list_provider_specs'),
   listProviders: () => call<ProviderView[]>('list_providers'),
   checkProvider: (provider: NewProvider) =>
-    callWaiting<DiscoveryView>('Checking the provider', 'check_provider', { provider }),
+    callWaiting<DiscoveryView>('check_provider', 'Checking the provider', { provider }),
   addProvider: (provider: NewProvider) =>
-    callWaiting<ProviderView>('Adding the provider', 'add_provider', { provider }),
+    callWaiting<ProviderView>('add_provider', 'Adding the provider', { provider }),
   removeProvider: (name: string) => call<null>('remove_provider', { name }),
 
   startSignIn: (provider: string, someoneElse: boolean, org: string | null = null, oauthProvider: string | null = null) =>
@@ -114,12 +114,12 @@ export const api = {
 
   listAccounts: () => call<AccountView[]>('list_accounts'),
   refreshAccount: (accountId: string) =>
-    callWaiting<RefreshView>('Refreshing tokens', 'refresh_account', { accountId }),
+    callWaiting<RefreshView>('refresh_account', 'Refreshing tokens', { accountId }),
   signOut: (accountId: string, revoke: boolean) =>
-    callWaiting<SignOutView>(revoke ? 'Revoking and signing out' : 'Signing out', 'sign_out', { accountId, revoke }),
+    callWaiting<SignOutView>('sign_out', revoke ? 'Revoking and signing out' : 'Signing out', { accountId, revoke }),
 
   tokenReport: (accountId: string, kind: TokenKindView) =>
-    callWaiting<TokenReport>('Verifying the token', 'token_report', { accountId, kind }),
+    callWaiting<TokenReport>('token_report', 'Verifying the token', { accountId, kind }),
   copyAccessToken: (accountId: string) => call<CopiedToken>('copy_access_token', { accountId }),
 
   listOrgs: (accountId: string) => call<OrgDetail[]>('list_orgs', { accountId }),

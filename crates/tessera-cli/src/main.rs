@@ -330,8 +330,10 @@ fn main() -> ExitCode {
         return print_answer(answer, args);
     }
     let start_agent = matches!(cli.command, Command::Token(_)) && agent.is_some();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: every command's concurrency is waiting on the network (refresh --all, the
+    // agent's connections), and keychain calls are serialised anyway. Leaving does not wait
+    // for idle blocking threads.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -339,6 +341,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(&Error::Storage(format!("cannot start: {e}"))),
     };
     let outcome = runtime.block_on(run(cli, data_dir.clone()));
+    runtime.shutdown_background();
     // Only from an environment where the keychain just worked: an agent inherits it.
     if start_agent && outcome.is_ok() {
         spawn_agent(&data_dir);

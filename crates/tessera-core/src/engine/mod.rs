@@ -108,12 +108,12 @@ impl Tessera {
         let tessera = Tessera {
             discovery: Discovery::new(data.cache_dir()),
             flows: PendingFlows::with_journal(data.cache_dir()),
+            jwks: JwksCache::on_disk(data.cache_dir()),
             email: Default::default(),
             vault: Vault::new(options.store, &namespace),
             data,
             clock: options.clock,
             http: HttpClient::new(options.http)?,
-            jwks: JwksCache::default(),
             account_locks: Mutex::new(HashMap::new()),
             warm: Default::default(),
         };
@@ -158,19 +158,25 @@ impl Tessera {
     }
 
     /// The provider `name` with its endpoints and credential.
+    /// The credential comes from the keychain, or from this process's warm copy while
+    /// `tessera.json` is unchanged (see `warm`).
     pub(crate) async fn resolve(&self, name: &str) -> Result<Resolved> {
+        let stamp = warm::Stamp::of(&self.data.state_file());
         let config = self.data.read()?.provider(name)?.clone();
-        self.resolve_config(config).await
-    }
-
-    pub(crate) async fn resolve_config(&self, config: ProviderConfig) -> Result<Resolved> {
         let adapter = config.kind.adapter();
         let metadata = adapter
             .metadata(&config, &self.http, &self.discovery, self.now())
             .await?;
         let credential = match config.client_auth {
             ClientAuth::None => None,
-            _ => self.vault.load_client_credential(&config.name)?,
+            _ => match self.warm.credential(name, stamp) {
+                Some(warm) => warm,
+                None => {
+                    let read = self.vault.load_client_credential(&config.name)?;
+                    self.warm.keep_credential(name, stamp, read.as_ref());
+                    read
+                }
+            },
         };
         Ok(Resolved {
             config,

@@ -42,6 +42,7 @@ impl RefreshPlan {
 impl Tessera {
     /// A valid access token, refreshed when it has less than `min_valid` seconds left or
     /// when `force` is set.
+    ///
     /// A token this process handed out before is handed out again without reading the
     /// keychain while nothing changed (see `warm`).
     pub async fn access_token(
@@ -59,8 +60,10 @@ impl Tessera {
         {
             return Ok(warm);
         }
-        let plan = self.default_plan(&account)?;
-        let (tokens, refreshed) = self.fresh_tokens(&account, plan, min_valid, force).await?;
+        let (plan, read) = self.default_plan_read(&account)?;
+        let (tokens, refreshed, stamp) = self
+            .fresh_tokens_stamped(&account, plan, read, min_valid, force, stamp)
+            .await?;
         let issued = IssuedToken {
             expires_at: expiry(&tokens),
             token: tokens.access_token,
@@ -143,12 +146,18 @@ impl Tessera {
     /// The token set `access_token` hands out: the account's own, or, for an account signed
     /// in only through organizations, its current organization's.
     pub(crate) fn default_plan(&self, account: &Account) -> Result<RefreshPlan> {
-        if let Some(org) = &account.current_org
-            && self.vault.load_slot(&account.id, &Slot::Main)?.is_none()
-        {
-            return Ok(RefreshPlan::own(Slot::Org(org.clone())));
-        }
-        Ok(RefreshPlan::own(Slot::Main))
+        Ok(self.default_plan_read(account)?.0)
+    }
+
+    /// [`Self::default_plan`], with the plan's tokens when finding it meant reading them.
+    fn default_plan_read(&self, account: &Account) -> Result<(RefreshPlan, Option<TokenSet>)> {
+        let Some(org) = &account.current_org else {
+            return Ok((RefreshPlan::own(Slot::Main), None));
+        };
+        Ok(match self.vault.load_slot(&account.id, &Slot::Main)? {
+            None => (RefreshPlan::own(Slot::Org(org.clone())), None),
+            main => (RefreshPlan::own(Slot::Main), main),
+        })
     }
 
     pub(crate) async fn fresh_tokens(
@@ -158,19 +167,49 @@ impl Tessera {
         min_valid: u64,
         force: bool,
     ) -> Result<(TokenSet, bool)> {
+        let stamp = Stamp::of(&self.data.state_file());
+        let (tokens, refreshed, _) = self
+            .fresh_tokens_stamped(account, plan, None, min_valid, force, stamp)
+            .await?;
+        Ok((tokens, refreshed))
+    }
+
+    /// [`Self::fresh_tokens`], with the stamp of `tessera.json` the tokens may be kept warm
+    /// under: `before` (taken before anything was read), or, after a refresh, the stamp of
+    /// the state this refresh wrote, taken while the account's transaction still holds.
+    /// `read` is the plan's slot when the caller has just read it.
+    async fn fresh_tokens_stamped(
+        &self,
+        account: &Account,
+        plan: RefreshPlan,
+        read: Option<TokenSet>,
+        min_valid: u64,
+        force: bool,
+        before: Stamp,
+    ) -> Result<(TokenSet, bool, Stamp)> {
         if account.status == AccountStatus::NeedsSignIn {
             return Err(Error::NeedsSignIn(account.id.clone()));
         }
         let min_valid = min_valid.max(MIN_USEFUL);
-        if !force
-            && let Some(tokens) = self.vault.load_slot(&account.id, &plan.at_slot)?
-            && is_fresh(&tokens, min_valid, self.now())
-        {
-            return Ok((tokens, false));
+        if !force {
+            let stored = match read {
+                Some(tokens) => Some(tokens),
+                None => self.vault.load_slot(&account.id, &plan.at_slot)?,
+            };
+            if let Some(tokens) = stored.filter(|t| is_fresh(t, min_valid, self.now())) {
+                return Ok((tokens, false, before));
+            }
         }
         let txn = self.begin(&account.id).await?;
-        self.refresh_in(&txn, &plan, (!force).then_some(min_valid))
-            .await
+        let (tokens, refreshed) = self
+            .refresh_in(&txn, &plan, (!force).then_some(min_valid))
+            .await?;
+        let stamp = if refreshed {
+            Stamp::of(&self.data.state_file())
+        } else {
+            before
+        };
+        Ok((tokens, refreshed, stamp))
     }
 
     /// The token set in `slot`; reading needs no transaction, writing does.
@@ -198,13 +237,14 @@ impl Tessera {
         if account.status == AccountStatus::NeedsSignIn {
             return Err(Error::NeedsSignIn(account.id));
         }
-        let current = txn.load(&plan.at_slot)?;
-        if let (Some(min_valid), Some(current)) = (skip_if_valid, current)
-            && is_fresh(&current, min_valid, self.now())
-        {
-            return Ok((current, false));
-        }
-        let holder = self.load_slot(&account, &plan.rt_slot)?;
+        let now = self.now();
+        let holder = match txn.load(&plan.at_slot)? {
+            Some(current) if skip_if_valid.is_some_and(|min| is_fresh(&current, min, now)) => {
+                return Ok((current, false));
+            }
+            Some(current) if plan.rt_slot == plan.at_slot => current,
+            _ => self.load_slot(&account, &plan.rt_slot)?,
+        };
         let Some(refresh_token) = holder.refresh_token.as_ref() else {
             return Err(self.grant_lost(txn, &plan.rt_slot)?);
         };

@@ -1,13 +1,18 @@
-//! Warm access tokens: what a long-lived process (the agent, the app) last handed out for
-//! each account, so asking again for a token that is still valid costs no keychain round trip.
+//! Warm secrets: what a long-lived process (the agent, the app) last handed out for each
+//! account, and each provider's client credential, so asking again for a token that is still
+//! valid, or refreshing one, costs no needless keychain round trip.
 //!
 //! Invariant: an entry is used only while `tessera.json` is the very file it was read under
 //! (same inode, size and modification time; the file is replaced whole on every change). Every
 //! write that could make a stored access token stale — refresh, sign-in, sign-out, organization
 //! switch, a status change — rewrites `tessera.json` in the same transaction, so any such write,
 //! by this process or another, retires the entry; the next request reads the keychain again.
+//! A provider's credential is written to the keychain before the provider enters
+//! `tessera.json` and removed after it left, so the same rule covers it.
 //! The stamp is taken *before* the keychain is read, so an entry is never newer-stamped than
-//! its token. Refreshes never use it: they re-read everything inside the account's transaction.
+//! its token; after a refresh by this process, right after its own write while the account's
+//! transaction still holds, so no other change to the account can come between. Refreshes
+//! never use it: they re-read everything inside the account's transaction.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -47,6 +52,8 @@ struct Entry {
 #[derive(Default)]
 pub(crate) struct WarmTokens {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Provider credentials by provider name (`None`: the keychain has none).
+    credentials: Mutex<HashMap<String, (Stamp, Option<SecretString>)>>,
 }
 
 impl WarmTokens {
@@ -59,9 +66,7 @@ impl WarmTokens {
         min_valid: u64,
         now: u64,
     ) -> Option<IssuedToken> {
-        if stamp.0.is_none() {
-            return None;
-        }
+        stamp.0?;
         let entries = self.entries.lock().ok()?;
         let entry = entries.get(account).filter(|e| e.stamp == stamp)?;
         let valid = entry
@@ -85,6 +90,20 @@ impl WarmTokens {
                     expires_at: issued.expires_at,
                 },
             );
+        }
+    }
+
+    /// The credential of `provider` read under `stamp`, if that is still the state.
+    pub fn credential(&self, provider: &str, stamp: Stamp) -> Option<Option<SecretString>> {
+        stamp.0?;
+        let credentials = self.credentials.lock().ok()?;
+        let (kept, credential) = credentials.get(provider)?;
+        (*kept == stamp).then(|| credential.clone())
+    }
+
+    pub fn keep_credential(&self, provider: &str, stamp: Stamp, credential: Option<&SecretString>) {
+        if let Ok(mut credentials) = self.credentials.lock() {
+            credentials.insert(provider.to_string(), (stamp, credential.cloned()));
         }
     }
 }

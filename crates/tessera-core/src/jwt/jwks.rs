@@ -1,13 +1,22 @@
 //! The JWKS cache: key sets by URI, fetched on first use, trusted for their `Cache-Control:
 //! max-age` (bounded), refetched for an unknown `kid` at most once per cool-down, one fetch for
 //! all concurrent callers; and the choice of a signing key from a set.
+//!
+//! With a directory ([`JwksCache::on_disk`], the engine's `<data dir>/cache/`), each fetched
+//! set is also kept there (0600, with its fetch time, max age and last `kid` refetch), so a
+//! new process verifies with no fetch while the set is within its age, and the cool-down holds
+//! across processes. A kept set is only ever what the provider served for that URI; the
+//! directory is as trusted as `tessera.json` beside it.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, KeyOperations, PublicKeyUse};
+use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::signature::CheckedSignatures;
 use crate::error::{Error, Result};
 use crate::http::HttpClient;
 
@@ -25,10 +34,13 @@ pub const JWKS_REFETCH_COOL_DOWN: u64 = 60;
 #[derive(Debug, Default)]
 pub struct JwksCache {
     entries: Mutex<HashMap<String, Arc<tokio::sync::Mutex<JwksEntry>>>>,
+    dir: Option<PathBuf>,
+    /// Signatures checked with these keys and found good.
+    pub(super) checked: CheckedSignatures,
 }
 
 /// One JWKS URI. Its async lock is held across a fetch, which is what coalesces fetches.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct JwksEntry {
     set: Option<JwkSet>,
     /// When `set` was fetched, and for how many seconds it may be used.
@@ -44,6 +56,19 @@ fn within(since: u64, seconds: u64, now: u64) -> bool {
 }
 
 impl JwksCache {
+    /// A cache that also keeps key sets in `dir` (see the module docs).
+    pub fn on_disk(dir: PathBuf) -> Self {
+        JwksCache {
+            dir: Some(dir),
+            ..Default::default()
+        }
+    }
+
+    fn file(&self, jwks_uri: &str) -> Option<PathBuf> {
+        let name = format!("jwks-{}.json", crate::fsutil::short_hash(jwks_uri));
+        self.dir.as_ref().map(|d| d.join(name))
+    }
+
     /// Finds the key for `kid` in the provider's JWKS at time `now`, fetching the set when it
     /// is missing or expired, or (once per cool-down) when it does not know `kid`.
     pub(super) async fn key(
@@ -61,6 +86,15 @@ impl JwksCache {
             .or_default()
             .clone();
         let mut entry = entry.lock().await;
+        let file = self.file(jwks_uri);
+        if entry.set.is_none()
+            && let Some(kept) = file
+                .as_ref()
+                .and_then(|f| std::fs::read(f).ok())
+                .and_then(|bytes| serde_json::from_slice::<JwksEntry>(&bytes).ok())
+        {
+            *entry = kept;
+        }
         let fresh = within(entry.fetched_at, entry.max_age, now);
         if let Some(set) = entry.set.as_ref().filter(|_| fresh) {
             if let Some(key) = pick(set, kid) {
@@ -80,6 +114,11 @@ impl JwksCache {
         let key = pick(&set, kid);
         (entry.fetched_at, entry.max_age) = (now, max_age(&headers));
         entry.set = Some(set);
+        if let Some(file) = file
+            && let Ok(bytes) = serde_json::to_vec(&*entry)
+        {
+            let _ = crate::fsutil::write_atomic(&file, &bytes);
+        }
         key.ok_or_else(|| no_key(kid))
     }
 }

@@ -266,7 +266,10 @@ async fn check_signature(
         Ok(k) => k,
         Err(e) => return fail(format!("the provider's key is unusable: {e}")),
     };
-    if signature::signature_matches(alg, &decoding, jwt.signing_input.as_bytes(), &jwt.signature) {
+    if jwks
+        .checked
+        .matches(alg, &decoding, jwt.signing_input.as_bytes(), &jwt.signature)
+    {
         check(
             "signature",
             CheckStatus::Pass,

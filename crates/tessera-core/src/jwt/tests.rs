@@ -252,6 +252,58 @@ async fn a_removed_key_is_distrusted_once_the_jwks_max_age_has_passed() {
 }
 
 #[tokio::test]
+async fn a_set_kept_on_disk_serves_the_next_process_within_its_age_only() {
+    let server = JwksServer::start(&["a"], Some("max-age=300")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = client();
+    let token = signed("a", "key-a");
+    let first = JwksCache::on_disk(dir.path().to_path_buf());
+    assert_eq!(
+        signature_at(&first, &http, &server, &token, NOW).await,
+        CheckStatus::Pass
+    );
+    assert_eq!(server.hits(), 1);
+    server.serve(&["b"]);
+    let next = JwksCache::on_disk(dir.path().to_path_buf());
+    assert_eq!(
+        signature_at(&next, &http, &server, &token, NOW + 299).await,
+        CheckStatus::Pass,
+        "a new process uses the kept set"
+    );
+    assert_eq!(server.hits(), 1, "no fetch for a set within its age");
+    let late = JwksCache::on_disk(dir.path().to_path_buf());
+    assert_eq!(
+        signature_at(&late, &http, &server, &token, NOW + 300).await,
+        CheckStatus::Fail,
+        "past its age the kept set is fetched again, and the removed key is gone"
+    );
+    assert_eq!(server.hits(), 2);
+    for rogue in ["rogue-1", "rogue-2"] {
+        let fresh = JwksCache::on_disk(dir.path().to_path_buf());
+        assert_eq!(
+            signature_at(&fresh, &http, &server, &signed("b", rogue), NOW + 310).await,
+            CheckStatus::Fail
+        );
+    }
+    assert_eq!(
+        server.hits(),
+        3,
+        "the unknown-kid cool-down holds across processes"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with("jwks-"))
+            .unwrap()
+            .metadata()
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "the kept set is private");
+}
+
+#[tokio::test]
 async fn a_flood_of_unknown_kids_refetches_at_most_once_per_cool_down() {
     let server = JwksServer::start(&["a"], None).await;
     let (jwks, http) = (JwksCache::default(), client());
@@ -353,4 +405,36 @@ fn claim_checks_fail_each_on_its_own() {
     assert_eq!(run(with("iat", (now + 3600).into())), ["iat"]);
     assert_eq!(run(with("nonce", "other".into())), ["nonce"]);
     assert_eq!(run(with("azp", "someone-else".into())), ["azp"]);
+}
+
+#[test]
+fn a_remembered_signature_vouches_only_for_its_own_key_algorithm_and_bytes() {
+    let checked = super::signature::CheckedSignatures::default();
+    let key = |name: &str| {
+        DecodingKey::from_jwk(&serde_json::from_value(public_jwk(name)).unwrap()).unwrap()
+    };
+    let (a, b) = (key("a"), key("b"));
+    let token = signed("a", "key-a");
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    let input = input.as_bytes();
+    assert!(checked.matches(Algorithm::RS256, &a, input, signature));
+    assert!(
+        checked.matches(Algorithm::RS256, &a, input, signature),
+        "found good again"
+    );
+    assert!(
+        !checked.matches(Algorithm::RS256, &b, input, signature),
+        "another key (a kid now naming a new key) is checked anew"
+    );
+    assert!(!checked.matches(Algorithm::PS256, &a, input, signature));
+    let mut other = input.to_vec();
+    other.push(b'x');
+    assert!(!checked.matches(Algorithm::RS256, &a, &other, signature));
+    let forged = format!("{}A", &signature[..signature.len() - 1]);
+    let forged = if forged == signature {
+        format!("{}B", &signature[..signature.len() - 1])
+    } else {
+        forged
+    };
+    assert!(!checked.matches(Algorithm::RS256, &a, input, &forged));
 }

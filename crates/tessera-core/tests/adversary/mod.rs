@@ -194,6 +194,20 @@ impl Rig {
         open(self.dir.path(), &self.keychain, &self.clock, self.http)
     }
 
+    /// A new process that has no provider key set, in memory or kept on disk: the first
+    /// verification fetches it.
+    pub fn reopen_without_key_sets(&self) -> Arc<Tessera> {
+        for kept in walk(self.dir.path()) {
+            if kept
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("jwks-"))
+            {
+                std::fs::remove_file(kept).unwrap();
+            }
+        }
+        self.reopen()
+    }
+
     /// Starts a deep-link sign-in: its state and nonce.
     pub async fn start(&self) -> (String, String) {
         let start = self

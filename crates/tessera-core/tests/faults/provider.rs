@@ -187,8 +187,7 @@ async fn discovery_faults_when_adding_a_provider_register_nothing() {
 async fn key_set_faults_during_a_refresh_lose_nothing() {
     let rig = signed_in(Refresh::Rotating).await;
     faults_at(&rig, "/jwks", Some("token_rejected"), async |rig| {
-        // A new process: no key set in memory.
-        let t = rig.reopen();
+        let t = rig.reopen_without_key_sets();
         outcome(async move { t.refresh("alice").await }).await
     })
     .await;

@@ -239,8 +239,7 @@ async fn hostile_key_sets_fail_the_sign_in_and_change_nothing() {
         rig.idp.always("/jwks", make(&good));
         let rig = &rig;
         async move {
-            // A new process: no key set in memory yet.
-            let t = rig.reopen();
+            let t = rig.reopen_without_key_sets();
             let start = t.start_sign_in("p", DEEP_LINK_REDIRECT, &[]).await.unwrap();
             let callback = rig.idp.authorize(&start.authorization_url, "bob");
             outcome(async move { t.complete_sign_in(&callback).await }).await
