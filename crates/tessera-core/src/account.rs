@@ -6,9 +6,11 @@
 //! the desktop app and any number of `tessera` processes can share one data directory.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{FileLock, create_private_dir, make_private, write_atomic};
@@ -258,6 +260,9 @@ impl State {
 #[derive(Debug, Clone)]
 pub struct DataDir {
     root: PathBuf,
+    /// The state last parsed, by the digest of the bytes it was parsed from: reading an
+    /// unchanged `tessera.json` again costs a read and a hash, not a parse.
+    parsed: Arc<Mutex<Option<([u8; 32], State)>>>,
 }
 
 impl DataDir {
@@ -267,6 +272,7 @@ impl DataDir {
         create_private_dir(root)?;
         let dir = DataDir {
             root: root.to_path_buf(),
+            parsed: Arc::default(),
         };
         // Written once, with the keychain namespace; after that opening only reads.
         if dir.state_file().exists() {
@@ -310,7 +316,23 @@ impl DataDir {
             }
             Err(e) => return Err(Error::storage(&format!("read {}", path.display()), e)),
         };
-        let state: State = serde_json::from_slice(&bytes)
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        if let Ok(parsed) = self.parsed.lock()
+            && let Some((seen, state)) = parsed.as_ref()
+            && *seen == digest
+        {
+            return Ok(state.clone());
+        }
+        let state = Self::parse(&path, &bytes)?;
+        if let Ok(mut parsed) = self.parsed.lock() {
+            *parsed = Some((digest, state.clone()));
+        }
+        Ok(state)
+    }
+
+    /// `tessera.json`'s bytes as a state, checked.
+    fn parse(path: &Path, bytes: &[u8]) -> Result<State> {
+        let state: State = serde_json::from_slice(bytes)
             .map_err(|e| Error::Storage(format!("{} is damaged: {e}", path.display())))?;
         let mut names = std::collections::HashSet::new();
         if let Some(p) = state.providers.iter().find(|p| !names.insert(&p.name)) {

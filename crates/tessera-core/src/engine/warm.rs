@@ -2,11 +2,13 @@
 //! account, and each provider's client credential, so asking again for a token that is still
 //! valid, or refreshing one, costs no needless keychain round trip.
 //!
-//! Invariant: an entry is used only while `tessera.json` is the very file it was read under
-//! (same inode, size and modification time; the file is replaced whole on every change). Every
+//! Invariant: an entry is used only while `tessera.json` holds the very bytes it was read
+//! under (see [`Stamp`]). Every
 //! write that could make a stored access token stale — refresh, sign-in, sign-out, organization
 //! switch, a status change — rewrites `tessera.json` in the same transaction, so any such write,
 //! by this process or another, retires the entry; the next request reads the keychain again.
+//! (A rewrite to identical bytes — a second refresh within the same second, with the same
+//! lifetime — leaves the superseded token warm; it is still valid, as it was handed out.)
 //! A provider's credential is written to the keychain before the provider enters
 //! `tessera.json` and removed after it left, so the same rule covers it.
 //! The stamp is taken *before* the keychain is read, so an entry is never newer-stamped than
@@ -21,25 +23,20 @@ use crate::secret::SecretString;
 
 use super::types::IssuedToken;
 
-/// Which `tessera.json` a read saw: inode (on Unix), size, modification time (ns). `None` when
-/// the file is missing or its metadata unreadable, which never matches.
+/// Which `tessera.json` a read saw: the SHA-256 of its bytes (`None` when it could not be
+/// read, which never matches). By content, not by file metadata: a rewrite within one tick of
+/// the file system's clock, into a reused inode, would look unchanged by size and times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stamp(Option<(u64, u64, u128)>);
+pub(crate) struct Stamp(Option<[u8; 32]>);
 
 impl Stamp {
     pub fn of(path: &std::path::Path) -> Stamp {
-        Stamp(std::fs::metadata(path).ok().and_then(|m| {
-            #[cfg(unix)]
-            let inode = std::os::unix::fs::MetadataExt::ino(&m);
-            #[cfg(not(unix))]
-            let inode = 0;
-            let modified = m
-                .modified()
-                .ok()?
-                .duration_since(std::time::UNIX_EPOCH)
-                .ok()?;
-            Some((inode, m.len(), modified.as_nanos()))
-        }))
+        use sha2::{Digest, Sha256};
+        Stamp(
+            std::fs::read(path)
+                .ok()
+                .map(|bytes| Sha256::digest(bytes).into()),
+        )
     }
 }
 
