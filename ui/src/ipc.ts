@@ -124,8 +124,9 @@ export const api = {
 
   listOrgs: (accountId: string) => call<OrgDetail[]>('list_orgs', { accountId }),
   orgTokenReport: (accountId: string, org: string, kind: TokenKindView) =>
-    call<TokenReport>('org_token_report', { accountId, org, kind }),
-  switchOrg: (accountId: string, org: string) => call<AccountView>('switch_org', { accountId, org }),
+    callWaiting<TokenReport>('org_token_report', 'Getting the organization’s token', { accountId, org, kind }),
+  switchOrg: (accountId: string, org: string) =>
+    callWaiting<AccountView>('switch_org', 'Switching organization', { accountId, org }),
   cancelWait: (waitId: string) => call<boolean>('cancel_wait', { waitId }),
 };
 

@@ -19,32 +19,45 @@ pub async fn list_orgs(
 /// The token of one organization explained and verified, obtained the provider's way first
 /// when there is none yet (Logto organization token, Stytch organization session, Stack Auth
 /// team switch). An Auth0 organization without its own sign-in answers
-/// `org_sign_in_required`.
+/// `org_sign_in_required`. Cancellable as `wait_id`.
 #[tauri::command]
 pub async fn org_token_report(
     state: State<'_, AppState>,
     account_id: String,
     org: String,
     kind: TokenKindView,
+    wait_id: Option<String>,
 ) -> IpcResult<TokenReport> {
-    let report = state
-        .tessera()
-        .org_claims(&account_id, &org, kind.into())
-        .await;
-    // Obtaining the token may have rotated the refresh token or switched the current team.
-    state.notify(AppEvent::AccountsChanged);
-    Ok(report?.into())
+    let task = state.inner().clone();
+    state
+        .wait_for(wait_id, async move {
+            let report = task
+                .tessera()
+                .org_claims(&account_id, &org, kind.into())
+                .await;
+            // Obtaining the token may have rotated the refresh token or switched the team.
+            task.notify(AppEvent::AccountsChanged);
+            Ok(report?.into())
+        })
+        .await
 }
 
 /// Makes `org` the one used when none is named (Stack Auth selects the team at the provider;
-/// Auth0 and Stytch B2B use that organization's own sign-in or session).
+/// Auth0 and Stytch B2B use that organization's own sign-in or session). Cancellable as
+/// `wait_id`.
 #[tauri::command]
 pub async fn switch_org(
     state: State<'_, AppState>,
     account_id: String,
     org: String,
+    wait_id: Option<String>,
 ) -> IpcResult<AccountView> {
-    let account = state.tessera().switch_org(&account_id, &org).await;
-    state.notify(AppEvent::AccountsChanged);
-    Ok(account?.into())
+    let task = state.inner().clone();
+    state
+        .wait_for(wait_id, async move {
+            let account = task.tessera().switch_org(&account_id, &org).await;
+            task.notify(AppEvent::AccountsChanged);
+            Ok(account?.into())
+        })
+        .await
 }

@@ -6,6 +6,8 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
+use zeroize::Zeroize;
+
 use super::{Answer, TokenRequest};
 
 /// How long a connected agent may take: a refresh at a slow provider, under its timeouts.
@@ -25,7 +27,9 @@ pub fn ask(socket: &Path, request: &TokenRequest) -> Option<Answer> {
         .ok()?;
     stream.set_read_timeout(Some(ANSWER_WITHIN)).ok()?;
     stream.write_all(&line).ok()?;
-    let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer).ok()?;
-    serde_json::from_str(&answer).ok()
+    let mut line = String::new();
+    let read = BufReader::new(stream).read_line(&mut line);
+    let answer = read.ok().and_then(|_| serde_json::from_str(&line).ok());
+    line.zeroize();
+    answer
 }

@@ -42,7 +42,8 @@ pub struct TokenRequest {
 }
 
 /// The answer to a [`TokenRequest`]. The token is the one secret that crosses the socket,
-/// to the user who asked for it.
+/// to the user who asked for it; both ends wipe their copies of the line and the token once
+/// it is written or parsed (the client's token then lives in a `SecretString`).
 #[derive(Serialize, Deserialize)]
 pub enum Answer {
     Token {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::time::Instant;
+use zeroize::Zeroize;
 
 use super::{Answer, TokenRequest};
 use crate::engine::Tessera;
@@ -100,6 +101,10 @@ async fn answer(tessera: &Tessera, stream: UnixStream, owner: u32) -> Option<Err
     if let Ok(mut out) = serde_json::to_vec(&answer) {
         out.push(b'\n');
         let _ = write.write_all(&out).await;
+        out.zeroize();
+    }
+    if let Answer::Token { mut token, .. } = answer {
+        token.zeroize();
     }
     kind
 }
