@@ -260,10 +260,12 @@ impl State {
 #[derive(Debug, Clone)]
 pub struct DataDir {
     root: PathBuf,
-    /// The state last parsed, by the digest of the bytes it was parsed from: reading an
-    /// unchanged `tessera.json` again costs a read and a hash, not a parse.
-    parsed: Arc<Mutex<Option<([u8; 32], State)>>>,
+    parsed: Arc<Mutex<Option<Parsed>>>,
 }
+
+/// The state last parsed, with the digest of the bytes it was parsed from: reading an
+/// unchanged `tessera.json` again costs a read and a hash, not a parse.
+type Parsed = ([u8; 32], State);
 
 impl DataDir {
     /// Opens (and on first use creates) a data directory, private to the user (0700; an
