@@ -372,6 +372,9 @@ impl DataDir {
         let bytes =
             serde_json::to_vec_pretty(&state).map_err(|e| Error::storage("encode state", e))?;
         write_atomic(&self.state_file(), &bytes)?;
+        if let Ok(mut parsed) = self.parsed.lock() {
+            *parsed = Some((Sha256::digest(&bytes).into(), state));
+        }
         Ok(out)
     }
 }

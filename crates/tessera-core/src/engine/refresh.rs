@@ -108,11 +108,15 @@ impl Tessera {
         let account = self.account(query)?;
         let plan = self.default_plan(&account)?;
         let txn = self.begin(&account.id).await?;
-        let before = self.load_slot(&account, &plan.at_slot)?;
-        let (after, _) = self.refresh_in(&txn, &plan, None).await?;
+        let current = self.load_slot(&account, &plan.at_slot)?;
+        let before = Observed::of(&current);
+        let (after, _) = self
+            .refresh_in_loaded(&txn, &plan, None, Some(current))
+            .await?;
+        let after = Observed::of(&after);
         Ok(RefreshOutcome {
             account_id: account.id,
-            rotated: refresh_secret(&before) != refresh_secret(&after),
+            rotated: before.refresh_token != after.refresh_token,
             previous_expires_at: before.expires_at,
             expires_at: after.expires_at,
             changed_claims: changed_claims(&before, &after),
@@ -233,12 +237,27 @@ impl Tessera {
         plan: &RefreshPlan,
         skip_if_valid: Option<u64>,
     ) -> Result<(TokenSet, bool)> {
+        self.refresh_in_loaded(txn, plan, skip_if_valid, None).await
+    }
+
+    /// [`Self::refresh_in`], given the plan's slot when the caller read it inside `txn`.
+    async fn refresh_in_loaded(
+        &self,
+        txn: &AccountTxn<'_>,
+        plan: &RefreshPlan,
+        skip_if_valid: Option<u64>,
+        loaded: Option<TokenSet>,
+    ) -> Result<(TokenSet, bool)> {
         let account = txn.existing()?;
         if account.status == AccountStatus::NeedsSignIn {
             return Err(Error::NeedsSignIn(account.id));
         }
         let now = self.now();
-        let holder = match txn.load(&plan.at_slot)? {
+        let current = match loaded {
+            Some(tokens) => Some(tokens),
+            None => txn.load(&plan.at_slot)?,
+        };
+        let holder = match current {
             Some(current) if skip_if_valid.is_some_and(|min| is_fresh(&current, min, now)) => {
                 return Ok((current, false));
             }
@@ -410,21 +429,40 @@ fn refresh_secret(tokens: &TokenSet) -> Option<&str> {
     refresh_secret_of(tokens.refresh_token.as_ref())
 }
 
+/// What a refresh's outcome compares of a token set: a digest of its refresh token, its
+/// expiry and its tokens' claims (nothing secret is kept).
+struct Observed {
+    refresh_token: Option<[u8; 32]>,
+    expires_at: Option<u64>,
+    access_claims: Option<serde_json::Map<String, serde_json::Value>>,
+    id_claims: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Observed {
+    fn of(tokens: &TokenSet) -> Observed {
+        use sha2::{Digest, Sha256};
+        let claims = |t: &SecretString| {
+            decode_unverified_for_display(t.expose_secret())
+                .ok()
+                .map(|d| d.payload)
+        };
+        Observed {
+            refresh_token: refresh_secret(tokens).map(|rt| Sha256::digest(rt).into()),
+            expires_at: tokens.expires_at,
+            access_claims: claims(&tokens.access_token),
+            id_claims: tokens.id_token.as_ref().and_then(claims),
+        }
+    }
+}
+
 /// Claims that differ between two token sets: the access tokens' when both are JWTs,
 /// otherwise the ID tokens'.
-fn changed_claims(before: &TokenSet, after: &TokenSet) -> Vec<ClaimChange> {
-    let payload = |t: Option<&SecretString>| {
-        t.and_then(|t| decode_unverified_for_display(t.expose_secret()).ok())
-            .map(|d| d.payload)
-    };
-    let (old, new) = match (
-        payload(Some(&before.access_token)),
-        payload(Some(&after.access_token)),
-    ) {
-        (Some(a), Some(b)) => (a, b),
+fn changed_claims(before: &Observed, after: &Observed) -> Vec<ClaimChange> {
+    let (old, new) = match (&before.access_claims, &after.access_claims) {
+        (Some(a), Some(b)) => (a.clone(), b.clone()),
         _ => (
-            payload(before.id_token.as_ref()).unwrap_or_default(),
-            payload(after.id_token.as_ref()).unwrap_or_default(),
+            before.id_claims.clone().unwrap_or_default(),
+            after.id_claims.clone().unwrap_or_default(),
         ),
     };
     let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
