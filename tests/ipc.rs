@@ -298,6 +298,42 @@ async fn commands_drive_a_whole_account_lifecycle() {
     assert_ne!(refreshed["expiresAt"], refreshed["previousExpiresAt"]);
     assert_no_secret(&refreshed, &secrets);
 
+    // A provider that does not answer: Cancel ends the wait at once, an unknown wait is not
+    // cancelled, and the refresh the provider answers later is kept (with rotating refresh
+    // tokens, losing it would make the next refresh fail).
+    idp.stall("/token").await;
+    let runtime = tokio::runtime::Handle::current();
+    let (returned, has_returned) = std::sync::mpsc::channel::<()>();
+    let waited = std::thread::scope(|scope| {
+        let (state, idp) = (h.state.clone(), &idp);
+        scope.spawn(move || {
+            runtime.block_on(idp.held("/token"));
+            assert!(!state.cancel_wait("w-2"), "no such wait");
+            assert!(state.cancel_wait("w-1"));
+            // Should Cancel not end the wait, let the provider answer so the test fails
+            // instead of hanging.
+            if has_returned.recv_timeout(Duration::from_secs(10)).is_err() {
+                runtime.block_on(idp.release("/token"));
+            }
+        });
+        let waited = h.invoke(
+            "refresh_account",
+            json!({ "accountId": account_id, "waitId": "w-1" }),
+        );
+        let _ = returned.send(());
+        waited
+    });
+    assert_eq!(waited.unwrap_err()["code"], json!("cancelled"));
+    assert_eq!(
+        h.ok("cancel_wait", json!({ "waitId": "w-1" })),
+        json!(false),
+        "a wait that ended is not cancelled again"
+    );
+    idp.release("/token").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let after_cancel = h.ok("refresh_account", json!({ "accountId": account_id }));
+    assert_eq!(after_cancel["rotated"], json!(true));
+
     // Sign out: revoked, logout page opened, account gone.
     let out = h.ok(
         "sign_out",

@@ -162,15 +162,16 @@ impl AppState {
         T: Send + 'static,
         F: Future<Output = IpcResult<T>> + Send + 'static,
     {
-        let task = tauri::async_runtime::spawn(work);
         let joined = |r: Result<IpcResult<T>, tauri::Error>| {
             r.unwrap_or_else(|e| Err(IpcError::new("internal", format!("the task failed: {e}"))))
         };
         let Some(id) = wait_id else {
-            return joined(task.await);
+            return joined(tauri::async_runtime::spawn(work).await);
         };
+        // Cancellable before the work can reach the provider.
         let (cancel, cancelled) = oneshot::channel();
         self.track_wait(&id, cancel);
+        let task = tauri::async_runtime::spawn(work);
         let outcome = tokio::select! {
             done = task => joined(done),
             Ok(()) = cancelled => Err(IpcError::new(
