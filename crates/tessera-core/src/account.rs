@@ -299,22 +299,29 @@ impl DataDir {
         self.root.join("locks").join(format!("{account_id}.lock"))
     }
 
-    pub(crate) fn state_file(&self) -> PathBuf {
+    fn state_file(&self) -> PathBuf {
         self.root.join("tessera.json")
     }
 
     /// Reads the current state.
     pub fn read(&self) -> Result<State> {
+        Ok(self.read_with_digest()?.0)
+    }
+
+    /// Reads the current state, with the SHA-256 of the bytes it was read from (`None`
+    /// while there is no file yet).
+    pub(crate) fn read_with_digest(&self) -> Result<(State, Option<[u8; 32]>)> {
         let path = self.state_file();
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(State {
+                let empty = State {
                     version: STATE_VERSION,
                     namespace: new_namespace(),
                     providers: Vec::new(),
                     accounts: Vec::new(),
-                });
+                };
+                return Ok((empty, None));
             }
             Err(e) => return Err(Error::storage(&format!("read {}", path.display()), e)),
         };
@@ -323,13 +330,13 @@ impl DataDir {
             && let Some((seen, state)) = parsed.as_ref()
             && *seen == digest
         {
-            return Ok(state.clone());
+            return Ok((state.clone(), Some(digest)));
         }
         let state = Self::parse(&path, &bytes)?;
         if let Ok(mut parsed) = self.parsed.lock() {
             *parsed = Some((digest, state.clone()));
         }
-        Ok(state)
+        Ok((state, Some(digest)))
     }
 
     /// `tessera.json`'s bytes as a state, checked.

@@ -721,3 +721,51 @@ async fn jwt_access_tokens_for_a_resource_are_verified() {
     let aud = report.checks.iter().find(|c| c.name == "aud").unwrap();
     assert_eq!(aud.status, CheckStatus::Pass, "{}", aud.detail);
 }
+
+/// A long-lived process (the agent, the app) hands a token out again without reading the
+/// keychain only while nothing changed: another process's refresh or sign-out retires it.
+#[tokio::test]
+async fn a_warm_token_is_retired_by_another_process_changing_the_account() {
+    let env = env(Profile::Plain).await;
+    let account = env.sign_in("alice").await;
+    let other = tessera_core::Tessera::open(tessera_core::Options {
+        data_dir: env.dir.path().to_path_buf(),
+        store: std::sync::Arc::new(env.store.clone()),
+        clock: std::sync::Arc::new(env.clock.clone()),
+        http: HttpConfig::default(),
+    })
+    .unwrap();
+    let warm = env
+        .tessera
+        .access_token(&account.id, 0, false)
+        .await
+        .unwrap();
+    let again = env
+        .tessera
+        .access_token(&account.id, 0, false)
+        .await
+        .unwrap();
+    assert_eq!(again.token.expose_secret(), warm.token.expose_secret());
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let refreshed = other.access_token(&account.id, 0, true).await.unwrap();
+    assert_ne!(refreshed.token.expose_secret(), warm.token.expose_secret());
+    assert_eq!(
+        env.tessera
+            .access_token(&account.id, 0, false)
+            .await
+            .unwrap()
+            .token
+            .expose_secret(),
+        refreshed.token.expose_secret(),
+        "the other process's refresh is seen"
+    );
+
+    other.sign_out(&account.id, false).await.unwrap();
+    let gone = env
+        .tessera
+        .access_token(&account.id, 0, false)
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), "unknown_account");
+}

@@ -158,10 +158,7 @@ impl Tessera {
     }
 
     /// The provider `name` with its endpoints and credential.
-    /// The credential comes from the keychain, or from this process's warm copy while
-    /// `tessera.json` is unchanged (see `warm`).
     pub(crate) async fn resolve(&self, name: &str) -> Result<Resolved> {
-        let stamp = warm::Stamp::of(&self.data.state_file());
         let config = self.data.read()?.provider(name)?.clone();
         let adapter = config.kind.adapter();
         let metadata = adapter
@@ -169,14 +166,7 @@ impl Tessera {
             .await?;
         let credential = match config.client_auth {
             ClientAuth::None => None,
-            _ => match self.warm.credential(name, stamp) {
-                Some(warm) => warm,
-                None => {
-                    let read = self.vault.load_client_credential(&config.name)?;
-                    self.warm.keep_credential(name, stamp, read.as_ref());
-                    read
-                }
-            },
+            _ => self.vault.load_client_credential(&config.name)?,
         };
         Ok(Resolved {
             config,

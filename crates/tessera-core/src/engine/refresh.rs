@@ -51,8 +51,8 @@ impl Tessera {
         min_valid: u64,
         force: bool,
     ) -> Result<IssuedToken> {
-        let stamp = Stamp::of(&self.data.state_file());
-        let account = self.account(query)?;
+        let (state, stamp) = Stamp::read(&self.data)?;
+        let account = state.find_account(query)?.clone();
         let min_valid = min_valid.max(MIN_USEFUL);
         if !force
             && account.status == AccountStatus::Active
@@ -171,7 +171,7 @@ impl Tessera {
         min_valid: u64,
         force: bool,
     ) -> Result<(TokenSet, bool)> {
-        let stamp = Stamp::of(&self.data.state_file());
+        let stamp = Stamp(None);
         let (tokens, refreshed, _) = self
             .fresh_tokens_stamped(account, plan, None, min_valid, force, stamp)
             .await?;
@@ -209,7 +209,7 @@ impl Tessera {
             .refresh_in(&txn, &plan, (!force).then_some(min_valid))
             .await?;
         let stamp = if refreshed {
-            Stamp::of(&self.data.state_file())
+            Stamp::read(&self.data)?.1
         } else {
             before
         };

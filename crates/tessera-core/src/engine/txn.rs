@@ -143,11 +143,15 @@ impl AccountTxn<'_> {
         self.engine.vault.load_slot(&self.id, slot)
     }
 
+    /// Writes a slot; this process's warm token of the account is retired first.
     pub fn save(&self, slot: &Slot, tokens: &TokenSet) -> Result<()> {
+        self.engine.warm.forget(&self.id);
         self.engine.vault.save_slot(&self.id, slot, tokens)
     }
 
+    /// Deletes a slot; this process's warm token of the account is retired first.
     pub fn delete(&self, slot: &Slot) -> Result<()> {
+        self.engine.warm.forget(&self.id);
         self.engine.vault.delete_slot(&self.id, slot)
     }
 

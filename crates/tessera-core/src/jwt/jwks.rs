@@ -93,7 +93,11 @@ impl JwksCache {
                 .and_then(|f| std::fs::read(f).ok())
                 .and_then(|bytes| serde_json::from_slice::<JwksEntry>(&bytes).ok())
         {
-            *entry = kept;
+            // The file is as trusted as the directory, but its age is bounded all the same.
+            *entry = JwksEntry {
+                max_age: kept.max_age.min(JWKS_MAX_MAX_AGE),
+                ..kept
+            };
         }
         let fresh = within(entry.fetched_at, entry.max_age, now);
         if let Some(set) = entry.set.as_ref().filter(|_| fresh) {

@@ -290,6 +290,36 @@ async fn a_set_kept_on_disk_serves_the_next_process_within_its_age_only() {
         3,
         "the unknown-kid cool-down holds across processes"
     );
+
+    // A kept set that claims to be good for ever is held to the longest age all the same.
+    let kept = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("jwks-"))
+        .unwrap()
+        .path();
+    let mut entry: Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+    entry["max_age"] = serde_json::json!(u64::MAX);
+    std::fs::write(&kept, entry.to_string()).unwrap();
+    let fetched_at = entry["fetched_at"].as_u64().unwrap();
+    let later = JwksCache::on_disk(dir.path().to_path_buf());
+    let known = signed("b", "key-b");
+    assert_eq!(
+        signature_at(
+            &later,
+            &http,
+            &server,
+            &known,
+            fetched_at + JWKS_MAX_MAX_AGE
+        )
+        .await,
+        CheckStatus::Pass
+    );
+    assert_eq!(
+        server.hits(),
+        4,
+        "past the longest age the set is fetched again"
+    );
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::read_dir(dir.path())
             .unwrap()
