@@ -299,6 +299,11 @@ impl DataDir {
         self.root.join("locks").join(format!("{account_id}.lock"))
     }
 
+    /// The lock of a provider name, held while it is added or removed.
+    pub fn provider_lock(&self, name: &str) -> PathBuf {
+        self.refresh_lock(&format!("provider-{}", crate::fsutil::short_hash(name)))
+    }
+
     fn state_file(&self) -> PathBuf {
         self.root.join("tessera.json")
     }

@@ -5,7 +5,7 @@
 //! 0600 (on Unix; elsewhere the platform's per-user defaults apply).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -124,6 +124,50 @@ impl FileLock {
             .await
             .map_err(|e| Error::Storage(format!("lock task failed: {e}")))?
     }
+
+    /// The revision the lock file holds now (see [`Revision`]).
+    pub fn revision(&self) -> Result<Revision> {
+        let mut file = &self.file;
+        let mut bytes = Vec::with_capacity(REVISION_LEN);
+        file.seek(SeekFrom::Start(0))
+            .and_then(|_| file.read_to_end(&mut bytes))
+            .map_err(|e| Error::storage("read a lock's revision", e))?;
+        Ok(Revision(bytes))
+    }
+
+    /// Writes a new random revision into the lock file: called by the holder before it
+    /// changes anything the lock guards.
+    pub fn bump(&self) -> Result<Revision> {
+        let text = format!("{:032x}", rand::random::<u128>());
+        let mut file = &self.file;
+        file.seek(SeekFrom::Start(0))
+            .and_then(|_| file.write_all(text.as_bytes()))
+            .map_err(|e| Error::storage("write a lock's revision", e))?;
+        Ok(Revision(text.into_bytes()))
+    }
+}
+
+const REVISION_LEN: usize = 32;
+
+/// What a lock file says about the writes made under it: every holder that changes what the
+/// lock guards (an account's keychain slots, a provider's credential) writes a fresh random
+/// revision into the lock file first, while holding it. A value read under the lock and kept
+/// with the revision read under the same lock is therefore current for as long as the lock
+/// file holds that revision, whoever asks and whether or not they hold the lock. The file is
+/// not synced: the revision only has to be seen by processes running now. Empty for a lock
+/// nothing was ever written under.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revision(Vec<u8>);
+
+impl Revision {
+    /// The revision of the lock file at `path`, read without taking the lock.
+    pub fn of(path: &Path) -> Result<Revision> {
+        match fs::read(path) {
+            Ok(bytes) => Ok(Revision(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Revision(Vec::new())),
+            Err(e) => Err(Error::storage(&format!("read {}", path.display()), e)),
+        }
+    }
 }
 
 impl Drop for FileLock {
@@ -138,7 +182,11 @@ fn lock_file(path: &Path) -> Result<fs::File> {
     }
     open_private(
         path,
-        OpenOptions::new().create(true).truncate(false).write(true),
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true),
     )
     .map_err(|e| Error::storage(&format!("open {}", path.display()), e))
 }

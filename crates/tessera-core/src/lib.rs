@@ -34,8 +34,9 @@ pub mod vault;
 
 pub use account::{Account, AccountStatus, Restriction};
 pub use engine::{
-    ClaimChange, ClaimsReport, DeviceSignIn, EmailLinkOutcome, EmailSignInStart, IssuedToken,
-    Options, OrgDiscovery, OrgView, RefreshOutcome, SignInStart, SignOutOutcome, Tessera,
+    ClaimChange, ClaimsReport, DeviceSignIn, EmailLinkOutcome, EmailSignInStart, Handover,
+    IssuedToken, Options, OrgDiscovery, OrgView, RefreshOutcome, SignInStart, SignOutOutcome,
+    Tessera,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use jwt::TokenKind;

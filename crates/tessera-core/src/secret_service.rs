@@ -89,6 +89,11 @@ impl Session {
         })
     }
 
+    /// Whether the entry exists (one round trip: a search, and an unlock if it is locked).
+    pub(crate) fn contains(&self, service: &str, user: &str) -> Result<bool, Failure> {
+        self.with(|ss| Ok(unique_item(ss, service, user)?.is_some()))
+    }
+
     /// Removes the entry; an absent entry is not an error.
     pub(crate) fn delete(&self, service: &str, user: &str) -> Result<(), Failure> {
         self.with(|ss| match unique_item(ss, service, user)? {

@@ -728,13 +728,7 @@ async fn jwt_access_tokens_for_a_resource_are_verified() {
 async fn a_warm_token_is_retired_by_another_process_changing_the_account() {
     let env = env(Profile::Plain).await;
     let account = env.sign_in("alice").await;
-    let other = tessera_core::Tessera::open(tessera_core::Options {
-        data_dir: env.dir.path().to_path_buf(),
-        store: std::sync::Arc::new(env.store.clone()),
-        clock: std::sync::Arc::new(env.clock.clone()),
-        http: HttpConfig::default(),
-    })
-    .unwrap();
+    let other = env.other_process();
     let warm = env
         .tessera
         .access_token(&account.id, 0, false)
@@ -747,7 +741,8 @@ async fn a_warm_token_is_retired_by_another_process_changing_the_account() {
         .unwrap();
     assert_eq!(again.token.expose_secret(), warm.token.expose_secret());
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Within the same second, so `tessera.json` may well come out byte for byte as it was:
+    // the account's revision tells.
     let refreshed = other.access_token(&account.id, 0, true).await.unwrap();
     assert_ne!(refreshed.token.expose_secret(), warm.token.expose_secret());
     assert_eq!(
@@ -768,4 +763,51 @@ async fn a_warm_token_is_retired_by_another_process_changing_the_account() {
         .await
         .unwrap_err();
     assert_eq!(gone.code(), "unknown_account");
+}
+
+/// A process keeps the token set it read under an account's lock, but never past another
+/// process's write: once the other one's refresh has rotated the refresh token (spending the
+/// one kept here), this one refreshes with the new one. With reuse detection, the spent one
+/// would have revoked the whole grant.
+#[tokio::test]
+async fn a_kept_token_set_gives_way_to_another_process_rotating_it() {
+    let env = env(Profile::Rotating).await;
+    let account = env.sign_in("alice").await;
+    let other = env.other_process();
+    assert!(env.tessera.refresh(&account.id).await.unwrap().rotated);
+    assert!(other.refresh(&account.id).await.unwrap().rotated);
+    let ours = env.tessera.refresh(&account.id).await.unwrap();
+    assert!(ours.rotated);
+    let status = env.tessera.account(&account.id).unwrap().status;
+    assert_eq!(status, AccountStatus::Active);
+    let rt = env.stored(&account.id).unwrap()["refresh_token"].clone();
+    let (code, _) = env.refresh_at_idp(rt.as_str().unwrap()).await;
+    assert_eq!(code, 200, "the stored refresh token is the live one");
+}
+
+/// A process keeps a provider's credential, but not past another process removing the
+/// provider and adding it again with another secret, even though that leaves `tessera.json`
+/// byte for byte as it was.
+#[tokio::test]
+async fn a_kept_client_secret_gives_way_to_the_provider_added_again() {
+    let env = env(Profile::Plain).await;
+    let auth = ClientAuth::ClientSecretBasic;
+    env.add("basic", "tessera-basic", auth, Some("wrong")).await;
+    let callback = env.callback("basic", "alice").await;
+    let err = env.tessera.complete_sign_in(&callback).await.unwrap_err();
+    assert_eq!(err.oauth_error(), Some("invalid_client"));
+
+    let state = std::fs::read(env.dir.path().join("tessera.json")).unwrap();
+    let other = env.other_process();
+    let config = other.provider("basic").unwrap();
+    other.remove_provider("basic").await.unwrap();
+    let secret = tessera_core::SecretString::new("basic-secret");
+    other.add_provider(config, Some(secret)).await.unwrap();
+    assert_eq!(
+        std::fs::read(env.dir.path().join("tessera.json")).unwrap(),
+        state
+    );
+
+    let callback = env.callback("basic", "alice").await;
+    env.tessera.complete_sign_in(&callback).await.unwrap();
 }

@@ -3,10 +3,14 @@
 //! of a keychain session, a runtime and a TLS stack per call (the design of ssh-agent,
 //! gpg-agent and oidc-agent).
 //!
-//! The agent is a [`crate::Tessera`] like any other: it holds no token the keychain does not,
-//! takes the same per-account transactions (so single-flight holds across it, the app and
-//! other `tessera` processes) and persists a rotated refresh token before answering. It
-//! differs only in living long: its keychain connection, HTTP connections and caches stay warm.
+//! The agent is a [`crate::Tessera`] like any other: it takes the same per-account
+//! transactions (so single-flight holds across it, the app and other `tessera` processes) and
+//! persists a rotated refresh token before answering. It differs in living long: its keychain
+//! connection, HTTP connections and caches stay warm, and it keeps the token sets and provider
+//! credentials it read in memory while their locks' revisions hold (`engine::kept`). A forced
+//! refresh is answered as soon as its token is verified (and any rotated refresh token
+//! stored); the write of the new access token goes on after the answer, inside the
+//! account's transaction (see [`crate::Handover`]).
 //!
 //! Trust: the socket is in a private directory (`$XDG_RUNTIME_DIR/dev.tessera`, 0700, the
 //! socket 0600) and the agent answers only peers of its own user (checked with

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use zeroize::Zeroize;
 
 use super::{Answer, TokenRequest};
-use crate::engine::Tessera;
+use crate::engine::{IssuedToken, Tessera};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil::FileLock;
 
@@ -84,10 +84,33 @@ async fn answer(tessera: &Tessera, stream: UnixStream, owner: u32) -> Option<Err
     {
         return None;
     }
-    let outcome = match serde_json::from_str::<TokenRequest>(&line) {
-        Ok(request) => tessera.token(&request).await,
-        Err(e) => Err(Error::InvalidConfig(format!("not a token request: {e}"))),
+    let request = match serde_json::from_str::<TokenRequest>(&line) {
+        Ok(request) => request,
+        Err(e) => {
+            let e = Error::InvalidConfig(format!("not a token request: {e}"));
+            return send(&mut write, Err(e)).await;
+        }
     };
+    // A refreshed token that may be stored after it is handed out is answered with at once;
+    // the transaction goes on to store it (see `Handover`).
+    let (handover, early) = tokio::sync::oneshot::channel();
+    let work = tessera.token_handing_over(&request, Some(handover));
+    tokio::pin!(work);
+    tokio::select! {
+        outcome = &mut work => send(&mut write, outcome).await,
+        Ok(issued) = early => {
+            send(&mut write, Ok(issued)).await;
+            drop(write);
+            work.await.err().map(|e| e.kind())
+        }
+    }
+}
+
+/// Writes the answer to a request; the class of the error it answered with, if any.
+async fn send(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    outcome: Result<(String, IssuedToken)>,
+) -> Option<ErrorKind> {
     let kind = outcome.as_ref().err().map(Error::kind);
     let answer = match outcome {
         Ok((account_id, issued)) => Answer::Token {

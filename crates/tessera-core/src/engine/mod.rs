@@ -19,6 +19,7 @@
 
 mod email;
 mod inspect;
+mod kept;
 mod orgs;
 mod providers;
 mod refresh;
@@ -46,6 +47,7 @@ use crate::vault::{SecretStore, Vault};
 
 pub use email::{Discovery as OrgDiscovery, EmailLinkOutcome, EmailSignInStart};
 pub use orgs::OrgView;
+pub use refresh::Handover;
 pub use types::{
     ClaimChange, ClaimsReport, DeviceSignIn, IssuedToken, RefreshOutcome, SignInStart,
     SignOutOutcome,
@@ -71,6 +73,7 @@ pub struct Tessera {
     email: email::EmailFlows,
     account_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     warm: warm::WarmTokens,
+    kept: kept::Kept,
 }
 
 /// A registered provider with everything its adapter needs.
@@ -116,6 +119,7 @@ impl Tessera {
             http: HttpClient::new(options.http)?,
             account_locks: Mutex::new(HashMap::new()),
             warm: Default::default(),
+            kept: Default::default(),
         };
         // Best effort: a locked keychain must not keep the data directory from opening.
         let _ = tessera.recover_interrupted();
@@ -166,7 +170,7 @@ impl Tessera {
             .await?;
         let credential = match config.client_auth {
             ClientAuth::None => None,
-            _ => self.vault.load_client_credential(&config.name)?,
+            _ => self.client_credential(&config.name).await?,
         };
         Ok(Resolved {
             config,

@@ -74,7 +74,7 @@ impl Tessera {
     /// accounts under the state lock, so a sign-in completing meanwhile either keeps the
     /// provider or fails itself), then its credential.
     pub async fn remove_provider(&self, name: &str) -> Result<()> {
-        let _txn = self.begin_provider(name).await?;
+        let txn = self.begin_provider(name).await?;
         let removed = self.data.update(|s| {
             let provider = s.provider(name)?.clone();
             let accounts = s.accounts.iter().filter(|a| a.provider == name).count();
@@ -87,7 +87,7 @@ impl Tessera {
             Ok(provider)
         })?;
         self.discovery.forget(&removed.issuer);
-        self.vault.delete_client_credential(name).map_err(|e| {
+        txn.delete_credential(self, name).map_err(|e| {
             Error::Keychain(format!(
                 "removed \"{name}\", but its secret is still in the keychain ({e}); adding a provider of that name replaces it"
             ))

@@ -17,6 +17,13 @@ use super::types::{ClaimChange, IssuedToken, RefreshOutcome};
 use super::warm::Stamp;
 use super::{Resolved, Tessera};
 
+/// Where a refresh hands its new access token (with the account's id) over before storing
+/// it: once verified, and once the keychain holds everything the provider would still honour
+/// (a rotated refresh token is stored first, right after the provider's answer), so nothing
+/// is lost if the write of the new access token never lands. The agent answers its client
+/// with it while the write goes on in the account's transaction.
+pub type Handover = tokio::sync::oneshot::Sender<(String, IssuedToken)>;
+
 /// Seconds of validity the stored access token must still have to be handed out as is.
 const MIN_USEFUL: u64 = 5;
 
@@ -51,18 +58,32 @@ impl Tessera {
         min_valid: u64,
         force: bool,
     ) -> Result<IssuedToken> {
-        let (state, stamp) = Stamp::read(&self.data)?;
+        self.access_token_handing_over(query, min_valid, force, None)
+            .await
+    }
+
+    /// [`Self::access_token`], handing a refreshed token over early when it may (see
+    /// [`Handover`]).
+    async fn access_token_handing_over(
+        &self,
+        query: &str,
+        min_valid: u64,
+        force: bool,
+        handover: Option<Handover>,
+    ) -> Result<IssuedToken> {
+        let (state, digest) = Stamp::read_state(&self.data)?;
         let account = state.find_account(query)?.clone();
+        let stamp = Stamp::of(&self.data, digest, &account.id)?;
         let min_valid = min_valid.max(MIN_USEFUL);
         if !force
             && account.status == AccountStatus::Active
-            && let Some(warm) = self.warm.fresh(&account.id, stamp, min_valid, self.now())
+            && let Some(warm) = self.warm.fresh(&account.id, &stamp, min_valid, self.now())
         {
             return Ok(warm);
         }
         let (plan, read) = self.default_plan_read(&account)?;
         let (tokens, refreshed, stamp) = self
-            .fresh_tokens_stamped(&account, plan, read, min_valid, force, stamp)
+            .fresh_tokens_stamped(&account, plan, read, (min_valid, force), stamp, handover)
             .await?;
         let issued = IssuedToken {
             expires_at: expiry(&tokens),
@@ -94,11 +115,24 @@ impl Tessera {
     /// What `tessera token` asks for: the account's (or an organization's) access token, or
     /// its ID token, valid for at least `min_valid` seconds; with the account's id.
     pub async fn token(&self, request: &TokenRequest) -> Result<(String, IssuedToken)> {
+        self.token_handing_over(request, None).await
+    }
+
+    /// [`Self::token`]; a refreshed access token may be sent to `handover` before it is
+    /// stored (see [`Handover`]), and the call returns once it is.
+    pub async fn token_handing_over(
+        &self,
+        request: &TokenRequest,
+        handover: Option<Handover>,
+    ) -> Result<(String, IssuedToken)> {
         let (query, min_valid, force) = (&request.account, request.min_valid, request.force);
         let issued = match (&request.org, request.id_token) {
             (Some(org), _) => self.org_token(query, org, min_valid, force).await?,
             (None, true) => self.id_token(query, min_valid, force).await?,
-            (None, false) => self.access_token(query, min_valid, force).await?,
+            (None, false) => {
+                self.access_token_handing_over(query, min_valid, force, handover)
+                    .await?
+            }
         };
         Ok((self.account(query)?.id, issued))
     }
@@ -108,10 +142,10 @@ impl Tessera {
         let account = self.account(query)?;
         let plan = self.default_plan(&account)?;
         let txn = self.begin(&account.id).await?;
-        let current = self.load_slot(&account, &plan.at_slot)?;
+        let current = required(&account, &plan.at_slot, txn.load(&plan.at_slot)?)?;
         let before = Observed::of(&current);
         let (after, _) = self
-            .refresh_in_loaded(&txn, &plan, None, Some(current))
+            .refresh_in_loaded(&txn, &plan, None, Some(current), None)
             .await?;
         let after = Observed::of(&after);
         Ok(RefreshOutcome {
@@ -171,15 +205,15 @@ impl Tessera {
         min_valid: u64,
         force: bool,
     ) -> Result<(TokenSet, bool)> {
-        let stamp = Stamp(None);
+        let stamp = Stamp::none();
         let (tokens, refreshed, _) = self
-            .fresh_tokens_stamped(account, plan, None, min_valid, force, stamp)
+            .fresh_tokens_stamped(account, plan, None, (min_valid, force), stamp, None)
             .await?;
         Ok((tokens, refreshed))
     }
 
-    /// [`Self::fresh_tokens`], with the stamp of `tessera.json` the tokens may be kept warm
-    /// under: `before` (taken before anything was read), or, after a refresh, the stamp of
+    /// [`Self::fresh_tokens`], with the stamp the tokens may be kept warm under: `before`
+    /// (taken before anything was read), or, after a refresh, the stamp of
     /// the state this refresh wrote, taken while the account's transaction still holds.
     /// `read` is the plan's slot when the caller has just read it.
     async fn fresh_tokens_stamped(
@@ -187,9 +221,9 @@ impl Tessera {
         account: &Account,
         plan: RefreshPlan,
         read: Option<TokenSet>,
-        min_valid: u64,
-        force: bool,
+        (min_valid, force): (u64, bool),
         before: Stamp,
+        handover: Option<Handover>,
     ) -> Result<(TokenSet, bool, Stamp)> {
         if account.status == AccountStatus::NeedsSignIn {
             return Err(Error::NeedsSignIn(account.id.clone()));
@@ -205,11 +239,12 @@ impl Tessera {
             }
         }
         let txn = self.begin(&account.id).await?;
+        let skip_if_valid = (!force).then_some(min_valid);
         let (tokens, refreshed) = self
-            .refresh_in(&txn, &plan, (!force).then_some(min_valid))
+            .refresh_in_loaded(&txn, &plan, skip_if_valid, None, handover)
             .await?;
         let stamp = if refreshed {
-            Stamp::read(&self.data)?.1
+            Stamp::now(&self.data, txn.revision()?)?
         } else {
             before
         };
@@ -218,15 +253,7 @@ impl Tessera {
 
     /// The token set in `slot`; reading needs no transaction, writing does.
     pub(crate) fn load_slot(&self, account: &Account, slot: &Slot) -> Result<TokenSet> {
-        self.vault
-            .load_slot(&account.id, slot)?
-            .ok_or_else(|| match slot {
-                Slot::Main => Error::NeedsSignIn(account.id.clone()),
-                Slot::Org(org) => Error::OrgSignInRequired {
-                    account: account.id.clone(),
-                    org: org.clone(),
-                },
-            })
+        required(account, slot, self.vault.load_slot(&account.id, slot)?)
     }
 
     /// Refreshes inside the account's transaction (see the module docs). With
@@ -237,16 +264,19 @@ impl Tessera {
         plan: &RefreshPlan,
         skip_if_valid: Option<u64>,
     ) -> Result<(TokenSet, bool)> {
-        self.refresh_in_loaded(txn, plan, skip_if_valid, None).await
+        self.refresh_in_loaded(txn, plan, skip_if_valid, None, None)
+            .await
     }
 
-    /// [`Self::refresh_in`], given the plan's slot when the caller read it inside `txn`.
+    /// [`Self::refresh_in`], given the plan's slot when the caller read it inside `txn`, and
+    /// where to hand the new access token over early.
     async fn refresh_in_loaded(
         &self,
         txn: &AccountTxn<'_>,
         plan: &RefreshPlan,
         skip_if_valid: Option<u64>,
         loaded: Option<TokenSet>,
+        handover: Option<Handover>,
     ) -> Result<(TokenSet, bool)> {
         let account = txn.existing()?;
         if account.status == AccountStatus::NeedsSignIn {
@@ -262,7 +292,7 @@ impl Tessera {
                 return Ok((current, false));
             }
             Some(current) if plan.rt_slot == plan.at_slot => current,
-            _ => self.load_slot(&account, &plan.rt_slot)?,
+            _ => required(&account, &plan.rt_slot, txn.load(&plan.rt_slot)?)?,
         };
         let Some(refresh_token) = holder.refresh_token.as_ref() else {
             return Err(self.grant_lost(txn, &plan.rt_slot)?);
@@ -280,7 +310,10 @@ impl Tessera {
             Err(e) => return Err(e),
         };
         let new_rt = fresh.refresh_token.take();
-        let rotated = refresh_secret_of(new_rt.as_ref()) != refresh_secret(&holder);
+        // A provider that leaves the refresh token out of its answer keeps the one it was sent.
+        let rotated = new_rt
+            .as_ref()
+            .is_some_and(|new| Some(new.expose_secret()) != refresh_secret(&holder));
         let holder = TokenSet {
             refresh_token: new_rt.or(holder.refresh_token),
             ..holder
@@ -301,6 +334,17 @@ impl Tessera {
             .await?;
         if plan.at_slot == plan.rt_slot {
             fresh.refresh_token = previous.and_then(|h| h.refresh_token);
+        }
+        if let Some(handover) = handover {
+            let issued = IssuedToken {
+                token: fresh.access_token.clone(),
+                expires_at: expiry(&fresh),
+                refreshed: true,
+            };
+            if handover.send((account.id.clone(), issued)).is_ok() {
+                // The receiver answers when this task next yields; storing blocks the thread.
+                tokio::task::yield_now().await;
+            }
         }
         txn.save(&plan.at_slot, &fresh)?;
         let current_org = claims
@@ -408,6 +452,17 @@ impl Tessera {
     }
 }
 
+/// What `slot` held, or the error of a slot that must be signed into first.
+fn required(account: &Account, slot: &Slot, tokens: Option<TokenSet>) -> Result<TokenSet> {
+    tokens.ok_or_else(|| match slot {
+        Slot::Main => Error::NeedsSignIn(account.id.clone()),
+        Slot::Org(org) => Error::OrgSignInRequired {
+            account: account.id.clone(),
+            org: org.clone(),
+        },
+    })
+}
+
 /// When the access token expires: as the provider said, else the JWT's own `exp`.
 pub(crate) fn expiry(tokens: &TokenSet) -> Option<u64> {
     tokens.expires_at.or_else(|| {
@@ -421,12 +476,8 @@ fn is_fresh(tokens: &TokenSet, min_valid: u64, now: u64) -> bool {
     expiry(tokens).is_none_or(|e| e > now.saturating_add(min_valid))
 }
 
-fn refresh_secret_of(token: Option<&SecretString>) -> Option<&str> {
-    token.map(|t| t.expose_secret())
-}
-
 fn refresh_secret(tokens: &TokenSet) -> Option<&str> {
-    refresh_secret_of(tokens.refresh_token.as_ref())
+    tokens.refresh_token.as_ref().map(|t| t.expose_secret())
 }
 
 /// What a refresh's outcome compares of a token set: a digest of its refresh token, its

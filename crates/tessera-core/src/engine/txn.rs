@@ -8,12 +8,16 @@
 //! Providers have their own lock ([`ProviderTxn`]), so adding and removing one are atomic
 //! with respect to each other; a sign-in's metadata write checks, under the state file's
 //! lock, that its provider still exists.
+//!
+//! Every keychain write (an account's slot, a provider's credential) first bumps the
+//! [`Revision`] in the lock file it is made under, which is what lets any process keep what
+//! it read under that lock (`kept`).
 
 use std::sync::Arc;
 
 use crate::account::{Account, PendingWrite, State};
 use crate::error::{Error, Result};
-use crate::fsutil::{FileLock, short_hash};
+use crate::fsutil::{FileLock, Revision};
 use crate::secret::SecretString;
 use crate::vault::{Slot, TokenSet};
 
@@ -23,13 +27,13 @@ use super::Tessera;
 pub(crate) struct AccountTxn<'t> {
     engine: &'t Tessera,
     id: String,
-    _across_processes: FileLock,
+    across_processes: FileLock,
     _in_process: tokio::sync::OwnedMutexGuard<()>,
 }
 
 /// The lock of one provider name, held while it is added or removed.
 pub(crate) struct ProviderTxn {
-    _across_processes: FileLock,
+    across_processes: FileLock,
 }
 
 impl Tessera {
@@ -44,18 +48,30 @@ impl Tessera {
         Ok(AccountTxn {
             engine: self,
             id: id.to_string(),
-            _across_processes: across,
+            across_processes: across,
             _in_process: in_process,
         })
     }
 
     pub(crate) async fn begin_provider(&self, name: &str) -> Result<ProviderTxn> {
-        let path = self
-            .data
-            .refresh_lock(&format!("provider-{}", short_hash(name)));
         Ok(ProviderTxn {
-            _across_processes: FileLock::acquire_async(path).await?,
+            across_processes: FileLock::acquire_async(self.data.provider_lock(name)).await?,
         })
+    }
+
+    /// The credential of provider `name`: kept in memory while its lock's revision holds
+    /// (see `kept`), else read from the keychain under the provider's lock and kept.
+    pub(crate) async fn client_credential(&self, name: &str) -> Result<Option<SecretString>> {
+        let path = self.data.provider_lock(name);
+        if let Some(kept) = self.kept.credential(name, &Revision::of(&path)?) {
+            return Ok(kept);
+        }
+        let lock = FileLock::acquire_async(path).await?;
+        let revision = lock.revision()?;
+        let credential = self.vault.load_client_credential(name)?;
+        self.kept
+            .keep_credential(name, revision, credential.as_ref());
+        Ok(credential)
     }
 }
 
@@ -73,7 +89,7 @@ impl Tessera {
             .filter(|a| a.pending.is_some())
             .collect();
         for account in pending {
-            let Some(_lock) = FileLock::try_acquire(&self.data.refresh_lock(&account.id))? else {
+            let Some(lock) = FileLock::try_acquire(&self.data.refresh_lock(&account.id))? else {
                 continue;
             };
             let slots = slots_of(&account);
@@ -86,6 +102,7 @@ impl Tessera {
                     stored
                 }
                 _ => {
+                    lock.bump()?;
                     for slot in &slots {
                         self.vault.delete_slot(&account.id, slot)?;
                     }
@@ -139,20 +156,50 @@ impl AccountTxn<'_> {
             .ok_or_else(|| Error::UnknownAccount(self.id.clone()))
     }
 
+    /// The revision of the account's lock as it is now (see `fsutil::Revision`).
+    pub fn revision(&self) -> Result<Revision> {
+        self.across_processes.revision()
+    }
+
+    /// What `slot` holds: kept in memory while the lock's revision holds, else read from the
+    /// keychain and kept. A kept value is used only once the keychain has answered that the
+    /// entry still exists (or still does not): a locked or vanished keychain fails here, before
+    /// anything reaches a provider, and an entry someone removed by hand is noticed.
     pub fn load(&self, slot: &Slot) -> Result<Option<TokenSet>> {
-        self.engine.vault.load_slot(&self.id, slot)
+        let kept = &self.engine.kept;
+        let revision = self.across_processes.revision()?;
+        if let Some(tokens) = kept.token_set(&self.id, slot, &revision)
+            && self.engine.vault.holds_slot(&self.id, slot)? == tokens.is_some()
+        {
+            return Ok(tokens);
+        }
+        let tokens = self.engine.vault.load_slot(&self.id, slot)?;
+        kept.keep_token_set(&self.id, slot, revision, tokens.as_ref());
+        Ok(tokens)
     }
 
-    /// Writes a slot; this process's warm token of the account is retired first.
+    /// Writes a slot (`None`: deletes it), after bumping the lock's revision; this process's
+    /// warm token of the account is retired first.
+    fn write(&self, slot: &Slot, tokens: Option<&TokenSet>) -> Result<()> {
+        self.engine.warm.forget(&self.id);
+        let kept = &self.engine.kept;
+        let before = self.across_processes.revision()?;
+        let after = self.across_processes.bump()?;
+        kept.rebase(&self.id, slot, &before, &after);
+        match tokens {
+            Some(t) => self.engine.vault.save_slot(&self.id, slot, t)?,
+            None => self.engine.vault.delete_slot(&self.id, slot)?,
+        }
+        kept.keep_token_set(&self.id, slot, after, tokens);
+        Ok(())
+    }
+
     pub fn save(&self, slot: &Slot, tokens: &TokenSet) -> Result<()> {
-        self.engine.warm.forget(&self.id);
-        self.engine.vault.save_slot(&self.id, slot, tokens)
+        self.write(slot, Some(tokens))
     }
 
-    /// Deletes a slot; this process's warm token of the account is retired first.
     pub fn delete(&self, slot: &Slot) -> Result<()> {
-        self.engine.warm.forget(&self.id);
-        self.engine.vault.delete_slot(&self.id, slot)
+        self.write(slot, None)
     }
 
     /// Changes the state file under its lock; nothing is written when `change` fails.
@@ -201,12 +248,19 @@ impl ProviderTxn {
         then: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         if let Some(c) = credential {
+            self.across_processes.bump()?;
             engine.vault.save_client_credential(name, c)?;
         }
         then().inspect_err(|_| {
-            if credential.is_some() {
+            if credential.is_some() && self.across_processes.bump().is_ok() {
                 let _ = engine.vault.delete_client_credential(name);
             }
         })
+    }
+
+    /// Deletes a provider's credential.
+    pub fn delete_credential(&self, engine: &Tessera, name: &str) -> Result<()> {
+        self.across_processes.bump()?;
+        engine.vault.delete_client_credential(name)
     }
 }

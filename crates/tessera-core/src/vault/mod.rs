@@ -45,7 +45,7 @@ impl Slot {
 }
 
 /// Everything the provider handed out for one account.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TokenSet {
     pub access_token: SecretString,
     pub token_type: String,
@@ -354,6 +354,11 @@ impl Vault {
             id_token_matches_access_token: s.id_token_matches_access_token,
             obtained_at: s.obtained_at,
         }))
+    }
+
+    /// Whether `slot` has an entry: the keychain is asked, the value is not read.
+    pub fn holds_slot(&self, account_id: &str, slot: &Slot) -> Result<bool> {
+        self.store.contains(&self.slot_key(account_id, slot))
     }
 
     pub fn save_tokens(&self, account_id: &str, tokens: &TokenSet) -> Result<()> {

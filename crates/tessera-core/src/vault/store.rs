@@ -17,6 +17,10 @@ pub trait SecretStore: Send + Sync {
     fn set(&self, key: &str, value: &SecretString) -> Result<()>;
     /// Removes the entry; an absent entry is not an error.
     fn delete(&self, key: &str) -> Result<()>;
+    /// Whether the entry exists, without reading its value where the keychain allows.
+    fn contains(&self, key: &str) -> Result<bool> {
+        Ok(self.get(key)?.is_some())
+    }
     /// The largest value one entry holds, in bytes of its UTF-16 encoding; `None` when the
     /// platform's limit (if any) is the only one.
     fn entry_limit(&self) -> Option<usize> {
@@ -81,6 +85,12 @@ impl SecretStore for KeyringStore {
     fn delete(&self, key: &str) -> Result<()> {
         self.session
             .delete(&self.service, key)
+            .map_err(keychain_error)
+    }
+
+    fn contains(&self, key: &str) -> Result<bool> {
+        self.session
+            .contains(&self.service, key)
             .map_err(keychain_error)
     }
 }

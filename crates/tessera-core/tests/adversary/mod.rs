@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use tessera_core::clock::ShiftedClock;
@@ -32,11 +32,12 @@ pub fn short_http() -> HttpConfig {
     }
 }
 
-/// A keychain the test can read whole, lock, or break at a chosen write.
+/// A keychain the test can read whole, lock, break at a chosen write, or hold writes in.
 #[derive(Default)]
 pub struct Keychain {
     entries: Mutex<BTreeMap<String, String>>,
     faults: Mutex<Faults>,
+    held: (Mutex<bool>, Condvar),
 }
 
 #[derive(Default)]
@@ -86,6 +87,13 @@ impl Keychain {
         self.faults.lock().unwrap().deletes_fail = true;
     }
 
+    /// While held, a write waits (blocking its thread, as a slow Secret Service does) until
+    /// writes are let go.
+    pub fn hold_writes(&self, held: bool) {
+        *self.held.0.lock().unwrap() = held;
+        self.held.1.notify_all();
+    }
+
     pub fn heal(&self) {
         *self.faults.lock().unwrap() = Faults::default();
     }
@@ -118,6 +126,8 @@ impl SecretStore for Keychain {
     }
 
     fn set(&self, key: &str, value: &SecretString) -> Result<()> {
+        let held = self.held.0.lock().unwrap();
+        drop(self.held.1.wait_while(held, |held| *held).unwrap());
         self.check(true)?;
         self.entries
             .lock()

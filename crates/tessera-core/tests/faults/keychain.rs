@@ -4,6 +4,7 @@
 //! token kept wherever a place for it exists.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tessera_core::clock::ShiftedClock;
 use tessera_core::flow::DEEP_LINK_REDIRECT;
@@ -295,4 +296,67 @@ async fn a_provider_whose_secret_cannot_be_stored_is_not_registered() {
         leaked_in(rig.dir.path(), &[secret.into()]),
         Vec::<String>::new()
     );
+}
+
+/// A slow keychain does not hold a forced refresh's answer back unless it must: the new access
+/// token is handed over while its own write still waits (the agent answers its client at once)
+/// and is stored once the keychain takes it; but a rotated refresh token is stored before
+/// anything is handed over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_is_handed_over_before_its_write_but_after_a_rotated_refresh_token() {
+    for refresh in [Refresh::Plain, Refresh::Rotating] {
+        let rig = rig_with(refresh, HttpConfig::default()).await;
+        let alice = rig.sign_in("alice").await;
+        let first_rt = rig.refresh_token(&alice.id);
+        let stored = |token: &str| {
+            let contents = rig.keychain.contents();
+            contents.values().any(|v| v.contains(token))
+        };
+        rig.keychain.hold_writes(true);
+        let (handover, mut handed) = tokio::sync::oneshot::channel();
+        let request = tessera_core::agent::TokenRequest {
+            account: alice.id.clone(),
+            org: None,
+            min_valid: 0,
+            force: true,
+            id_token: false,
+        };
+        let t = rig.tessera.clone();
+        let work =
+            tokio::spawn(async move { t.token_handing_over(&request, Some(handover)).await });
+        let early = tokio::time::timeout(Duration::from_millis(500), &mut handed).await;
+        // Looked at while writes are held, asserted once they are let go (a failing assertion
+        // must not leave the refresh blocked in the keychain).
+        let stored_early = early
+            .as_ref()
+            .ok()
+            .and_then(|h| h.as_ref().ok())
+            .map(|(_, issued)| stored(issued.token.expose_secret()));
+        rig.keychain.hold_writes(false);
+        let issued = if refresh == Refresh::Plain {
+            let (id, issued) = early.expect("handed over at once").unwrap();
+            assert_eq!(id, alice.id);
+            assert!(issued.refreshed);
+            assert_eq!(stored_early, Some(false), "not stored yet");
+            issued
+        } else {
+            assert!(
+                early.is_err(),
+                "handed over before the rotated refresh token was stored"
+            );
+            let (_, issued) = handed.await.unwrap();
+            assert_ne!(
+                rig.refresh_token(&alice.id),
+                first_rt,
+                "the rotated one is stored first"
+            );
+            issued
+        };
+        let (_, answered) = work.await.unwrap().unwrap();
+        assert_eq!(answered.token.expose_secret(), issued.token.expose_secret());
+        assert!(
+            stored(issued.token.expose_secret()),
+            "{refresh:?}: stored in the end"
+        );
+    }
 }
