@@ -208,6 +208,9 @@ pub fn orgs_from_claims(claims: &serde_json::Map<String, Value>) -> Vec<String> 
     orgs
 }
 
+/// The state file's name in the data directory.
+pub(crate) const STATE_FILE: &str = "tessera.json";
+
 /// The contents of `tessera.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
@@ -305,7 +308,7 @@ impl DataDir {
     }
 
     fn state_file(&self) -> PathBuf {
-        self.root.join("tessera.json")
+        self.root.join(STATE_FILE)
     }
 
     /// Reads the current state.

@@ -811,3 +811,75 @@ async fn a_kept_client_secret_gives_way_to_the_provider_added_again() {
     let callback = env.callback("basic", "alice").await;
     env.tessera.complete_sign_in(&callback).await.unwrap();
 }
+
+/// The agent reads again what it keeps warm as soon as another process changes an account
+/// (it watches `tessera.json`), so its next answer needs no keychain: here it answers with
+/// the other process's new token while the keychain is locked. After a sign-out elsewhere it
+/// keeps nothing.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_rewarms_what_another_process_changed() {
+    use tessera_core::agent::{Answer, TokenRequest};
+    let env = env(Profile::Plain).await;
+    let account = env.sign_in("alice").await;
+    let runtime = tempfile::tempdir().unwrap();
+    let socket = runtime.path().join("agent.sock");
+    let serving = tokio::spawn({
+        let (tessera, socket) = (env.tessera.clone(), socket.clone());
+        async move { tessera_core::agent::serve(tessera, &socket, Duration::from_secs(60)).await }
+    });
+    let ask = |socket: std::path::PathBuf, id: String| {
+        let request = TokenRequest {
+            account: id,
+            org: None,
+            min_valid: 0,
+            force: false,
+            id_token: false,
+        };
+        tokio::task::spawn_blocking(move || tessera_core::agent::ask(&socket, &request))
+    };
+    let mut first = None;
+    for _ in 0..100 {
+        first = ask(socket.clone(), account.id.clone()).await.unwrap();
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let Some(Answer::Token { token: first, .. }) = first else {
+        panic!("the agent answers");
+    };
+
+    let other = env.other_process();
+    let refreshed = other.access_token(&account.id, 0, true).await.unwrap();
+    let new = refreshed.token.expose_secret().to_string();
+    assert_ne!(new, first);
+    env.store.set_locked(true);
+    let mut answered = None;
+    for _ in 0..100 {
+        match ask(socket.clone(), account.id.clone()).await.unwrap() {
+            Some(Answer::Token { token, .. }) if token == new => {
+                answered = Some(token);
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    env.store.set_locked(false);
+    assert_eq!(
+        answered.as_deref(),
+        Some(new.as_str()),
+        "served warm, keychain locked"
+    );
+
+    other.sign_out(&account.id, false).await.unwrap();
+    env.store.set_locked(true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = ask(socket.clone(), account.id.clone()).await.unwrap();
+    env.store.set_locked(false);
+    match after {
+        Some(Answer::Failed { code, .. }) => assert_eq!(code, "unknown_account"),
+        _ => panic!("a signed-out account's token was still served"),
+    }
+    serving.abort();
+}

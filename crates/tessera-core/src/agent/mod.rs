@@ -19,6 +19,8 @@
 
 mod client;
 mod server;
+#[cfg(target_os = "linux")]
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -39,6 +39,8 @@ pub async fn serve(tessera: Arc<Tessera>, socket: &Path, idle: Duration) -> Resu
     let owner = private
         .map_err(|e| Error::storage(&format!("secure {}", socket.display()), e))?
         .uid();
+    #[cfg(target_os = "linux")]
+    let watching = super::watch::start(tessera.clone());
     let mut deadline = Instant::now() + idle;
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     let (broken_tx, mut broken) = tokio::sync::mpsc::channel::<()>(1);
@@ -64,6 +66,10 @@ pub async fn serve(tessera: Arc<Tessera>, socket: &Path, idle: Duration) -> Resu
                 }
             }
         }
+    }
+    #[cfg(target_os = "linux")]
+    if let Some(watching) = watching {
+        watching.abort();
     }
     let _ = std::fs::remove_file(socket);
     Ok(true)

@@ -94,6 +94,46 @@ impl Tessera {
         Ok(issued)
     }
 
+    /// Reads the tokens this process keeps warm again, after another process changed the data
+    /// directory, so the next request for them needs no keychain round trip. Only reads: an
+    /// account whose stored token is no longer valid, or that is gone, is just retired.
+    pub fn rewarm(&self) {
+        for id in self.warm.accounts() {
+            if !matches!(self.rewarm_account(&id), Ok(true)) {
+                self.warm.forget(&id);
+            }
+        }
+    }
+
+    /// Whether account `id` has a valid token kept warm under the current stamp now.
+    fn rewarm_account(&self, id: &str) -> Result<bool> {
+        let (state, digest) = Stamp::read_state(&self.data)?;
+        let account = state.find_account(id)?.clone();
+        let stamp = Stamp::of(&self.data, digest, id)?;
+        let now = self.now();
+        if account.status != AccountStatus::Active {
+            return Ok(false);
+        }
+        if self.warm.fresh(id, &stamp, MIN_USEFUL, now).is_some() {
+            return Ok(true);
+        }
+        let (plan, read) = self.default_plan_read(&account)?;
+        let stored = match read {
+            Some(tokens) => Some(tokens),
+            None => self.vault.load_slot(id, &plan.at_slot)?,
+        };
+        let Some(tokens) = stored.filter(|t| is_fresh(t, MIN_USEFUL, now)) else {
+            return Ok(false);
+        };
+        let issued = IssuedToken {
+            expires_at: expiry(&tokens),
+            token: tokens.access_token,
+            refreshed: false,
+        };
+        self.warm.keep(id, stamp, &issued);
+        Ok(true)
+    }
+
     /// The current ID token (refreshing first under the same rules as [`Self::access_token`]).
     pub async fn id_token(&self, query: &str, min_valid: u64, force: bool) -> Result<IssuedToken> {
         let account = self.account(query)?;

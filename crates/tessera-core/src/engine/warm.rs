@@ -108,6 +108,14 @@ impl WarmTokens {
         }
     }
 
+    /// The accounts that have an entry.
+    pub fn accounts(&self) -> Vec<String> {
+        self.entries
+            .lock()
+            .map(|e| e.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Retires the entry of `account`.
     pub fn forget(&self, account: &str) {
         if let Ok(mut entries) = self.entries.lock() {
