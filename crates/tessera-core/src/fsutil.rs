@@ -132,7 +132,7 @@ impl FileLock {
         file.seek(SeekFrom::Start(0))
             .and_then(|_| file.read_to_end(&mut bytes))
             .map_err(|e| Error::storage("read a lock's revision", e))?;
-        Ok(Revision(bytes))
+        Ok(Revision(Some(bytes)))
     }
 
     /// Writes a new random revision into the lock file: called by the holder before it
@@ -143,7 +143,7 @@ impl FileLock {
         file.seek(SeekFrom::Start(0))
             .and_then(|_| file.write_all(text.as_bytes()))
             .map_err(|e| Error::storage("write a lock's revision", e))?;
-        Ok(Revision(text.into_bytes()))
+        Ok(Revision(Some(text.into_bytes())))
     }
 }
 
@@ -155,17 +155,25 @@ const REVISION_LEN: usize = 32;
 /// with the revision read under the same lock is therefore current for as long as the lock
 /// file holds that revision, whoever asks and whether or not they hold the lock. The file is
 /// not synced: the revision only has to be seen by processes running now. Empty for a lock
-/// nothing was ever written under.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Revision(Vec<u8>);
+/// nothing was ever written under; unknown (equal to no revision, not even itself) when the
+/// file could not be read without the lock, as where locks are mandatory (Windows), so a
+/// value kept under it is simply read again.
+#[derive(Debug, Clone, Default)]
+pub struct Revision(Option<Vec<u8>>);
+
+impl PartialEq for Revision {
+    fn eq(&self, other: &Revision) -> bool {
+        matches!((&self.0, &other.0), (Some(a), Some(b)) if a == b)
+    }
+}
 
 impl Revision {
     /// The revision of the lock file at `path`, read without taking the lock.
-    pub fn of(path: &Path) -> Result<Revision> {
+    pub fn of(path: &Path) -> Revision {
         match fs::read(path) {
-            Ok(bytes) => Ok(Revision(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Revision(Vec::new())),
-            Err(e) => Err(Error::storage(&format!("read {}", path.display()), e)),
+            Ok(bytes) => Revision(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Revision(Some(Vec::new())),
+            Err(_) => Revision(None),
         }
     }
 }
@@ -200,6 +208,26 @@ pub fn short_hash(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bumped_revision_is_seen_without_the_lock_and_an_unreadable_one_matches_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locks/a.lock");
+        let before = Revision::of(&path);
+        let lock = FileLock::acquire(&path).unwrap();
+        assert_eq!(
+            lock.revision().unwrap(),
+            before,
+            "a new lock file: nothing written under it"
+        );
+        let bumped = lock.bump().unwrap();
+        assert_ne!(bumped, before);
+        assert_eq!(Revision::of(&path), bumped);
+        assert_eq!(lock.revision().unwrap(), bumped);
+        assert_ne!(lock.bump().unwrap(), bumped);
+        let unreadable = Revision::of(dir.path());
+        assert_ne!(unreadable, unreadable.clone());
+    }
 
     #[test]
     fn atomic_write_replaces_whole_file() {

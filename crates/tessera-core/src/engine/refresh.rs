@@ -73,7 +73,7 @@ impl Tessera {
     ) -> Result<IssuedToken> {
         let (state, digest) = Stamp::read_state(&self.data)?;
         let account = state.find_account(query)?.clone();
-        let stamp = Stamp::of(&self.data, digest, &account.id)?;
+        let stamp = Stamp::of(&self.data, digest, &account.id);
         let min_valid = min_valid.max(MIN_USEFUL);
         if !force
             && account.status == AccountStatus::Active
@@ -109,7 +109,7 @@ impl Tessera {
     fn rewarm_account(&self, id: &str) -> Result<bool> {
         let (state, digest) = Stamp::read_state(&self.data)?;
         let account = state.find_account(id)?.clone();
-        let stamp = Stamp::of(&self.data, digest, id)?;
+        let stamp = Stamp::of(&self.data, digest, id);
         let now = self.now();
         if account.status != AccountStatus::Active {
             return Ok(false);

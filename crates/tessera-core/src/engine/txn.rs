@@ -63,7 +63,7 @@ impl Tessera {
     /// (see `kept`), else read from the keychain under the provider's lock and kept.
     pub(crate) async fn client_credential(&self, name: &str) -> Result<Option<SecretString>> {
         let path = self.data.provider_lock(name);
-        if let Some(kept) = self.kept.credential(name, &Revision::of(&path)?) {
+        if let Some(kept) = self.kept.credential(name, &Revision::of(&path)) {
             return Ok(kept);
         }
         let lock = FileLock::acquire_async(path).await?;
