@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::{FileLock, create_private_dir, make_private, write_atomic};
 use crate::jwt::DecodedJwt;
 use crate::provider::ProviderConfig;
+use crate::vault::Slot;
 
 /// The state file format this build reads and writes.
 pub const STATE_VERSION: u32 = 1;
@@ -93,6 +94,10 @@ pub struct Account {
     /// died, the next one completes or undoes it (see the engine's `txn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingWrite>,
+    /// Slots ([`Slot::name`]) whose token sets live on the keychain's shelf rather than in
+    /// entries of their own (see `vault::Shelf`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shelved: Vec<String>,
 }
 
 /// Which two-part write an account is in the middle of.
@@ -106,6 +111,11 @@ pub enum PendingWrite {
 }
 
 impl Account {
+    /// Whether `slot`'s token set lives on the keychain's shelf.
+    pub fn is_shelved(&self, slot: &Slot) -> bool {
+        self.shelved.contains(&slot.name())
+    }
+
     /// A new, active account with nothing known about the person yet.
     pub fn new(provider: &str, issuer: &str, subject: &str, now: u64) -> Self {
         Account {
@@ -126,6 +136,7 @@ impl Account {
             org_names: Default::default(),
             restriction: None,
             pending: None,
+            shelved: Vec::new(),
         }
     }
 
@@ -221,6 +232,9 @@ pub struct State {
     pub providers: Vec<ProviderConfig>,
     #[serde(default)]
     pub accounts: Vec<Account>,
+    /// Providers whose credentials live on the keychain's shelf (see `vault::Shelf`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shelved_credentials: Vec<String>,
 }
 
 impl State {
@@ -251,6 +265,11 @@ impl State {
         }
     }
 
+    /// Whether provider `name`'s credential lives on the keychain's shelf.
+    pub fn credential_shelved(&self, name: &str) -> bool {
+        self.shelved_credentials.iter().any(|n| n == name)
+    }
+
     pub fn account_mut(&mut self, id: &str) -> Result<&mut Account> {
         self.accounts
             .iter_mut()
@@ -267,8 +286,62 @@ pub struct DataDir {
 }
 
 /// The state last parsed, with the digest of the bytes it was parsed from: reading an
-/// unchanged `tessera.json` again costs a read and a hash, not a parse.
-type Parsed = ([u8; 32], State);
+/// unchanged `tessera.json` again costs a read and a hash, not a parse; and with the file's
+/// identity then, when it can be trusted (see [`FileIdentity`]), reading it again costs a
+/// `stat` and no read.
+struct Parsed {
+    digest: [u8; 32],
+    state: State,
+    identity: Option<FileIdentity>,
+}
+
+impl std::fmt::Debug for Parsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Parsed")
+    }
+}
+
+/// What changes whenever `tessera.json` does: Tessera replaces it by a rename (a new inode),
+/// and an edit in place changes its modification time. Modification times are coarse (a
+/// clock tick), so, as git does with its index, an identity is only trusted when the bytes
+/// were read well after the file was last modified: a write racing that read would then
+/// carry a later time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileIdentity {
+    inode: u64,
+    device: u64,
+    size: u64,
+    modified: std::time::SystemTime,
+    changed: (i64, i64),
+}
+
+/// How long after its last modification a file's identity is trusted (many clock ticks).
+const RACY: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl FileIdentity {
+    #[cfg(unix)]
+    fn of(meta: &std::fs::Metadata) -> Option<FileIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        Some(FileIdentity {
+            inode: meta.ino(),
+            device: meta.dev(),
+            size: meta.len(),
+            modified: meta.modified().ok()?,
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn of(_meta: &std::fs::Metadata) -> Option<FileIdentity> {
+        None
+    }
+
+    /// The identity of the file read at `read_at`, if it can be trusted (see the type's docs).
+    fn trusted(meta: &std::fs::Metadata, read_at: std::time::SystemTime) -> Option<FileIdentity> {
+        let identity = FileIdentity::of(meta)?;
+        (read_at.duration_since(identity.modified).ok()? > RACY).then_some(identity)
+    }
+}
 
 impl DataDir {
     /// Opens (and on first use creates) a data directory, private to the user (0700; an
@@ -302,6 +375,11 @@ impl DataDir {
         self.root.join("locks").join(format!("{account_id}.lock"))
     }
 
+    /// The lock of the keychain's shelf (`vault::Shelf`), held while it is read and rewritten.
+    pub fn shelf_lock(&self) -> PathBuf {
+        self.root.join("locks").join("shelf.lock")
+    }
+
     /// The lock of a provider name, held while it is added or removed.
     pub fn provider_lock(&self, name: &str) -> PathBuf {
         self.refresh_lock(&format!("provider-{}", crate::fsutil::short_hash(name)))
@@ -320,31 +398,57 @@ impl DataDir {
     /// while there is no file yet).
     pub(crate) fn read_with_digest(&self) -> Result<(State, Option<[u8; 32]>)> {
         let path = self.state_file();
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let empty = State {
-                    version: STATE_VERSION,
-                    namespace: new_namespace(),
-                    providers: Vec::new(),
-                    accounts: Vec::new(),
-                };
-                return Ok((empty, None));
-            }
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Self::empty(), None)),
             Err(e) => return Err(Error::storage(&format!("read {}", path.display()), e)),
         };
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
         if let Ok(parsed) = self.parsed.lock()
-            && let Some((seen, state)) = parsed.as_ref()
-            && *seen == digest
+            && let Some(p) = parsed.as_ref()
+            && p.identity.is_some()
+            && p.identity == FileIdentity::of(&meta)
         {
-            return Ok((state.clone(), Some(digest)));
+            return Ok((p.state.clone(), Some(p.digest)));
+        }
+        let read_at = std::time::SystemTime::now();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Self::empty(), None)),
+            Err(e) => return Err(Error::storage(&format!("read {}", path.display()), e)),
+        };
+        // The identity of what was read: unchanged metadata before and after the read.
+        let identity = std::fs::metadata(&path)
+            .ok()
+            .filter(|after| FileIdentity::of(after) == FileIdentity::of(&meta))
+            .and_then(|_| FileIdentity::trusted(&meta, read_at));
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        if let Ok(mut parsed) = self.parsed.lock()
+            && let Some(p) = parsed.as_mut()
+            && p.digest == digest
+        {
+            p.identity = identity;
+            return Ok((p.state.clone(), Some(digest)));
         }
         let state = Self::parse(&path, &bytes)?;
         if let Ok(mut parsed) = self.parsed.lock() {
-            *parsed = Some((digest, state.clone()));
+            *parsed = Some(Parsed {
+                digest,
+                state: state.clone(),
+                identity,
+            });
         }
         Ok((state, Some(digest)))
+    }
+
+    /// The state of a data directory without `tessera.json` yet.
+    fn empty() -> State {
+        State {
+            version: STATE_VERSION,
+            namespace: new_namespace(),
+            providers: Vec::new(),
+            accounts: Vec::new(),
+            shelved_credentials: Vec::new(),
+        }
     }
 
     /// `tessera.json`'s bytes as a state, checked.
@@ -388,7 +492,11 @@ impl DataDir {
             serde_json::to_vec_pretty(&state).map_err(|e| Error::storage("encode state", e))?;
         write_atomic(&self.state_file(), &bytes)?;
         if let Ok(mut parsed) = self.parsed.lock() {
-            *parsed = Some((Sha256::digest(&bytes).into(), state));
+            *parsed = Some(Parsed {
+                digest: Sha256::digest(&bytes).into(),
+                state,
+                identity: None,
+            });
         }
         Ok(out)
     }

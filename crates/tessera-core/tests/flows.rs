@@ -3,6 +3,7 @@
 //! sign-out. Secrets go to an in-memory store here (so a test can lock it); the command-line
 //! tests use the real keychain.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -13,7 +14,7 @@ use tessera_core::flow::DEEP_LINK_REDIRECT;
 use tessera_core::http::{HttpClient, HttpConfig};
 use tessera_core::jwt::{CheckStatus, Expectations, JwksCache, TokenKind};
 use tessera_core::vault::{MemoryStore, WINDOWS_ENTRY_LIMIT};
-use tessera_core::{AccountStatus, ClientAuth, ProviderConfig};
+use tessera_core::{AccountStatus, ClientAuth, Options, ProviderConfig, Tessera};
 use tessera_testkit::{Browser, IdpOptions, Profile, client_pkjwt_pem, signing_key_pem};
 
 mod common;
@@ -824,8 +825,19 @@ async fn the_agent_rewarms_what_another_process_changed() {
     let account = env.sign_in("alice").await;
     let runtime = tempfile::tempdir().unwrap();
     let socket = runtime.path().join("agent.sock");
+    // The agent's own view of the keychain, so the test sees its reads and locks it alone.
+    let keychain = env.store.view();
+    let agent = Arc::new(
+        Tessera::open(Options {
+            data_dir: env.dir.path().to_path_buf(),
+            store: Arc::new(keychain.clone()),
+            clock: Arc::new(env.clock.clone()),
+            http: HttpConfig::default(),
+        })
+        .unwrap(),
+    );
     let serving = tokio::spawn({
-        let (tessera, socket) = (env.tessera.clone(), socket.clone());
+        let (tessera, socket) = (agent, socket.clone());
         async move { tessera_core::agent::serve(tessera, &socket, Duration::from_secs(60)).await }
     });
     let ask = |socket: std::path::PathBuf, id: String| {
@@ -851,10 +863,19 @@ async fn the_agent_rewarms_what_another_process_changed() {
     };
 
     let other = env.other_process();
+    let reads = keychain.reads();
     let refreshed = other.access_token(&account.id, 0, true).await.unwrap();
     let new = refreshed.token.expose_secret().to_string();
     assert_ne!(new, first);
-    env.store.set_locked(true);
+    // Asked nothing, the agent reads the keychain once it sees the change: its rewarm.
+    for _ in 0..500 {
+        if keychain.reads() > reads {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(keychain.reads() > reads, "the agent rewarms on its own");
+    keychain.set_locked(true);
     let mut answered = None;
     for _ in 0..100 {
         match ask(socket.clone(), account.id.clone()).await.unwrap() {
@@ -865,7 +886,7 @@ async fn the_agent_rewarms_what_another_process_changed() {
             _ => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
-    env.store.set_locked(false);
+    keychain.set_locked(false);
     assert_eq!(
         answered.as_deref(),
         Some(new.as_str()),
@@ -873,10 +894,10 @@ async fn the_agent_rewarms_what_another_process_changed() {
     );
 
     other.sign_out(&account.id, false).await.unwrap();
-    env.store.set_locked(true);
+    keychain.set_locked(true);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = ask(socket.clone(), account.id.clone()).await.unwrap();
-    env.store.set_locked(false);
+    keychain.set_locked(false);
     match after {
         Some(Answer::Failed { code, .. }) => assert_eq!(code, "unknown_account"),
         _ => panic!("a signed-out account's token was still served"),

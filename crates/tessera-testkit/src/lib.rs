@@ -771,3 +771,33 @@ impl Browser {
         panic!("device flow: more than {MAX_HOPS} redirects");
     }
 }
+
+/// The token set of account `account_id`'s own slot, as the keychain holds it for the data
+/// directory `dir` (JSON): from the account's own entry, or from the shelf (one entry holding
+/// many accounts' token sets) when `tessera.json` says it lives there. `get` reads one
+/// keychain entry by its account name (`NAMESPACE/account/ID`, `NAMESPACE/shelf`).
+pub fn stored_tokens(
+    dir: &Path,
+    account_id: &str,
+    get: impl Fn(&str) -> Option<String>,
+) -> Option<serde_json::Value> {
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("tessera.json")).ok()?).ok()?;
+    let namespace = state["namespace"].as_str().expect("a namespace");
+    let shelved = state["accounts"].as_array().is_some_and(|accounts| {
+        accounts.iter().any(|a| {
+            a["id"] == account_id
+                && a["shelved"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|slot| slot == "main"))
+        })
+    });
+    if shelved && let Some(shelf) = get(&format!("{namespace}/shelf")) {
+        let shelf: serde_json::Value = serde_json::from_str(&shelf).expect("a readable shelf");
+        if let Some(tokens) = shelf["slots"][account_id].get("main") {
+            return Some(tokens.clone());
+        }
+    }
+    let own = get(&format!("{namespace}/account/{account_id}"))?;
+    Some(serde_json::from_str(&own).expect("a readable token set"))
+}

@@ -159,12 +159,17 @@ impl Cli {
         out.status.success().then(|| text(&out.stdout))
     }
 
+    /// The token set of account `id`'s own slot, wherever the keychain holds it.
     pub async fn tokens(&self, id: &str) -> Value {
-        let blob = self
-            .keychain(&format!("account/{id}"))
-            .await
-            .expect("the account's keychain entry");
-        serde_json::from_str(&blob).unwrap()
+        let mut entries = std::collections::HashMap::new();
+        let namespace = self.namespace();
+        for what in [format!("account/{id}"), "shelf".to_string()] {
+            if let Some(value) = self.keychain(&what).await {
+                entries.insert(format!("{namespace}/{what}"), value);
+            }
+        }
+        tessera_testkit::stored_tokens(self.dir.path(), id, |key| entries.get(key).cloned())
+            .expect("the account's keychain entry")
     }
 
     pub fn files_contain(&self, needle: &str) -> Vec<String> {

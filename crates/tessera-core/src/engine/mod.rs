@@ -17,12 +17,14 @@
 //! - `invalid_grant` (or the provider's equivalent) marks the account `needs_sign_in` and
 //!   deletes nothing; any other failure changes nothing stored.
 
+mod batch;
 mod email;
 mod inspect;
 mod kept;
 mod orgs;
 mod providers;
 mod refresh;
+mod shelf;
 mod sign_in;
 mod sign_out;
 mod txn;

@@ -5,13 +5,14 @@
 //! persisted at once → the answer's identity token verified (and the subject compared) →
 //! only then the new access and ID tokens stored and handed out.
 
-use crate::account::{Account, AccountStatus};
+use crate::account::{Account, AccountStatus, Restriction};
 use crate::agent::TokenRequest;
 use crate::error::{Error, Result};
 use crate::jwt::{DecodedJwt, Expectations, TokenKind, decode_unverified_for_display};
 use crate::secret::SecretString;
 use crate::vault::{Slot, TokenSet};
 
+use super::batch::{Batch, Deferred};
 use super::txn::AccountTxn;
 use super::types::{ClaimChange, IssuedToken, RefreshOutcome};
 use super::warm::Stamp;
@@ -23,6 +24,48 @@ use super::{Resolved, Tessera};
 /// is lost if the write of the new access token never lands. The agent answers its client
 /// with it while the write goes on in the account's transaction.
 pub type Handover = tokio::sync::oneshot::Sender<(String, IssuedToken)>;
+
+/// What a refresh is given besides its transaction and plan.
+#[derive(Default)]
+pub(super) struct Given<'b> {
+    /// The account, as read inside the transaction.
+    pub account: Option<Account>,
+    /// The plan's slot, when the caller read it inside the transaction.
+    pub loaded: Option<TokenSet>,
+    /// Where to hand the new access token over early.
+    pub handover: Option<Handover>,
+    /// Where the new tokens go instead of being stored at once (`refresh_all`); a rotated
+    /// refresh token is still stored at once.
+    pub batch: Option<&'b Batch>,
+}
+
+/// What a refresh changes in the account's record.
+pub(super) struct AccountChange {
+    /// Verified ID token claims the record takes its profile from.
+    claims: Option<DecodedJwt>,
+    current_org: Option<Option<String>>,
+    /// For the account's own slot: the new expiry, and the restriction when the answer's
+    /// identity token was verified.
+    main: Option<(Option<u64>, Option<Option<Restriction>>)>,
+}
+
+impl AccountChange {
+    pub fn apply(&self, a: &mut Account) {
+        if let Some(c) = &self.claims {
+            a.absorb_claims(c);
+        }
+        if let Some(org) = &self.current_org {
+            a.current_org = org.clone();
+        }
+        if let Some((expires_at, restriction)) = &self.main {
+            a.status = AccountStatus::Active;
+            a.access_expires_at = *expires_at;
+            if let Some(r) = restriction {
+                a.restriction = *r;
+            }
+        }
+    }
+}
 
 /// Seconds of validity the stored access token must still have to be handed out as is.
 const MIN_USEFUL: u64 = 5;
@@ -120,7 +163,7 @@ impl Tessera {
         let (plan, read) = self.default_plan_read(&account)?;
         let stored = match read {
             Some(tokens) => Some(tokens),
-            None => self.vault.load_slot(id, &plan.at_slot)?,
+            None => self.read_slot(&account, &plan.at_slot)?,
         };
         let Some(tokens) = stored.filter(|t| is_fresh(t, MIN_USEFUL, now)) else {
             return Ok(false);
@@ -183,42 +226,35 @@ impl Tessera {
         let plan = self.default_plan(&account)?;
         let txn = self.begin(&account.id).await?;
         let current = required(&account, &plan.at_slot, txn.load(&plan.at_slot)?)?;
-        let before = Observed::of(&current);
-        let (after, _) = self
-            .refresh_in_loaded(&txn, &plan, None, Some(current), None)
-            .await?;
+        let given = Given {
+            loaded: Some(current),
+            ..Given::default()
+        };
+        self.refresh_now(&txn, &plan, given).await
+    }
+
+    /// Refreshes the plan's slot (which `given` holds) inside `txn`, and says what changed.
+    pub(super) async fn refresh_now(
+        &self,
+        txn: &AccountTxn<'_>,
+        plan: &RefreshPlan,
+        given: Given<'_>,
+    ) -> Result<RefreshOutcome> {
+        let before = Observed::of(
+            given
+                .loaded
+                .as_ref()
+                .ok_or_else(|| Error::NeedsSignIn(txn.id().to_string()))?,
+        );
+        let (after, _) = self.refresh_in_loaded(txn, plan, None, given).await?;
         let after = Observed::of(&after);
         Ok(RefreshOutcome {
-            account_id: account.id,
+            account_id: txn.id().to_string(),
             rotated: before.refresh_token != after.refresh_token,
             previous_expires_at: before.expires_at,
             expires_at: after.expires_at,
             changed_claims: changed_claims(&before, &after),
         })
-    }
-
-    /// Refreshes every account that can be refreshed, at most `parallel` at a time over the
-    /// one HTTP client (its connections reused); each account's outcome, in the accounts'
-    /// order. Accounts that must sign in again are left out.
-    pub async fn refresh_all(
-        &self,
-        parallel: usize,
-    ) -> Result<Vec<(String, Result<RefreshOutcome>)>> {
-        use futures_util::StreamExt;
-        let ids: Vec<String> = self
-            .accounts()?
-            .into_iter()
-            .filter(|a| a.status == AccountStatus::Active)
-            .map(|a| a.id)
-            .collect();
-        Ok(futures_util::stream::iter(ids)
-            .map(|id| async move {
-                let outcome = self.refresh(&id).await;
-                (id, outcome)
-            })
-            .buffered(parallel.max(1))
-            .collect()
-            .await)
     }
 
     /// The token set `access_token` hands out: the account's own, or, for an account signed
@@ -229,13 +265,7 @@ impl Tessera {
 
     /// [`Self::default_plan`], with the plan's tokens when finding it meant reading them.
     fn default_plan_read(&self, account: &Account) -> Result<(RefreshPlan, Option<TokenSet>)> {
-        let Some(org) = &account.current_org else {
-            return Ok((RefreshPlan::own(Slot::Main), None));
-        };
-        Ok(match self.vault.load_slot(&account.id, &Slot::Main)? {
-            None => (RefreshPlan::own(Slot::Org(org.clone())), None),
-            main => (RefreshPlan::own(Slot::Main), main),
-        })
+        default_plan_by(account, |slot| self.read_slot(account, slot))
     }
 
     pub(crate) async fn fresh_tokens(
@@ -272,7 +302,7 @@ impl Tessera {
         if !force {
             let stored = match read {
                 Some(tokens) => Some(tokens),
-                None => self.vault.load_slot(&account.id, &plan.at_slot)?,
+                None => self.read_slot(account, &plan.at_slot)?,
             };
             if let Some(tokens) = stored.filter(|t| is_fresh(t, min_valid, self.now())) {
                 return Ok((tokens, false, before));
@@ -280,8 +310,12 @@ impl Tessera {
         }
         let txn = self.begin(&account.id).await?;
         let skip_if_valid = (!force).then_some(min_valid);
+        let given = Given {
+            handover,
+            ..Given::default()
+        };
         let (tokens, refreshed) = self
-            .refresh_in_loaded(&txn, &plan, skip_if_valid, None, handover)
+            .refresh_in_loaded(&txn, &plan, skip_if_valid, given)
             .await?;
         let stamp = if refreshed {
             Stamp::now(&self.data, txn.revision()?)?
@@ -293,7 +327,7 @@ impl Tessera {
 
     /// The token set in `slot`; reading needs no transaction, writing does.
     pub(crate) fn load_slot(&self, account: &Account, slot: &Slot) -> Result<TokenSet> {
-        required(account, slot, self.vault.load_slot(&account.id, slot)?)
+        required(account, slot, self.read_slot(account, slot)?)
     }
 
     /// Refreshes inside the account's transaction (see the module docs). With
@@ -304,26 +338,27 @@ impl Tessera {
         plan: &RefreshPlan,
         skip_if_valid: Option<u64>,
     ) -> Result<(TokenSet, bool)> {
-        self.refresh_in_loaded(txn, plan, skip_if_valid, None, None)
+        self.refresh_in_loaded(txn, plan, skip_if_valid, Given::default())
             .await
     }
 
-    /// [`Self::refresh_in`], given the plan's slot when the caller read it inside `txn`, and
-    /// where to hand the new access token over early.
+    /// [`Self::refresh_in`], with what the caller already has (see [`Given`]).
     async fn refresh_in_loaded(
         &self,
         txn: &AccountTxn<'_>,
         plan: &RefreshPlan,
         skip_if_valid: Option<u64>,
-        loaded: Option<TokenSet>,
-        handover: Option<Handover>,
+        given: Given<'_>,
     ) -> Result<(TokenSet, bool)> {
-        let account = txn.existing()?;
+        let account = match given.account {
+            Some(account) => account,
+            None => txn.existing()?,
+        };
         if account.status == AccountStatus::NeedsSignIn {
             return Err(Error::NeedsSignIn(account.id));
         }
         let now = self.now();
-        let current = match loaded {
+        let current = match given.loaded {
             Some(tokens) => Some(tokens),
             None => txn.load(&plan.at_slot)?,
         };
@@ -375,7 +410,7 @@ impl Tessera {
         if plan.at_slot == plan.rt_slot {
             fresh.refresh_token = previous.and_then(|h| h.refresh_token);
         }
-        if let Some(handover) = handover {
+        if let Some(handover) = given.handover {
             let issued = IssuedToken {
                 token: fresh.access_token.clone(),
                 expires_at: expiry(&fresh),
@@ -386,7 +421,6 @@ impl Tessera {
                 tokio::task::yield_now().await;
             }
         }
-        txn.save(&plan.at_slot, &fresh)?;
         let current_org = claims
             .as_ref()
             .and_then(|c| p.adapter.current_org(c))
@@ -395,24 +429,26 @@ impl Tessera {
                     .ok()
                     .and_then(|at| p.adapter.current_org(&at))
             });
-        txn.update(|a| {
-            if let Some(c) = claims
-                .as_ref()
-                .filter(|_| p.adapter.identity().token == TokenKind::IdToken)
-            {
-                a.absorb_claims(c);
+        let change = AccountChange {
+            main: (plan.at_slot == Slot::Main).then(|| {
+                let restriction = claims.as_ref().map(|c| p.adapter.restriction(c));
+                (expiry(&fresh), restriction)
+            }),
+            claims: claims.filter(|_| p.adapter.identity().token == TokenKind::IdToken),
+            current_org,
+        };
+        match given.batch {
+            Some(batch) => batch.defer(Deferred {
+                id: account.id.clone(),
+                slot: plan.at_slot.clone(),
+                tokens: fresh.clone(),
+                change,
+            }),
+            None => {
+                txn.save(&plan.at_slot, &fresh)?;
+                txn.update(|a| change.apply(a))?;
             }
-            if let Some(org) = current_org {
-                a.current_org = org;
-            }
-            if plan.at_slot == Slot::Main {
-                a.status = AccountStatus::Active;
-                a.access_expires_at = expiry(&fresh);
-                if let Some(c) = &claims {
-                    a.restriction = p.adapter.restriction(c);
-                }
-            }
-        })?;
+        }
         Ok((fresh, true))
     }
 
@@ -492,8 +528,27 @@ impl Tessera {
     }
 }
 
+/// The default plan of `account` (see [`Tessera::default_plan`]), reading slots with `read`;
+/// with the plan's tokens when finding it meant reading them.
+pub(super) fn default_plan_by(
+    account: &Account,
+    read: impl FnOnce(&Slot) -> Result<Option<TokenSet>>,
+) -> Result<(RefreshPlan, Option<TokenSet>)> {
+    let Some(org) = &account.current_org else {
+        return Ok((RefreshPlan::own(Slot::Main), None));
+    };
+    Ok(match read(&Slot::Main)? {
+        None => (RefreshPlan::own(Slot::Org(org.clone())), None),
+        main => (RefreshPlan::own(Slot::Main), main),
+    })
+}
+
 /// What `slot` held, or the error of a slot that must be signed into first.
-fn required(account: &Account, slot: &Slot, tokens: Option<TokenSet>) -> Result<TokenSet> {
+pub(super) fn required(
+    account: &Account,
+    slot: &Slot,
+    tokens: Option<TokenSet>,
+) -> Result<TokenSet> {
     tokens.ok_or_else(|| match slot {
         Slot::Main => Error::NeedsSignIn(account.id.clone()),
         Slot::Org(org) => Error::OrgSignInRequired {

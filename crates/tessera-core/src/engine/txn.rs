@@ -68,7 +68,7 @@ impl Tessera {
         }
         let lock = FileLock::acquire_async(path).await?;
         let revision = lock.revision()?;
-        let credential = self.vault.load_client_credential(name)?;
+        let credential = self.read_credential(name)?;
         self.kept
             .keep_credential(name, revision, credential.as_ref());
         Ok(credential)
@@ -97,14 +97,14 @@ impl Tessera {
                 Some(PendingWrite::SignIn) => {
                     let mut stored = false;
                     for slot in &slots {
-                        stored |= self.vault.load_slot(&account.id, slot)?.is_some();
+                        stored |= self.read_slot(&account, slot)?.is_some();
                     }
                     stored
                 }
                 _ => {
                     lock.bump()?;
                     for slot in &slots {
-                        self.vault.delete_slot(&account.id, slot)?;
+                        self.write_slot(Some(&account), &account.id, slot, None)?;
                     }
                     false
                 }
@@ -168,12 +168,14 @@ impl AccountTxn<'_> {
     pub fn load(&self, slot: &Slot) -> Result<Option<TokenSet>> {
         let kept = &self.engine.kept;
         let revision = self.across_processes.revision()?;
+        let account = self.account()?;
+        let account = account.as_ref();
         if let Some(tokens) = kept.token_set(&self.id, slot, &revision)
-            && self.engine.vault.holds_slot(&self.id, slot)? == tokens.is_some()
+            && self.engine.holds_slot(account, &self.id, slot)? == tokens.is_some()
         {
             return Ok(tokens);
         }
-        let tokens = self.engine.vault.load_slot(&self.id, slot)?;
+        let tokens = self.engine.read_slot_of(account, &self.id, slot)?;
         kept.keep_token_set(&self.id, slot, revision, tokens.as_ref());
         Ok(tokens)
     }
@@ -181,17 +183,28 @@ impl AccountTxn<'_> {
     /// Writes a slot (`None`: deletes it), after bumping the lock's revision; this process's
     /// warm token of the account is retired first.
     fn write(&self, slot: &Slot, tokens: Option<&TokenSet>) -> Result<()> {
+        let after = self.before_write(slot)?;
+        self.engine
+            .write_slot(self.account()?.as_ref(), &self.id, slot, tokens)?;
+        self.after_write(slot, after, tokens);
+        Ok(())
+    }
+
+    /// What comes before any write of `slot`: the warm token retired, the revision bumped.
+    /// Returns the new revision, for [`Self::after_write`].
+    pub(crate) fn before_write(&self, slot: &Slot) -> Result<Revision> {
         self.engine.warm.forget(&self.id);
-        let kept = &self.engine.kept;
         let before = self.across_processes.revision()?;
         let after = self.across_processes.bump()?;
-        kept.rebase(&self.id, slot, &before, &after);
-        match tokens {
-            Some(t) => self.engine.vault.save_slot(&self.id, slot, t)?,
-            None => self.engine.vault.delete_slot(&self.id, slot)?,
-        }
-        kept.keep_token_set(&self.id, slot, after, tokens);
-        Ok(())
+        self.engine.kept.rebase(&self.id, slot, &before, &after);
+        Ok(after)
+    }
+
+    /// Keeps what `slot` holds once its write landed.
+    pub(crate) fn after_write(&self, slot: &Slot, after: Revision, tokens: Option<&TokenSet>) {
+        self.engine
+            .kept
+            .keep_token_set(&self.id, slot, after, tokens);
     }
 
     pub fn save(&self, slot: &Slot, tokens: &TokenSet) -> Result<()> {
@@ -258,9 +271,9 @@ impl ProviderTxn {
         })
     }
 
-    /// Deletes a provider's credential.
-    pub fn delete_credential(&self, engine: &Tessera, name: &str) -> Result<()> {
+    /// Deletes a provider's credential, from the shelf too when it was `shelved`.
+    pub fn delete_credential(&self, engine: &Tessera, name: &str, shelved: bool) -> Result<()> {
         self.across_processes.bump()?;
-        engine.vault.delete_client_credential(name)
+        engine.delete_credential(name, shelved)
     }
 }

@@ -2,7 +2,8 @@
 //! through `keyring`, or memory in tests); `Vault` lays Tessera's secrets out in it:
 //! one entry per account and [`Slot`] holding a whole token set (so a rotated refresh token
 //! and the access token it came with are written in one step), and one per provider holding
-//! its client secret or private key. Entries are namespaced by the data directory's random id,
+//! its client secret or private key; or, for what `refresh --all` moved there, one
+//! [`Shelf`] entry holding many of both. Entries are namespaced by the data directory's random id,
 //! so two data directories never share an entry.
 //!
 //! Invariant: refresh tokens, client secrets and private keys exist only here — never in a
@@ -17,8 +18,10 @@
 //! write has seen it gone, so no chunk is ever left without a manifest that names it. Values
 //! that fit are stored as they are, as every earlier version stored them.
 
+mod shelf;
 mod store;
 
+pub use shelf::Shelf;
 pub use store::{KeyringStore, MemoryStore, SERVICE, SecretStore, WINDOWS_ENTRY_LIMIT};
 use store::{PLATFORM_ENTRY_LIMIT, utf16_bytes};
 
@@ -41,6 +44,14 @@ pub enum Slot {
 impl Slot {
     pub fn org(org: Option<&str>) -> Slot {
         org.map_or(Slot::Main, |o| Slot::Org(o.to_string()))
+    }
+
+    /// The slot's name in `tessera.json` and on the shelf: `main` or `org/ORG`.
+    pub fn name(&self) -> String {
+        match self {
+            Slot::Main => "main".into(),
+            Slot::Org(org) => format!("org/{org}"),
+        }
     }
 }
 
@@ -88,6 +99,43 @@ struct StoredTokens {
     nonce: Option<String>,
     id_token_matches_access_token: bool,
     obtained_at: u64,
+}
+
+impl StoredTokens {
+    fn of(tokens: &TokenSet) -> Self {
+        StoredTokens {
+            v: 1,
+            access_token: tokens.access_token.expose_secret().to_string(),
+            token_type: tokens.token_type.clone(),
+            expires_at: tokens.expires_at,
+            refresh_token: tokens
+                .refresh_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_string()),
+            id_token: tokens
+                .id_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_string()),
+            scope: tokens.scope.clone(),
+            nonce: tokens.nonce.clone(),
+            id_token_matches_access_token: tokens.id_token_matches_access_token,
+            obtained_at: tokens.obtained_at,
+        }
+    }
+
+    fn to_token_set(&self) -> TokenSet {
+        TokenSet {
+            access_token: SecretString::new(self.access_token.as_str()),
+            token_type: self.token_type.clone(),
+            expires_at: self.expires_at,
+            refresh_token: self.refresh_token.as_deref().map(SecretString::new),
+            id_token: self.id_token.as_deref().map(SecretString::new),
+            scope: self.scope.clone(),
+            nonce: self.nonce.clone(),
+            id_token_matches_access_token: self.id_token_matches_access_token,
+            obtained_at: self.obtained_at,
+        }
+    }
 }
 
 impl Drop for StoredTokens {
@@ -338,22 +386,12 @@ impl Vault {
         let Some(raw) = self.read(&self.slot_key(account_id, slot))? else {
             return Ok(None);
         };
-        let mut s: StoredTokens = serde_json::from_str(raw.expose_secret()).map_err(|_| {
+        let stored: StoredTokens = serde_json::from_str(raw.expose_secret()).map_err(|_| {
             Error::Keychain(format!(
                 "the keychain entry of account {account_id} is unreadable"
             ))
         })?;
-        Ok(Some(TokenSet {
-            access_token: SecretString::new(std::mem::take(&mut s.access_token)),
-            token_type: std::mem::take(&mut s.token_type),
-            expires_at: s.expires_at,
-            refresh_token: s.refresh_token.take().map(SecretString::new),
-            id_token: s.id_token.take().map(SecretString::new),
-            scope: s.scope.take(),
-            nonce: s.nonce.take(),
-            id_token_matches_access_token: s.id_token_matches_access_token,
-            obtained_at: s.obtained_at,
-        }))
+        Ok(Some(stored.to_token_set()))
     }
 
     /// Whether `slot` has an entry: the keychain is asked, the value is not read.
@@ -366,25 +404,10 @@ impl Vault {
     }
 
     pub fn save_slot(&self, account_id: &str, slot: &Slot, tokens: &TokenSet) -> Result<()> {
-        let stored = StoredTokens {
-            v: 1,
-            access_token: tokens.access_token.expose_secret().to_string(),
-            token_type: tokens.token_type.clone(),
-            expires_at: tokens.expires_at,
-            refresh_token: tokens
-                .refresh_token
-                .as_ref()
-                .map(|t| t.expose_secret().to_string()),
-            id_token: tokens
-                .id_token
-                .as_ref()
-                .map(|t| t.expose_secret().to_string()),
-            scope: tokens.scope.clone(),
-            nonce: tokens.nonce.clone(),
-            id_token_matches_access_token: tokens.id_token_matches_access_token,
-            obtained_at: tokens.obtained_at,
-        };
-        self.write(&self.slot_key(account_id, slot), &secret_json(&stored)?)
+        self.write(
+            &self.slot_key(account_id, slot),
+            &secret_json(&StoredTokens::of(tokens))?,
+        )
     }
 
     pub fn delete_tokens(&self, account_id: &str) -> Result<()> {

@@ -160,6 +160,8 @@ pub struct MemoryStore {
     entries: Arc<Mutex<HashMap<String, SecretString>>>,
     locked: Arc<AtomicBool>,
     limit: Option<usize>,
+    /// Reads (`get`) through this store and its clones.
+    reads: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl MemoryStore {
@@ -170,6 +172,21 @@ impl MemoryStore {
             limit: Some(limit),
             ..MemoryStore::default()
         }
+    }
+
+    /// Another handle on the same entries, as a second process sees the one keychain: locked
+    /// on its own ([`Self::set_locked`]), counting its own reads ([`Self::reads`]).
+    pub fn view(&self) -> MemoryStore {
+        MemoryStore {
+            entries: Arc::clone(&self.entries),
+            limit: self.limit,
+            ..MemoryStore::default()
+        }
+    }
+
+    /// How many reads went through this handle (and its clones).
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
     }
 
     /// Every entry's key and value size in bytes of UTF-16.
@@ -210,7 +227,9 @@ impl MemoryStore {
 
 impl SecretStore for MemoryStore {
     fn get(&self, key: &str) -> Result<Option<SecretString>> {
-        Ok(self.check()?.get(key).cloned())
+        let entries = self.check()?;
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        Ok(entries.get(key).cloned())
     }
 
     fn set(&self, key: &str, value: &SecretString) -> Result<()> {

@@ -36,6 +36,8 @@ pub fn short_http() -> HttpConfig {
 #[derive(Default)]
 pub struct Keychain {
     entries: Mutex<BTreeMap<String, String>>,
+    /// Writes and deletes that reached the keychain, ever.
+    changes: std::sync::atomic::AtomicUsize,
     faults: Mutex<Faults>,
     held: (Mutex<bool>, Condvar),
 }
@@ -54,6 +56,11 @@ struct Faults {
 impl Keychain {
     pub fn contents(&self) -> BTreeMap<String, String> {
         self.entries.lock().unwrap().clone()
+    }
+
+    /// How many writes and deletes reached the keychain so far.
+    pub fn changes(&self) -> usize {
+        self.changes.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Every call fails like a locked keychain, or works again.
@@ -133,6 +140,8 @@ impl SecretStore for Keychain {
             tokio::task::block_in_place(|| drop(self.held.1.wait_while(held, |held| *held)));
         }
         self.check(true)?;
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.entries
             .lock()
             .unwrap()
@@ -145,7 +154,10 @@ impl SecretStore for Keychain {
         if self.faults.lock().unwrap().deletes_fail {
             return Err(Error::Keychain("the keychain refused to delete".into()));
         }
-        self.entries.lock().unwrap().remove(key);
+        if self.entries.lock().unwrap().remove(key).is_some() {
+            self.changes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         Ok(())
     }
 }
@@ -248,13 +260,12 @@ impl Rig {
         Snapshot::take(self.dir.path(), self.keychain.contents())
     }
 
-    /// The account's stored token set.
+    /// The account's stored token set, wherever the keychain holds it.
     pub fn stored(&self, account_id: &str) -> Option<serde_json::Value> {
-        let key = self.tessera.keychain_key(account_id);
-        self.keychain
-            .contents()
-            .get(&key)
-            .map(|raw| serde_json::from_str(raw).unwrap())
+        let contents = self.keychain.contents();
+        tessera_testkit::stored_tokens(self.dir.path(), account_id, |key| {
+            contents.get(key).cloned()
+        })
     }
 
     pub fn refresh_token(&self, account_id: &str) -> String {

@@ -145,12 +145,12 @@ impl Env {
         std::fs::read(self.dir.path().join("tessera.json")).unwrap()
     }
 
+    /// The account's stored token set, wherever the keychain holds it.
     pub fn stored(&self, account_id: &str) -> Option<Value> {
-        let raw = self
-            .store
-            .get(&self.tessera.keychain_key(account_id))
-            .unwrap()?;
-        Some(serde_json::from_str(raw.expose_secret()).unwrap())
+        tessera_testkit::stored_tokens(self.dir.path(), account_id, |key| {
+            let raw = self.store.get(key).unwrap()?;
+            Some(raw.expose_secret().to_string())
+        })
     }
 
     pub fn refresh_token(&self, account_id: &str) -> String {

@@ -5,5 +5,6 @@
 
 #[path = "../adversary/mod.rs"]
 mod adversary;
+mod batch;
 mod keychain;
 mod provider;

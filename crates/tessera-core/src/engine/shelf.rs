@@ -1,0 +1,110 @@
+//! Where an account's token sets and a provider's credential live: in entries of their own,
+//! or on the shelf (`vault::Shelf`), one entry `refresh --all` moves them to so that it
+//! reads and writes the keychain once for every account.
+//!
+//! Invariants:
+//! - `tessera.json` names what is shelved (`Account::shelved`, `State::shelved_credentials`);
+//!   a name is added only once the shelf holds the value, and until then the value is read
+//!   from its own entry, which still holds it (a rotated refresh token is always stored at
+//!   once where its slot lives at the time). A shelved slot missing from the shelf is read
+//!   from its own entry too.
+//! - The shelf is only rewritten under its lock (`locks/shelf.lock`), read and changed whole
+//!   in between; that lock is taken last (after accounts' and providers' locks), so no two
+//!   processes wait on each other.
+//! - A shelved slot is written through the shelf only; its own entry is deleted once the
+//!   shelf holds it.
+
+use crate::account::Account;
+use crate::error::Result;
+use crate::fsutil::FileLock;
+use crate::secret::SecretString;
+use crate::vault::{Shelf, Slot, TokenSet};
+
+use super::Tessera;
+
+impl Tessera {
+    /// What `slot` of `account` holds, wherever it lives; reading needs no lock.
+    pub(crate) fn read_slot(&self, account: &Account, slot: &Slot) -> Result<Option<TokenSet>> {
+        self.read_slot_of(Some(account), &account.id, slot)
+    }
+
+    /// [`Self::read_slot`] of account `id`, which may not be recorded (yet).
+    pub(crate) fn read_slot_of(
+        &self,
+        account: Option<&Account>,
+        id: &str,
+        slot: &Slot,
+    ) -> Result<Option<TokenSet>> {
+        if account.is_some_and(|a| a.is_shelved(slot)) {
+            let shelf = self.vault.load_shelf()?;
+            if shelf.has_slot(id, slot) {
+                return Ok(shelf.slot(id, slot));
+            }
+        }
+        self.vault.load_slot(id, slot)
+    }
+
+    /// Whether the keychain still has the entry `slot` of account `id` is read from (the
+    /// shelf's for a shelved slot): the keychain is asked, nothing is read.
+    pub(crate) fn holds_slot(
+        &self,
+        account: Option<&Account>,
+        id: &str,
+        slot: &Slot,
+    ) -> Result<bool> {
+        if account.is_some_and(|a| a.is_shelved(slot)) && self.vault.holds_shelf()? {
+            return Ok(true);
+        }
+        self.vault.holds_slot(id, slot)
+    }
+
+    /// Reads the shelf under its lock, lets `change` change it, and writes it back.
+    pub(crate) fn change_shelf<T>(&self, change: impl FnOnce(&mut Shelf) -> T) -> Result<T> {
+        let _lock = FileLock::acquire(&self.data.shelf_lock())?;
+        let mut shelf = self.vault.load_shelf()?;
+        let out = change(&mut shelf);
+        self.vault.save_shelf(&shelf)?;
+        Ok(out)
+    }
+
+    /// Writes `slot` of `account` (`None`: deletes it) where it lives.
+    pub(crate) fn write_slot(
+        &self,
+        account: Option<&Account>,
+        id: &str,
+        slot: &Slot,
+        tokens: Option<&TokenSet>,
+    ) -> Result<()> {
+        if account.is_some_and(|a| a.is_shelved(slot)) {
+            self.change_shelf(|shelf| match tokens {
+                Some(t) => shelf.put_slot(id, slot, t),
+                None => shelf.remove_slot(id, slot),
+            })?;
+            if tokens.is_some() {
+                return Ok(());
+            }
+        } else if let Some(t) = tokens {
+            return self.vault.save_slot(id, slot, t);
+        }
+        self.vault.delete_slot(id, slot)
+    }
+
+    /// The credential of provider `name` as the keychain holds it; call under the provider's
+    /// lock.
+    pub(crate) fn read_credential(&self, name: &str) -> Result<Option<SecretString>> {
+        if self.data.read()?.credential_shelved(name)
+            && let Some(credential) = self.vault.load_shelf()?.credential(name)
+        {
+            return Ok(Some(credential));
+        }
+        self.vault.load_client_credential(name)
+    }
+
+    /// Deletes provider `name`'s credential wherever it may be; call under the provider's lock.
+    pub(crate) fn delete_credential(&self, name: &str, shelved: bool) -> Result<()> {
+        if shelved {
+            self.change_shelf(|shelf| shelf.remove_credential(name))?;
+        }
+        self.vault.delete_client_credential(name)
+    }
+}

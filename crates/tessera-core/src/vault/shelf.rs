@@ -1,0 +1,131 @@
+//! The shelf: one keychain entry holding the token sets of many accounts' slots and the
+//! credentials of their providers, so refreshing every account reads and writes the keychain
+//! once instead of once per account (a Secret Service daemon such as gnome-keyring rewrites
+//! its whole keyring file on every write, so per-account writes cost O(accounts²)).
+//!
+//! Which slots and credentials live here is recorded in `tessera.json`; the engine decides
+//! (`engine::shelf`). This module only lays the entry out. Secrets in it are wiped when the
+//! shelf is dropped.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
+
+use super::{Slot, StoredTokens, TokenSet, Vault, secret_json};
+use crate::error::{Error, Result};
+use crate::secret::SecretString;
+
+/// See the module docs.
+#[derive(Serialize, Deserialize)]
+pub struct Shelf {
+    v: u8,
+    /// Token sets by account id, then slot name ([`Slot::name`]).
+    #[serde(default)]
+    slots: BTreeMap<String, BTreeMap<String, StoredTokens>>,
+    /// Client secrets and private keys by provider name.
+    #[serde(default)]
+    credentials: BTreeMap<String, ShelvedSecret>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+struct ShelvedSecret(String);
+
+impl Drop for ShelvedSecret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl Default for Shelf {
+    fn default() -> Self {
+        Shelf {
+            v: 1,
+            slots: BTreeMap::new(),
+            credentials: BTreeMap::new(),
+        }
+    }
+}
+
+impl Shelf {
+    pub fn slot(&self, account_id: &str, slot: &Slot) -> Option<TokenSet> {
+        Some(
+            self.slots
+                .get(account_id)?
+                .get(&slot.name())?
+                .to_token_set(),
+        )
+    }
+
+    pub fn has_slot(&self, account_id: &str, slot: &Slot) -> bool {
+        self.slots
+            .get(account_id)
+            .is_some_and(|s| s.contains_key(&slot.name()))
+    }
+
+    pub fn put_slot(&mut self, account_id: &str, slot: &Slot, tokens: &TokenSet) {
+        self.slots
+            .entry(account_id.to_string())
+            .or_default()
+            .insert(slot.name(), StoredTokens::of(tokens));
+    }
+
+    pub fn remove_slot(&mut self, account_id: &str, slot: &Slot) {
+        if let Some(slots) = self.slots.get_mut(account_id) {
+            slots.remove(&slot.name());
+            if slots.is_empty() {
+                self.slots.remove(account_id);
+            }
+        }
+    }
+
+    pub fn credential(&self, provider: &str) -> Option<SecretString> {
+        self.credentials
+            .get(provider)
+            .map(|c| SecretString::new(c.0.as_str()))
+    }
+
+    pub fn put_credential(&mut self, provider: &str, credential: &SecretString) {
+        self.credentials.insert(
+            provider.to_string(),
+            ShelvedSecret(credential.expose_secret().to_string()),
+        );
+    }
+
+    pub fn remove_credential(&mut self, provider: &str) {
+        self.credentials.remove(provider);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty() && self.credentials.is_empty()
+    }
+}
+
+impl Vault {
+    fn shelf_key(&self) -> String {
+        format!("{}/shelf", self.namespace)
+    }
+
+    /// The shelf as the keychain holds it (empty when there is none).
+    pub fn load_shelf(&self) -> Result<Shelf> {
+        let Some(raw) = self.read(&self.shelf_key())? else {
+            return Ok(Shelf::default());
+        };
+        serde_json::from_str(raw.expose_secret())
+            .map_err(|_| Error::Keychain("the keychain entry of the shelf is unreadable".into()))
+    }
+
+    /// Writes the shelf whole; an empty one is removed.
+    pub fn save_shelf(&self, shelf: &Shelf) -> Result<()> {
+        if shelf.is_empty() {
+            return self.remove(&self.shelf_key());
+        }
+        self.write(&self.shelf_key(), &secret_json(shelf)?)
+    }
+
+    /// Whether the shelf has an entry: the keychain is asked, the value is not read.
+    pub fn holds_shelf(&self) -> Result<bool> {
+        self.store.contains(&self.shelf_key())
+    }
+}

@@ -1,0 +1,148 @@
+//! Refreshing every account at once (`refresh_all`): one keychain write for the whole batch
+//! (the shelf), and the promises of a single refresh kept when that write fails, when refresh
+//! tokens rotate, and when another process refreshes one of the accounts meanwhile.
+
+use tessera_core::http::HttpConfig;
+use tessera_core::{AccountStatus, Result, Tessera};
+use tessera_testkit::scripted::Refresh;
+
+use crate::adversary::{Rig, assert_unchanged, outcome, rig_with};
+
+/// Every account's outcome of a batch, `Ok` or its error code.
+async fn refresh_all(tessera: &Tessera) -> Result<Vec<std::result::Result<bool, &'static str>>> {
+    Ok(tessera
+        .refresh_all(16)
+        .await?
+        .into_iter()
+        .map(|(_, outcome)| outcome.map(|o| o.rotated).map_err(|e| e.code()))
+        .collect())
+}
+
+async fn three_accounts(refresh: Refresh) -> (Rig, Vec<String>) {
+    let rig = rig_with(refresh, HttpConfig::default()).await;
+    let mut ids = Vec::new();
+    for sub in ["alice", "bob", "carol"] {
+        ids.push(rig.sign_in(sub).await.id);
+    }
+    (rig, ids)
+}
+
+fn own_entries(rig: &Rig) -> Vec<String> {
+    rig.keychain
+        .contents()
+        .into_keys()
+        .filter(|k| k.contains("/account/"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_is_one_keychain_write_and_its_accounts_work_as_before() {
+    let (rig, ids) = three_accounts(Refresh::Plain).await;
+    assert_eq!(own_entries(&rig).len(), 3);
+    assert_eq!(refresh_all(&rig.tessera).await.unwrap(), [Ok(false); 3]);
+    assert_eq!(
+        own_entries(&rig),
+        Vec::<String>::new(),
+        "moved to the shelf"
+    );
+    let before = rig.keychain.changes();
+    let stored = rig.stored(&ids[0]).unwrap();
+    rig.clock.advance(60);
+    assert_eq!(refresh_all(&rig.tessera).await.unwrap(), [Ok(false); 3]);
+    assert_eq!(rig.keychain.changes() - before, 1, "one write for all");
+    assert_ne!(
+        rig.stored(&ids[0]).unwrap()["access_token"],
+        stored["access_token"]
+    );
+
+    // Another process reads, refreshes and signs out of shelved accounts.
+    let other = rig.reopen();
+    let token = other.access_token("alice", 0, false).await.unwrap();
+    assert!(!token.refreshed);
+    assert_eq!(
+        token.token.expose_secret(),
+        rig.stored(&ids[0]).unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+    );
+    let refreshed = other.access_token("alice", 0, true).await.unwrap();
+    assert_eq!(
+        refreshed.token.expose_secret(),
+        rig.stored(&ids[0]).unwrap()["access_token"]
+            .as_str()
+            .unwrap(),
+        "a single refresh of a shelved account writes the shelf"
+    );
+    assert_eq!(own_entries(&rig), Vec::<String>::new());
+    other.sign_out("alice", false).await.unwrap();
+    assert!(rig.stored(&ids[0]).is_none(), "gone from the shelf");
+    assert!(rig.stored(&ids[1]).is_some());
+    rig.tessera.sign_out("bob", false).await.unwrap();
+    rig.tessera.sign_out("carol", false).await.unwrap();
+    assert_eq!(
+        rig.keychain.contents().into_keys().collect::<Vec<_>>(),
+        Vec::<String>::new(),
+        "the empty shelf is removed"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_whose_one_write_fails_changes_nothing() {
+    let (rig, _) = three_accounts(Refresh::Plain).await;
+    let before = rig.snapshot();
+    rig.keychain.fail_writes(&[1]);
+    let t = rig.tessera.clone();
+    let err = outcome(async move { t.refresh_all(16).await })
+        .await
+        .unwrap();
+    assert_eq!(err.code(), "keychain", "{err}");
+    rig.keychain.heal();
+    assert_unchanged("failed batch", &before, &rig.snapshot());
+    assert_eq!(refresh_all(&rig.tessera).await.unwrap(), [Ok(false); 3]);
+}
+
+/// A rotated refresh token is stored at once, where its slot lives, before the batch goes on:
+/// a batch whose one write fails loses none of them.
+#[tokio::test]
+async fn a_batch_whose_write_fails_keeps_every_rotated_refresh_token() {
+    let (rig, ids) = three_accounts(Refresh::Rotating).await;
+    for round in 0..2 {
+        rig.keychain.fail_writes(&[4]);
+        let t = rig.tessera.clone();
+        let err = outcome(async move { t.refresh_all(16).await })
+            .await
+            .unwrap();
+        assert_eq!(err.code(), "keychain", "round {round}: {err}");
+        rig.keychain.heal();
+        for id in &ids {
+            assert!(
+                rig.idp.refresh_token_alive(&rig.refresh_token(id)),
+                "round {round}: the stored refresh token is the live one"
+            );
+        }
+        assert_eq!(refresh_all(&rig.tessera).await.unwrap(), [Ok(true); 3]);
+    }
+    assert_eq!(rig.leaked(), Vec::<String>::new());
+}
+
+/// A batch holds every account's transaction: another process refreshing one of them waits
+/// for it, and no refresh token is used twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_and_another_process_refresh_one_account_in_turn() {
+    let (rig, ids) = three_accounts(Refresh::Rotating).await;
+    refresh_all(&rig.tessera).await.unwrap();
+    for _ in 0..3 {
+        let other = rig.reopen();
+        let single = tokio::spawn(async move { other.refresh("bob").await.map(|o| o.rotated) });
+        let batch = refresh_all(&rig.tessera).await.unwrap();
+        assert_eq!(batch, [Ok(true); 3]);
+        assert!(single.await.unwrap().unwrap());
+        for id in &ids {
+            assert!(rig.idp.refresh_token_alive(&rig.refresh_token(id)));
+            assert_eq!(
+                rig.tessera.account(id).unwrap().status,
+                AccountStatus::Active
+            );
+        }
+    }
+}
