@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use output::{say, tell};
+use tessera_core::agent::{Failure, RefreshRow};
 use tessera_core::clock::SystemClock;
 use tessera_core::http::HttpConfig;
 use tessera_core::vault::KeyringStore;
@@ -324,12 +325,16 @@ fn main() -> ExitCode {
         .clone()
         .unwrap_or_else(Tessera::default_data_dir);
     let agent = agent_wanted().then(|| tessera_core::agent::socket_path(&data_dir));
-    if let (Command::Token(args), Some(socket)) = (&cli.command, &agent)
-        && let Some(answer) = tessera_core::agent::ask(socket, &token_request(args))
+    if let Some(socket) = &agent
+        && let Some(done) = through_agent(socket, &cli.command)
     {
-        return print_answer(answer, args);
+        return done;
     }
-    let start_agent = matches!(cli.command, Command::Token(_)) && agent.is_some();
+    let start_agent = agent.is_some()
+        && matches!(
+            cli.command,
+            Command::Token(_) | Command::Refresh { account: None, .. }
+        );
     // One thread: every command's concurrency is waiting on the network (refresh --all, the
     // agent's connections), and keychain calls are serialised anyway. Leaving does not wait
     // for idle blocking threads.
@@ -352,7 +357,53 @@ fn main() -> ExitCode {
     }
 }
 
-/// Whether `tessera token` goes through (and starts) the agent: unless `TESSERA_AGENT=off`.
+/// `command` answered by the agent of `socket`, if it is one the agent answers (`token`,
+/// `refresh --all`) and an agent is there to answer it.
+fn through_agent(socket: &std::path::Path, command: &Command) -> Option<ExitCode> {
+    use tessera_core::agent::{Answer, RefreshAllRequest, Request};
+    match command {
+        Command::Token(args) => {
+            let answer = tessera_core::agent::ask(socket, &Request::Token(token_request(args)))?;
+            Some(print_answer(answer, args))
+        }
+        Command::Refresh {
+            account: None,
+            parallel,
+            json,
+            ..
+        } => {
+            let request = Request::RefreshAll {
+                refresh_all: RefreshAllRequest {
+                    parallel: *parallel,
+                },
+            };
+            // As long as many refreshes at slow providers take, under their own timeouts.
+            let within = Duration::from_secs(3600);
+            Some(
+                match tessera_core::agent::ask_within(socket, &request, within)? {
+                    Answer::Refreshed { rows } => match output::refresh_all(&rows, *json) {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(e) => fail(&e),
+                    },
+                    Answer::Failed {
+                        code,
+                        message,
+                        kind,
+                    } => failed(&Failure {
+                        code,
+                        message,
+                        kind,
+                    }),
+                    Answer::Token { .. } => return None,
+                },
+            )
+        }
+        _ => None,
+    }
+}
+
+/// Whether `tessera token` and `refresh --all` go through (and start) the agent: unless
+/// `TESSERA_AGENT=off`.
 fn agent_wanted() -> bool {
     std::env::var("TESSERA_AGENT").map_or(true, |v| v != "off")
 }
@@ -390,17 +441,23 @@ fn print_answer(answer: tessera_core::agent::Answer, args: &TokenArgs) -> ExitCo
             code,
             message,
             kind,
-        } => {
-            tell!("tessera: {message} [{code}]");
-            ExitCode::from(exit_code(match kind.as_str() {
-                "usage" => ErrorKind::Usage,
-                "needs_sign_in" => ErrorKind::NeedsSignIn,
-                "provider" => ErrorKind::Provider,
-                "keychain" => ErrorKind::Keychain,
-                _ => ErrorKind::Local,
-            }))
-        }
+        } => failed(&Failure {
+            code,
+            message,
+            kind,
+        }),
+        Answer::Refreshed { .. } => failed(&Failure {
+            code: "agent".into(),
+            message: "the agent answered something else than a token".into(),
+            kind: "local".into(),
+        }),
     }
+}
+
+/// An error the agent answered with, as [`fail`] says it.
+fn failed(failure: &Failure) -> ExitCode {
+    tell!("tessera: {} [{}]", failure.message, failure.code);
+    ExitCode::from(exit_code(failure.kind()))
 }
 
 /// Starts an agent for the data directory in the background, detached from this process
@@ -487,7 +544,15 @@ async fn run(cli: Cli, data_dir: PathBuf) -> tessera_core::Result<()> {
             parallel,
             json,
             ..
-        } => output::refresh_all(&tessera.refresh_all(parallel).await?, json),
+        } => {
+            let rows: Vec<RefreshRow> = tessera
+                .refresh_all(parallel)
+                .await?
+                .iter()
+                .map(|(id, outcome)| RefreshRow::of(id, outcome))
+                .collect();
+            output::refresh_all(&rows, json)
+        }
         Command::Userinfo { account } => output::json(&tessera.userinfo(&account).await?),
         Command::Orgs { account, json } => {
             output::orgs(&tessera.organizations(&account).await?, json)

@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 
 use serde::Serialize;
+use tessera_core::agent::RefreshRow;
 use tessera_core::claims::{ClaimRow, relative, utc};
 use tessera_core::jwt::CheckStatus;
 use tessera_core::{
@@ -217,37 +218,35 @@ fn rows(rows: &[ClaimRow]) {
 
 /// `refresh --all`: one line per account (or a JSON array of `{account_id, ok, …}`); fails
 /// (with the first failure's error, after printing all) when any account failed.
-pub fn refresh_all(
-    outcomes: &[(String, tessera_core::Result<RefreshOutcome>)],
-    as_json: bool,
-) -> Out {
+pub fn refresh_all(rows: &[RefreshRow], as_json: bool) -> Out {
     if as_json {
-        let rows: Vec<serde_json::Value> = outcomes
+        let rows: Vec<serde_json::Value> = rows
             .iter()
-            .map(|(id, r)| match r {
-                Ok(o) => serde_json::json!({"account_id": id, "ok": true, "rotated": o.rotated, "expires_at": o.expires_at}),
-                Err(e) => serde_json::json!({"account_id": id, "ok": false, "code": e.code(), "message": e.to_string()}),
+            .map(|r| match &r.failure {
+                None => serde_json::json!({"account_id": r.account_id, "ok": true, "rotated": r.rotated, "expires_at": r.expires_at}),
+                Some(f) => serde_json::json!({"account_id": r.account_id, "ok": false, "code": f.code, "message": f.message}),
             })
             .collect();
         json(&rows)?;
     } else {
-        for (id, r) in outcomes {
-            match r {
-                Ok(o) => say!(
+        for r in rows {
+            let id = &r.account_id;
+            match &r.failure {
+                None => say!(
                     "{id}\trefreshed\t{}",
-                    if o.rotated { "rotated" } else { "kept" }
+                    if r.rotated { "rotated" } else { "kept" }
                 ),
-                Err(e) => say!("{id}\tfailed\t{e} [{}]", e.code()),
+                Some(f) => say!("{id}\tfailed\t{} [{}]", f.message, f.code),
             }
         }
     }
-    let failed = outcomes.iter().filter(|(_, r)| r.is_err()).count();
+    let failed = rows.iter().filter(|r| r.failure.is_some()).count();
     if failed > 0 {
         return Err(Error::Provider {
             error: "refresh_failed".into(),
             description: Some(format!(
                 "{failed} of {} accounts did not refresh",
-                outcomes.len()
+                rows.len()
             )),
         });
     }

@@ -542,6 +542,7 @@ async fn refresh_all_refreshes_every_account_at_once() {
         env.tokens(&alice).await["refresh_token"].clone(),
         env.tokens(&bob).await["refresh_token"].clone(),
     );
+    let socket = tessera_core::agent::socket_path(env.dir.path());
     let rows = env.json(&["refresh", "--all", "--json"]).await;
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
@@ -549,8 +550,52 @@ async fn refresh_all_refreshes_every_account_at_once() {
         rows.iter().all(|r| r["ok"] == true && r["rotated"] == true),
         "{rows:?}"
     );
-    assert_ne!(env.tokens(&alice).await["refresh_token"], before.0);
-    assert_ne!(env.tokens(&bob).await["refresh_token"], before.1);
+    let after = (
+        env.tokens(&alice).await["refresh_token"].clone(),
+        env.tokens(&bob).await["refresh_token"].clone(),
+    );
+    assert_ne!(after.0, before.0);
+    assert_ne!(after.1, before.1);
+
+    // It started an agent, which answers the next one without the caller reaching the
+    // keychain itself; a direct one at the same time waits for it (or it for that one).
+    for _ in 0..100 {
+        if socket.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(socket.exists(), "refresh --all started an agent");
+    let mut through_agent = env.command(&["refresh", "--all", "--json"]);
+    through_agent
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut direct = env.command(&["refresh", "--all", "--json"]);
+    direct
+        .env("TESSERA_AGENT", "off")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (through_agent, direct) = (through_agent.spawn().unwrap(), direct.spawn().unwrap());
+    for out in [through_agent, direct] {
+        let out = out.wait_with_output().await.unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            rows.as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["ok"] == true && r["rotated"] == true),
+            "{rows}"
+        );
+    }
+    assert_ne!(env.tokens(&alice).await["refresh_token"], after.0);
+    let events = env.idp.events().await.to_string();
+    assert!(
+        !events.contains("grant.revoked"),
+        "a refresh token was reused: {events}"
+    );
+
     let out = env.run(&["refresh", "--all", &alice], None).await;
     assert_eq!(
         out.status.code(),

@@ -291,7 +291,7 @@ pub struct DataDir {
 /// `stat` and no read.
 struct Parsed {
     digest: [u8; 32],
-    state: State,
+    state: Arc<State>,
     identity: Option<FileIdentity>,
 }
 
@@ -391,16 +391,23 @@ impl DataDir {
 
     /// Reads the current state.
     pub fn read(&self) -> Result<State> {
+        Ok(State::clone(&self.read_with_digest()?.0))
+    }
+
+    /// The current state, shared (no copy of it is made).
+    pub(crate) fn snapshot(&self) -> Result<Arc<State>> {
         Ok(self.read_with_digest()?.0)
     }
 
     /// Reads the current state, with the SHA-256 of the bytes it was read from (`None`
     /// while there is no file yet).
-    pub(crate) fn read_with_digest(&self) -> Result<(State, Option<[u8; 32]>)> {
+    pub(crate) fn read_with_digest(&self) -> Result<(Arc<State>, Option<[u8; 32]>)> {
         let path = self.state_file();
         let meta = match std::fs::metadata(&path) {
             Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Self::empty(), None)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Arc::new(Self::empty()), None));
+            }
             Err(e) => return Err(Error::storage(&format!("read {}", path.display()), e)),
         };
         if let Ok(parsed) = self.parsed.lock()
@@ -408,12 +415,14 @@ impl DataDir {
             && p.identity.is_some()
             && p.identity == FileIdentity::of(&meta)
         {
-            return Ok((p.state.clone(), Some(p.digest)));
+            return Ok((Arc::clone(&p.state), Some(p.digest)));
         }
         let read_at = std::time::SystemTime::now();
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Self::empty(), None)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Arc::new(Self::empty()), None));
+            }
             Err(e) => return Err(Error::storage(&format!("read {}", path.display()), e)),
         };
         // The identity of what was read: unchanged metadata before and after the read.
@@ -427,13 +436,13 @@ impl DataDir {
             && p.digest == digest
         {
             p.identity = identity;
-            return Ok((p.state.clone(), Some(digest)));
+            return Ok((Arc::clone(&p.state), Some(digest)));
         }
-        let state = Self::parse(&path, &bytes)?;
+        let state = Arc::new(Self::parse(&path, &bytes)?);
         if let Ok(mut parsed) = self.parsed.lock() {
             *parsed = Some(Parsed {
                 digest,
-                state: state.clone(),
+                state: Arc::clone(&state),
                 identity,
             });
         }
@@ -494,7 +503,7 @@ impl DataDir {
         if let Ok(mut parsed) = self.parsed.lock() {
             *parsed = Some(Parsed {
                 digest: Sha256::digest(&bytes).into(),
-                state,
+                state: Arc::new(state),
                 identity: None,
             });
         }

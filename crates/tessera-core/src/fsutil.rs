@@ -118,11 +118,24 @@ impl FileLock {
         }
     }
 
-    /// The same, without blocking the async runtime.
+    /// The same, without blocking the async runtime: a free lock is taken at once, a held
+    /// one is waited for on a blocking thread.
     pub async fn acquire_async(path: PathBuf) -> Result<FileLock> {
-        tokio::task::spawn_blocking(move || FileLock::acquire(&path))
-            .await
-            .map_err(|e| Error::Storage(format!("lock task failed: {e}")))?
+        let file = lock_file(&path)?;
+        match file.try_lock() {
+            Ok(()) => return Ok(FileLock { file }),
+            Err(fs::TryLockError::WouldBlock) => {}
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(Error::storage(&format!("lock {}", path.display()), e));
+            }
+        }
+        tokio::task::spawn_blocking(move || {
+            file.lock()
+                .map_err(|e| Error::storage(&format!("lock {}", path.display()), e))?;
+            Ok(FileLock { file })
+        })
+        .await
+        .map_err(|e| Error::Storage(format!("lock task failed: {e}")))?
     }
 
     /// The revision the lock file holds now (see [`Revision`]).

@@ -102,6 +102,11 @@ impl Session {
         })
     }
 
+    /// Opens the session now if it is not open yet; a failure is left for the next call.
+    pub(crate) fn open(&self) {
+        let _ = self.with(|_| Ok(()));
+    }
+
     fn with<T>(&self, op: impl Fn(&SecretService) -> Result<T, Failure>) -> Result<T, Failure> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let mut attempts = 0;

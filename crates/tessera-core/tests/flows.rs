@@ -848,7 +848,9 @@ async fn the_agent_rewarms_what_another_process_changed() {
             force: false,
             id_token: false,
         };
-        tokio::task::spawn_blocking(move || tessera_core::agent::ask(&socket, &request))
+        tokio::task::spawn_blocking(move || {
+            tessera_core::agent::ask(&socket, &tessera_core::agent::Request::Token(request))
+        })
     };
     let mut first = None;
     for _ in 0..100 {

@@ -1,4 +1,4 @@
-//! The client side, for `tessera token`: plain blocking I/O with short timeouts, so asking a
+//! The client side, for `tessera token` and `tessera refresh --all`: plain blocking I/O with short timeouts, so asking a
 //! running agent needs no async runtime, and a missing or stuck agent costs milliseconds.
 
 use std::io::{BufRead, BufReader, Write};
@@ -8,14 +8,19 @@ use std::time::Duration;
 
 use zeroize::Zeroize;
 
-use super::{Answer, TokenRequest};
+use super::{Answer, Request};
 
 /// How long a connected agent may take: a refresh at a slow provider, under its timeouts.
 const ANSWER_WITHIN: Duration = Duration::from_secs(40);
 
 /// Asks the agent of `socket`; `None` when no agent answers there (none running, an old
 /// socket, a stuck agent), in which case the caller does the work itself.
-pub fn ask(socket: &Path, request: &TokenRequest) -> Option<Answer> {
+pub fn ask(socket: &Path, request: &Request) -> Option<Answer> {
+    ask_within(socket, request, ANSWER_WITHIN)
+}
+
+/// [`ask`], waiting up to `within` for the answer once connected.
+pub fn ask_within(socket: &Path, request: &Request, within: Duration) -> Option<Answer> {
     let mut line = serde_json::to_vec(request).ok()?;
     line.push(b'\n');
     if line.len() > super::MAX_REQUEST {
@@ -25,7 +30,7 @@ pub fn ask(socket: &Path, request: &TokenRequest) -> Option<Answer> {
     stream
         .set_write_timeout(Some(Duration::from_secs(2)))
         .ok()?;
-    stream.set_read_timeout(Some(ANSWER_WITHIN)).ok()?;
+    stream.set_read_timeout(Some(within)).ok()?;
     stream.write_all(&line).ok()?;
     let mut line = String::new();
     let read = BufReader::new(stream).read_line(&mut line);

@@ -1,7 +1,7 @@
 //! The token agent: one long-lived process per data directory that answers `tessera token`
-//! over a Unix socket, so a script's token costs a process start and one round trip instead
-//! of a keychain session, a runtime and a TLS stack per call (the design of ssh-agent,
-//! gpg-agent and oidc-agent).
+//! (and `tessera refresh --all`) over a Unix socket, so a script's token costs a process start
+//! and one round trip instead of a keychain session, a runtime and a TLS stack per call (the
+//! design of ssh-agent, gpg-agent and oidc-agent).
 //!
 //! The agent is a [`crate::Tessera`] like any other: it takes the same per-account
 //! transactions (so single-flight holds across it, the app and other `tessera` processes) and
@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use client::ask;
+pub use client::{ask, ask_within};
 pub use server::serve;
 
 /// The longest request an agent reads (a request is a few hundred bytes); a longer one is not
@@ -36,6 +36,89 @@ const MAX_REQUEST: usize = 64 * 1024;
 
 /// How long an agent waits for requests before it exits.
 pub const IDLE: Duration = Duration::from_secs(600);
+
+/// What a client asks an agent: a token (the line `tessera token` sends), or to refresh every
+/// account (`{"refresh_all": {"parallel": N}}`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Request {
+    Token(TokenRequest),
+    RefreshAll { refresh_all: RefreshAllRequest },
+}
+
+/// `tessera refresh --all`: at most `parallel` refreshes at a time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshAllRequest {
+    pub parallel: usize,
+}
+
+/// One account's outcome of refreshing every account: refreshed (`failure` is `None`), or why
+/// not.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshRow {
+    pub account_id: String,
+    pub rotated: bool,
+    pub expires_at: Option<u64>,
+    pub failure: Option<Failure>,
+}
+
+impl RefreshRow {
+    pub fn of(account_id: &str, outcome: &crate::Result<crate::RefreshOutcome>) -> Self {
+        match outcome {
+            Ok(o) => RefreshRow {
+                account_id: account_id.to_string(),
+                rotated: o.rotated,
+                expires_at: o.expires_at,
+                failure: None,
+            },
+            Err(e) => RefreshRow {
+                account_id: account_id.to_string(),
+                rotated: false,
+                expires_at: None,
+                failure: Some(Failure::of(e)),
+            },
+        }
+    }
+}
+
+/// An error as it crosses the socket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Failure {
+    pub code: String,
+    pub message: String,
+    /// The error's class: `usage`, `needs_sign_in`, `provider`, `keychain`, `local`.
+    pub kind: String,
+}
+
+impl Failure {
+    pub fn of(e: &crate::Error) -> Self {
+        use crate::ErrorKind;
+        Failure {
+            code: e.code().to_string(),
+            message: e.to_string(),
+            kind: match e.kind() {
+                ErrorKind::Usage => "usage",
+                ErrorKind::NeedsSignIn => "needs_sign_in",
+                ErrorKind::Provider => "provider",
+                ErrorKind::Keychain => "keychain",
+                ErrorKind::Local => "local",
+            }
+            .into(),
+        }
+    }
+
+    /// The error class `kind` names.
+    pub fn kind(&self) -> crate::ErrorKind {
+        use crate::ErrorKind;
+        match self.kind.as_str() {
+            "usage" => ErrorKind::Usage,
+            "needs_sign_in" => ErrorKind::NeedsSignIn,
+            "provider" => ErrorKind::Provider,
+            "keychain" => ErrorKind::Keychain,
+            _ => ErrorKind::Local,
+        }
+    }
+}
 
 /// A request for a token, as `tessera token` makes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +147,8 @@ pub enum Answer {
         /// The error's class: `usage`, `needs_sign_in`, `provider`, `keychain`, `local`.
         kind: String,
     },
+    /// Every account refreshed (or not), in the accounts' order.
+    Refreshed { rows: Vec<RefreshRow> },
 }
 
 impl std::fmt::Debug for Answer {
@@ -71,6 +156,7 @@ impl std::fmt::Debug for Answer {
         match self {
             Answer::Token { account_id, .. } => write!(f, "Token({account_id}, [redacted])"),
             Answer::Failed { code, .. } => write!(f, "Failed({code})"),
+            Answer::Refreshed { rows } => write!(f, "Refreshed({} accounts)", rows.len()),
         }
     }
 }
@@ -81,8 +167,9 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     let canonical = data_dir
         .canonicalize()
         .unwrap_or_else(|_| data_dir.to_path_buf());
+    // `2`: the protocol with `Request::RefreshAll`; an older agent is not asked.
     let name = format!(
-        "agent-{}.sock",
+        "agent-2-{}.sock",
         crate::fsutil::short_hash(&canonical.to_string_lossy())
     );
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {

@@ -12,7 +12,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::time::Instant;
 use zeroize::Zeroize;
 
-use super::{Answer, TokenRequest};
+use super::{Answer, Failure, RefreshRow, Request};
 use crate::engine::{IssuedToken, Tessera};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fsutil::FileLock;
@@ -90,10 +90,25 @@ async fn answer(tessera: &Tessera, stream: UnixStream, owner: u32) -> Option<Err
     {
         return None;
     }
-    let request = match serde_json::from_str::<TokenRequest>(&line) {
-        Ok(request) => request,
+    let request = match serde_json::from_str::<Request>(&line) {
+        Ok(Request::Token(request)) => request,
+        Ok(Request::RefreshAll { refresh_all }) => {
+            let outcome = tessera.refresh_all(refresh_all.parallel).await;
+            let kind = outcome.as_ref().err().map(Error::kind);
+            let answer = match outcome {
+                Ok(outcomes) => Answer::Refreshed {
+                    rows: outcomes
+                        .iter()
+                        .map(|(id, outcome)| RefreshRow::of(id, outcome))
+                        .collect(),
+                },
+                Err(e) => failed(&e),
+            };
+            write_answer(&mut write, &answer).await;
+            return kind;
+        }
         Err(e) => {
-            let e = Error::InvalidConfig(format!("not a token request: {e}"));
+            let e = Error::InvalidConfig(format!("not a request: {e}"));
             return send(&mut write, Err(e)).await;
         }
     };
@@ -127,28 +142,31 @@ async fn send(
         },
         Err(e) => failed(&e),
     };
-    if let Ok(mut out) = serde_json::to_vec(&answer) {
-        out.push(b'\n');
-        let _ = write.write_all(&out).await;
-        out.zeroize();
-    }
+    write_answer(write, &answer).await;
     if let Answer::Token { mut token, .. } = answer {
         token.zeroize();
     }
     kind
 }
 
+/// Writes one answer line, wiping the bytes written.
+async fn write_answer(write: &mut tokio::net::unix::OwnedWriteHalf, answer: &Answer) {
+    if let Ok(mut out) = serde_json::to_vec(answer) {
+        out.push(b'\n');
+        let _ = write.write_all(&out).await;
+        out.zeroize();
+    }
+}
+
 fn failed(e: &Error) -> Answer {
+    let Failure {
+        code,
+        message,
+        kind,
+    } = Failure::of(e);
     Answer::Failed {
-        code: e.code().to_string(),
-        message: e.to_string(),
-        kind: match e.kind() {
-            ErrorKind::Usage => "usage",
-            ErrorKind::NeedsSignIn => "needs_sign_in",
-            ErrorKind::Provider => "provider",
-            ErrorKind::Keychain => "keychain",
-            ErrorKind::Local => "local",
-        }
-        .into(),
+        code,
+        message,
+        kind,
     }
 }

@@ -59,6 +59,7 @@ impl Tessera {
         parallel: usize,
     ) -> Result<Vec<(String, Result<RefreshOutcome>)>> {
         use futures_util::StreamExt;
+        let prepared = self.vault.prepare_in_background();
         let order: Vec<String> = self
             .accounts()?
             .into_iter()
@@ -69,13 +70,16 @@ impl Tessera {
         for id in order.iter().collect::<BTreeSet<_>>() {
             txns.insert(id.clone(), self.begin(id).await?);
         }
-        let state = self.data.read()?;
+        let state = self.data.snapshot()?;
+        let _ = prepared.await;
         let shelved = state.accounts.iter().any(|a| !a.shelved.is_empty())
             || !state.shelved_credentials.is_empty();
-        let shelf = if shelved {
-            self.vault.load_shelf()?
-        } else {
-            Shelf::default()
+        let (shelf, revision) = match shelved {
+            true => {
+                let (shelf, revision) = self.read_shelf()?;
+                (shelf, Some(revision))
+            }
+            false => (Shelf::default(), None),
         };
         self.keep_shelved_credentials(&state, &shelf);
         let batch = Batch::default();
@@ -95,8 +99,8 @@ impl Tessera {
             .buffered(parallel.max(1))
             .collect()
             .await;
-        drop(shelf);
-        self.store_batch(txns, &state, batch.take()).await?;
+        let read = revision.map(|r| (shelf, r));
+        self.store_batch(txns, &state, batch.take(), read).await?;
         Ok(outcomes)
     }
 
@@ -141,7 +145,8 @@ impl Tessera {
         }
     }
 
-    /// Stores a batch's tokens: the shelf is written once, then every account's record (and
+    /// Stores a batch's tokens (onto the shelf as `read` at the start, when no one wrote it
+    /// since): the shelf is written once, then every account's record (and
     /// what now lives on the shelf) in one write of `tessera.json`; own entries of what moved
     /// to the shelf are deleted last.
     async fn store_batch(
@@ -149,6 +154,7 @@ impl Tessera {
         txns: &BTreeMap<String, AccountTxn<'_>>,
         state: &State,
         deferred: Vec<Deferred>,
+        read: Option<(Shelf, Revision)>,
     ) -> Result<()> {
         if deferred.is_empty() {
             return Ok(());
@@ -178,7 +184,7 @@ impl Tessera {
         for d in &deferred {
             revisions.push(txns[&d.id].before_write(&d.slot)?);
         }
-        self.change_shelf(|shelf| {
+        self.change_read_shelf(read, |shelf| {
             for d in &deferred {
                 shelf.put_slot(&d.id, &d.slot, &d.tokens);
             }

@@ -1,6 +1,6 @@
 //! Secrets a process keeps in memory between requests, so a long-lived one (the agent, the
-//! app) refreshes without reading the keychain first: the token sets of accounts' slots and
-//! the credentials of providers.
+//! app) refreshes without reading the keychain first: the token sets of accounts' slots, the
+//! credentials of providers, and the shelf (`vault::Shelf`).
 //!
 //! Invariant: a value is kept together with the [`Revision`] of the lock that guards it (the
 //! account's, the provider's), both read while that lock was held, and is used only while the
@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use crate::fsutil::Revision;
 use crate::secret::SecretString;
-use crate::vault::{Slot, TokenSet};
+use crate::vault::{Shelf, Slot, TokenSet};
 
 type SlotKey = (String, Slot);
 
@@ -22,6 +22,7 @@ type SlotKey = (String, Slot);
 pub(crate) struct Kept {
     token_sets: Mutex<HashMap<SlotKey, (Revision, Option<TokenSet>)>>,
     credentials: Mutex<HashMap<String, (Revision, Option<SecretString>)>>,
+    shelf: Mutex<Option<(Revision, Shelf)>>,
 }
 
 impl Kept {
@@ -83,6 +84,19 @@ impl Kept {
     ) {
         if let Ok(mut credentials) = self.credentials.lock() {
             credentials.insert(name.to_string(), (revision, credential.cloned()));
+        }
+    }
+
+    /// The kept shelf if `revision` (of the shelf's lock) is still the one it was read under.
+    pub fn shelf(&self, revision: &Revision) -> Option<Shelf> {
+        let shelf = self.shelf.lock().ok()?;
+        let (kept, shelf) = shelf.as_ref()?;
+        (kept == revision).then(|| shelf.clone())
+    }
+
+    pub fn keep_shelf(&self, revision: Revision, shelf: &Shelf) {
+        if let Ok(mut kept) = self.shelf.lock() {
+            *kept = Some((revision, shelf.clone()));
         }
     }
 }

@@ -160,12 +160,12 @@ impl Tessera {
 
     /// The account `query` names: its id, or an unambiguous email or subject.
     pub fn account(&self, query: &str) -> Result<Account> {
-        self.data.read()?.find_account(query).cloned()
+        self.data.snapshot()?.find_account(query).cloned()
     }
 
     /// The provider `name` with its endpoints and credential.
     pub(crate) async fn resolve(&self, name: &str) -> Result<Resolved> {
-        let config = self.data.read()?.provider(name)?.clone();
+        let config = self.data.snapshot()?.provider(name)?.clone();
         let adapter = config.kind.adapter();
         let metadata = adapter
             .metadata(&config, &self.http, &self.discovery, self.now())

@@ -42,12 +42,12 @@ impl Tessera {
         config.validate()?;
         let adapter = config.kind.adapter();
         adapter.check_credential(&config, credential.as_ref())?;
-        if self.data.read()?.provider(&config.name).is_ok() {
+        if self.data.snapshot()?.provider(&config.name).is_ok() {
             return Err(Error::ProviderExists(config.name));
         }
         config.issuer = adapter.check(&config, &self.http).await?.issuer;
         let txn = self.begin_provider(&config.name).await?;
-        if self.data.read()?.provider(&config.name).is_ok() {
+        if self.data.snapshot()?.provider(&config.name).is_ok() {
             return Err(Error::ProviderExists(config.name));
         }
         txn.save_credential_then(self, &config.name, credential.as_ref(), || {
@@ -63,7 +63,7 @@ impl Tessera {
 
     /// The provider registered under `name`.
     pub fn provider(&self, name: &str) -> Result<ProviderConfig> {
-        self.data.read()?.provider(name).cloned()
+        self.data.snapshot()?.provider(name).cloned()
     }
 
     pub fn providers(&self) -> Result<Vec<ProviderConfig>> {

@@ -9,14 +9,15 @@
 //!   once where its slot lives at the time). A shelved slot missing from the shelf is read
 //!   from its own entry too.
 //! - The shelf is only rewritten under its lock (`locks/shelf.lock`), read and changed whole
-//!   in between; that lock is taken last (after accounts' and providers' locks), so no two
-//!   processes wait on each other.
+//!   in between, after bumping the lock's revision (so a shelf read under the lock can be
+//!   changed later without reading it again while the revision holds); that lock is taken
+//!   last (after accounts' and providers' locks), so no two processes wait on each other.
 //! - A shelved slot is written through the shelf only; its own entry is deleted once the
 //!   shelf holds it.
 
 use crate::account::Account;
 use crate::error::Result;
-use crate::fsutil::FileLock;
+use crate::fsutil::{FileLock, Revision};
 use crate::secret::SecretString;
 use crate::vault::{Shelf, Slot, TokenSet};
 
@@ -36,7 +37,7 @@ impl Tessera {
         slot: &Slot,
     ) -> Result<Option<TokenSet>> {
         if account.is_some_and(|a| a.is_shelved(slot)) {
-            let shelf = self.vault.load_shelf()?;
+            let shelf = self.current_shelf()?;
             if shelf.has_slot(id, slot) {
                 return Ok(shelf.slot(id, slot));
             }
@@ -60,10 +61,63 @@ impl Tessera {
 
     /// Reads the shelf under its lock, lets `change` change it, and writes it back.
     pub(crate) fn change_shelf<T>(&self, change: impl FnOnce(&mut Shelf) -> T) -> Result<T> {
-        let _lock = FileLock::acquire(&self.data.shelf_lock())?;
-        let mut shelf = self.vault.load_shelf()?;
+        self.change_read_shelf(None, change)
+    }
+
+    /// The shelf as it is now, read without its lock: the one this process keeps, under the
+    /// conditions of [`Self::shelf_under`], else from the keychain.
+    fn current_shelf(&self) -> Result<Shelf> {
+        match self.kept_shelf(&Revision::of(&self.data.shelf_lock()))? {
+            Some(shelf) => Ok(shelf),
+            None => self.vault.load_shelf(),
+        }
+    }
+
+    /// The shelf this process keeps, if kept at `revision` and the keychain answers that its
+    /// entry still exists (a locked keychain fails here).
+    fn kept_shelf(&self, revision: &Revision) -> Result<Option<Shelf>> {
+        Ok(match self.kept.shelf(revision) {
+            Some(shelf) if self.vault.holds_shelf()? != shelf.is_empty() => Some(shelf),
+            _ => None,
+        })
+    }
+
+    /// The shelf and its lock's revision, read under that lock (see [`Self::shelf_under`]).
+    pub(crate) fn read_shelf(&self) -> Result<(Shelf, Revision)> {
+        let lock = FileLock::acquire(&self.data.shelf_lock())?;
+        let revision = lock.revision()?;
+        Ok((self.shelf_under(&revision)?, revision))
+    }
+
+    /// The shelf, read under its lock at `revision`: the one this process keeps while the
+    /// revision holds and the keychain answers that the entry still exists (a locked keychain
+    /// fails here), else read from the keychain and kept.
+    fn shelf_under(&self, revision: &Revision) -> Result<Shelf> {
+        if let Some(shelf) = self.kept_shelf(revision)? {
+            return Ok(shelf);
+        }
+        let shelf = self.vault.load_shelf()?;
+        self.kept.keep_shelf(revision.clone(), &shelf);
+        Ok(shelf)
+    }
+
+    /// [`Self::change_shelf`], starting from a shelf read earlier by [`Self::read_shelf`]
+    /// when no one has written it since (its lock's revision is unchanged).
+    pub(crate) fn change_read_shelf<T>(
+        &self,
+        read: Option<(Shelf, Revision)>,
+        change: impl FnOnce(&mut Shelf) -> T,
+    ) -> Result<T> {
+        let lock = FileLock::acquire(&self.data.shelf_lock())?;
+        let revision = lock.revision()?;
+        let mut shelf = match read {
+            Some((shelf, read)) if read == revision => shelf,
+            _ => self.shelf_under(&revision)?,
+        };
         let out = change(&mut shelf);
+        let after = lock.bump()?;
         self.vault.save_shelf(&shelf)?;
+        self.kept.keep_shelf(after, &shelf);
         Ok(out)
     }
 
@@ -92,8 +146,8 @@ impl Tessera {
     /// The credential of provider `name` as the keychain holds it; call under the provider's
     /// lock.
     pub(crate) fn read_credential(&self, name: &str) -> Result<Option<SecretString>> {
-        if self.data.read()?.credential_shelved(name)
-            && let Some(credential) = self.vault.load_shelf()?.credential(name)
+        if self.data.snapshot()?.credential_shelved(name)
+            && let Some(credential) = self.current_shelf()?.credential(name)
         {
             return Ok(Some(credential));
         }

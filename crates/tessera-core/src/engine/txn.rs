@@ -144,10 +144,11 @@ impl AccountTxn<'_> {
         Ok(self
             .engine
             .data
-            .read()?
+            .snapshot()?
             .accounts
-            .into_iter()
-            .find(|a| a.id == self.id))
+            .iter()
+            .find(|a| a.id == self.id)
+            .cloned())
     }
 
     /// The account as it is now; an error when it is gone (signed out meanwhile).

@@ -14,6 +14,7 @@
 //! between. Refreshes never use it: they re-read everything inside the account's transaction.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 
 use crate::account::{DataDir, State};
@@ -43,7 +44,7 @@ impl Stamp {
     }
 
     /// The state as it is now, and the digest of the same bytes.
-    pub fn read_state(data: &DataDir) -> Result<(State, Option<[u8; 32]>)> {
+    pub fn read_state(data: &DataDir) -> Result<(Arc<State>, Option<[u8; 32]>)> {
         data.read_with_digest()
     }
 

@@ -87,7 +87,7 @@ pub struct Vault {
 }
 
 /// The keychain record of a token set. Its secret fields are wiped when it is dropped.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct StoredTokens {
     v: u8,
     access_token: String,
@@ -251,6 +251,12 @@ impl Vault {
             store,
             namespace: namespace.to_string(),
         }
+    }
+
+    /// Gets the store ready (see [`SecretStore::prepare`]) on a blocking thread.
+    pub fn prepare_in_background(&self) -> tokio::task::JoinHandle<()> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || store.prepare())
     }
 
     /// The size bound of one entry, the store's or the platform's, whichever is smaller.

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::secret::SecretString;
 
 /// See the module docs.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Shelf {
     v: u8,
     /// Token sets by account id, then slot name ([`Slot::name`]).
@@ -28,7 +28,7 @@ pub struct Shelf {
     credentials: BTreeMap<String, ShelvedSecret>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 struct ShelvedSecret(String);
 

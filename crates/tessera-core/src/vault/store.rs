@@ -26,6 +26,9 @@ pub trait SecretStore: Send + Sync {
     fn entry_limit(&self) -> Option<usize> {
         None
     }
+    /// Gets ready for calls to come (a Secret Service session is opened), so a caller can
+    /// have that done while it does other work; failures are left for those calls to report.
+    fn prepare(&self) {}
 }
 
 /// Windows Credential Manager's largest credential blob (`CRED_MAX_CREDENTIAL_BLOB_SIZE`),
@@ -92,6 +95,10 @@ impl SecretStore for KeyringStore {
         self.session
             .contains(&self.service, key)
             .map_err(keychain_error)
+    }
+
+    fn prepare(&self) {
+        self.session.open();
     }
 }
 
