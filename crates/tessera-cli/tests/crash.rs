@@ -1,8 +1,9 @@
-//! Crash safety: `tessera` killed with SIGKILL at random moments of refreshes (against the
-//! provider that rotates refresh tokens and detects their reuse), sign-outs and sign-ins.
-//! After every kill: `tessera.json` parses, every account is listed with a true status (a
-//! refresh works, or says "sign in again" with exit 3), no keychain entry belongs to no
-//! account, and no account points at a missing entry.
+//! Crash safety: `tessera` killed with SIGKILL at random moments of refreshes, one account's or
+//! every account's as one batch (against the provider that rotates refresh tokens and detects
+//! their reuse), sign-outs and sign-ins. After every kill: `tessera.json` parses, every account
+//! is listed with a true status (a refresh works, or says "sign in again" with exit 3), no
+//! keychain entry (of its own or on the shelf) belongs to no account, and no account points at
+//! a missing entry.
 //!
 //! A kill between the provider's answer and the keychain write loses the sign-in: the provider
 //! has consumed the old refresh token and the new one died with the process. With strict reuse
@@ -43,20 +44,27 @@ struct Tally {
     lost_in_the_window: u32,
 }
 
-/// Refresh tokens the provider has consumed (it has, once it received the request).
-async fn consumed_refresh_tokens(idp: &Idp) -> usize {
+/// Refresh tokens of `user` the provider has consumed (it has, once it received the request).
+async fn consumed_refresh_tokens(idp: &Idp, user: &str) -> usize {
     idp.events()
         .await
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["event"] == "refresh_token.consumed")
+        .filter(|e| e["event"] == "refresh_token.consumed" && e["account_id"] == user)
         .count()
 }
 
-/// Runs `tessera ARGS`, killing it with SIGKILL after `after`; whether it was still running.
+/// Runs `tessera ARGS` (on its own, with no agent), killing it with SIGKILL after `after`;
+/// whether it was still running.
 async fn kill_after(cli: &Cli, args: &[&str], after: Duration) -> bool {
-    let (mut child, _stderr) = cli.spawn(args);
+    let mut child = cli
+        .command(args)
+        .env("TESSERA_AGENT", "off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     tokio::time::sleep(after).await;
     let running = child.try_wait().unwrap().is_none();
     if running {
@@ -66,7 +74,8 @@ async fn kill_after(cli: &Cli, args: &[&str], after: Duration) -> bool {
     running
 }
 
-/// The account ids the keychain holds entries for (own and organization slots).
+/// The account ids the keychain holds token sets for: entries of their own (own and
+/// organization slots), and the shelf's.
 async fn keychain_accounts(cli: &Cli) -> BTreeSet<String> {
     let out = tokio::process::Command::new("secret-tool")
         .args(["search", "--all", "service", "dev.tessera"])
@@ -74,13 +83,18 @@ async fn keychain_accounts(cli: &Cli) -> BTreeSet<String> {
         .await
         .unwrap();
     let prefix = format!("{}/account/", cli.namespace());
-    text(&out.stdout)
+    let mut ids: BTreeSet<String> = text(&out.stdout)
         .lines()
         .chain(text(&out.stderr).lines())
         .filter_map(|l| l.strip_prefix("attribute.username = "))
         .filter_map(|u| u.strip_prefix(&prefix))
         .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
-        .collect()
+        .collect();
+    if let Some(shelf) = cli.keychain("shelf").await {
+        let shelf: Value = serde_json::from_str(&shelf).expect("a readable shelf");
+        ids.extend(shelf["slots"].as_object().unwrap().keys().cloned());
+    }
+    ids
 }
 
 /// The invariants every kill must leave; returns the accounts.
@@ -127,6 +141,57 @@ async fn login_killed_after(cli: &Cli, user: &str, after: Duration) -> bool {
     child.wait().await.unwrap();
     let _ = visit.await;
     running
+}
+
+impl Tally {
+    /// Where a kill fell: before the provider answered, after the keychain write, or in between.
+    fn count(&mut self, answered: bool, persisted: bool) {
+        match (answered, persisted) {
+            (false, _) => self.killed_before_the_answer += 1,
+            (true, true) => self.killed_after_the_keychain_write += 1,
+            (true, false) => self.killed_in_the_window += 1,
+        }
+    }
+}
+
+/// Each account's stored refresh token and how many of its refresh tokens the provider
+/// consumed so far.
+async fn batch_state(cli: &Cli, idp: &Idp, accounts: &[Value]) -> Vec<(String, Value, usize)> {
+    let mut state = Vec::new();
+    for a in accounts {
+        let id = a["id"].as_str().unwrap().to_string();
+        let rt = cli.tokens(&id).await["refresh_token"].clone();
+        let consumed = consumed_refresh_tokens(idp, a["subject"].as_str().unwrap()).await;
+        state.push((id, rt, consumed));
+    }
+    state
+}
+
+/// After a kill: the account refreshes, or (only when killed in the window between the
+/// provider's answer and the keychain write) says "sign in again" and is signed out.
+async fn after_the_kill(
+    cli: &Cli,
+    id: &str,
+    in_window: bool,
+    when: &str,
+    tally: &mut Tally,
+    lost_otherwise: &mut Vec<String>,
+) {
+    let out = cli.run(&["refresh", id], None).await;
+    match out.status.code() {
+        Some(0) => {}
+        Some(3) if in_window => {
+            tally.lost_in_the_window += 1;
+            cli.ok(&["logout", id, "--no-revoke"]).await;
+        }
+        other => {
+            lost_otherwise.push(format!(
+                "{when}: refresh of {id} after the kill exited {other:?}: {}",
+                text(&out.stderr)
+            ));
+            cli.ok(&["logout", id, "--no-revoke"]).await;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,6 +255,34 @@ async fn sigkill_at_random_moments_leaves_a_consistent_store() {
         let after = Duration::from_millis(rng.below(span));
         let when = format!("round {round} (seed {seed})");
         let accounts = check(&cli, &when).await;
+        if round % 5 == 4 && accounts.len() == users.len() {
+            // Every account as one batch (the first one moves them onto the shelf).
+            let before = batch_state(&cli, &idp, &accounts).await;
+            if !kill_after(&cli, &["refresh", "--all"], after).await {
+                tally.finished_before_kill += 1;
+                continue;
+            }
+            tally.kills += 1;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let after_kill = batch_state(&cli, &idp, &accounts).await;
+            check(&cli, &when).await;
+            for ((id, rt_before, consumed_before), (_, rt_after, consumed_after)) in
+                before.iter().zip(&after_kill)
+            {
+                let in_window = consumed_after > consumed_before && rt_after == rt_before;
+                tally.count(consumed_after > consumed_before, rt_after != rt_before);
+                after_the_kill(
+                    &cli,
+                    id,
+                    in_window,
+                    &when,
+                    &mut tally,
+                    &mut sign_ins_lost_otherwise,
+                )
+                .await;
+            }
+            continue;
+        }
         let account = accounts
             .iter()
             .find(|a| a["subject"] == user)
@@ -208,7 +301,7 @@ async fn sigkill_at_random_moments_leaves_a_consistent_store() {
             continue;
         }
         let rt_before = cli.tokens(&id).await["refresh_token"].clone();
-        let consumed_before = consumed_refresh_tokens(&idp).await;
+        let consumed_before = consumed_refresh_tokens(&idp, user).await;
         if !kill_after(&cli, &["refresh", &id], after).await {
             tally.finished_before_kill += 1;
             continue;
@@ -216,30 +309,20 @@ async fn sigkill_at_random_moments_leaves_a_consistent_store() {
         tally.kills += 1;
         // What the killed process had sent may still be at the provider for a moment.
         tokio::time::sleep(Duration::from_millis(150)).await;
-        let answered = consumed_refresh_tokens(&idp).await > consumed_before;
+        let answered = consumed_refresh_tokens(&idp, user).await > consumed_before;
         let persisted = cli.tokens(&id).await["refresh_token"] != rt_before;
-        let in_window = answered && !persisted;
-        match (answered, persisted) {
-            (false, _) => tally.killed_before_the_answer += 1,
-            (true, true) => tally.killed_after_the_keychain_write += 1,
-            (true, false) => tally.killed_in_the_window += 1,
-        }
+        tally.count(answered, persisted);
         check(&cli, &when).await;
-        let out = cli.run(&["refresh", &id], None).await;
-        match out.status.code() {
-            Some(0) => {}
-            Some(3) if in_window => {
-                tally.lost_in_the_window += 1;
-                cli.ok(&["logout", &id, "--no-revoke"]).await;
-            }
-            other => {
-                sign_ins_lost_otherwise.push(format!(
-                    "{when}: refresh after the kill exited {other:?}: {}",
-                    text(&out.stderr)
-                ));
-                cli.ok(&["logout", &id, "--no-revoke"]).await;
-            }
-        }
+        let in_window = answered && !persisted;
+        after_the_kill(
+            &cli,
+            &id,
+            in_window,
+            &when,
+            &mut tally,
+            &mut sign_ins_lost_otherwise,
+        )
+        .await;
     }
     check(&cli, "the end").await;
     eprintln!("crash test: {tally:?}");

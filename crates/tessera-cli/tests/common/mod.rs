@@ -85,7 +85,6 @@ impl Cli {
         serde_json::from_str(&self.ok(args).await).unwrap()
     }
 
-    /// `tessera login --no-browser`, with the test playing the browser.
     /// Starts `tessera ARGS…` and hands back the child and its stderr, line by line.
     pub fn spawn(
         &self,
@@ -104,6 +103,7 @@ impl Cli {
         (child, stderr)
     }
 
+    /// `tessera login --no-browser`, with the test playing the browser.
     pub async fn login(&self, provider: &str, user: &str) -> String {
         self.login_with(provider, user, &[]).await
     }

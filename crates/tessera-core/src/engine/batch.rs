@@ -191,6 +191,7 @@ impl Tessera {
             for (name, credential) in &credentials {
                 shelf.put_credential(name, credential);
             }
+            true
         })?;
         let now = self.now();
         self.data.update(|s| {

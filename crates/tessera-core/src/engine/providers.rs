@@ -84,13 +84,11 @@ impl Tessera {
                 )));
             }
             s.providers.retain(|p| p.name != name);
-            let shelved = s.credential_shelved(name);
             s.shelved_credentials.retain(|p| p != name);
-            Ok((provider, shelved))
+            Ok(provider)
         })?;
-        let (removed, shelved) = removed;
         self.discovery.forget(&removed.issuer);
-        txn.delete_credential(self, name, shelved).map_err(|e| {
+        txn.delete_credential(self, name).map_err(|e| {
             Error::Keychain(format!(
                 "removed \"{name}\", but its secret is still in the keychain ({e}); adding a provider of that name replaces it"
             ))

@@ -59,8 +59,9 @@ impl Tessera {
         self.vault.holds_slot(id, slot)
     }
 
-    /// Reads the shelf under its lock, lets `change` change it, and writes it back.
-    pub(crate) fn change_shelf<T>(&self, change: impl FnOnce(&mut Shelf) -> T) -> Result<T> {
+    /// Reads the shelf under its lock, lets `change` change it, and writes it back when
+    /// `change` says it changed anything.
+    pub(crate) fn change_shelf(&self, change: impl FnOnce(&mut Shelf) -> bool) -> Result<()> {
         self.change_read_shelf(None, change)
     }
 
@@ -103,25 +104,28 @@ impl Tessera {
 
     /// [`Self::change_shelf`], starting from a shelf read earlier by [`Self::read_shelf`]
     /// when no one has written it since (its lock's revision is unchanged).
-    pub(crate) fn change_read_shelf<T>(
+    pub(crate) fn change_read_shelf(
         &self,
         read: Option<(Shelf, Revision)>,
-        change: impl FnOnce(&mut Shelf) -> T,
-    ) -> Result<T> {
+        change: impl FnOnce(&mut Shelf) -> bool,
+    ) -> Result<()> {
         let lock = FileLock::acquire(&self.data.shelf_lock())?;
         let revision = lock.revision()?;
         let mut shelf = match read {
             Some((shelf, read)) if read == revision => shelf,
             _ => self.shelf_under(&revision)?,
         };
-        let out = change(&mut shelf);
-        let after = lock.bump()?;
-        self.vault.save_shelf(&shelf)?;
-        self.kept.keep_shelf(after, &shelf);
-        Ok(out)
+        if change(&mut shelf) {
+            let after = lock.bump()?;
+            self.vault.save_shelf(&shelf)?;
+            self.kept.keep_shelf(after, &shelf);
+        }
+        Ok(())
     }
 
-    /// Writes `slot` of `account` (`None`: deletes it) where it lives.
+    /// Writes `slot` of `account` (`None`: deletes it) where it lives. A deletion removes it
+    /// from the shelf too whenever the shelf holds it, named in `tessera.json` or not (a batch
+    /// whose record write never landed leaves a copy there).
     pub(crate) fn write_slot(
         &self,
         account: Option<&Account>,
@@ -129,18 +133,20 @@ impl Tessera {
         slot: &Slot,
         tokens: Option<&TokenSet>,
     ) -> Result<()> {
-        if account.is_some_and(|a| a.is_shelved(slot)) {
-            self.change_shelf(|shelf| match tokens {
-                Some(t) => shelf.put_slot(id, slot, t),
-                None => shelf.remove_slot(id, slot),
-            })?;
-            if tokens.is_some() {
-                return Ok(());
+        let shelved = account.is_some_and(|a| a.is_shelved(slot));
+        match tokens {
+            Some(t) if shelved => self.change_shelf(|shelf| {
+                shelf.put_slot(id, slot, t);
+                true
+            }),
+            Some(t) => self.vault.save_slot(id, slot, t),
+            None => {
+                if self.vault.holds_shelf()? {
+                    self.change_shelf(|shelf| shelf.remove_slot(id, slot))?;
+                }
+                self.vault.delete_slot(id, slot)
             }
-        } else if let Some(t) = tokens {
-            return self.vault.save_slot(id, slot, t);
         }
-        self.vault.delete_slot(id, slot)
     }
 
     /// The credential of provider `name` as the keychain holds it; call under the provider's
@@ -154,9 +160,10 @@ impl Tessera {
         self.vault.load_client_credential(name)
     }
 
-    /// Deletes provider `name`'s credential wherever it may be; call under the provider's lock.
-    pub(crate) fn delete_credential(&self, name: &str, shelved: bool) -> Result<()> {
-        if shelved {
+    /// Deletes provider `name`'s credential wherever it may be (the shelf too, named in
+    /// `tessera.json` or not); call under the provider's lock.
+    pub(crate) fn delete_credential(&self, name: &str) -> Result<()> {
+        if self.vault.holds_shelf()? {
             self.change_shelf(|shelf| shelf.remove_credential(name))?;
         }
         self.vault.delete_client_credential(name)

@@ -171,6 +171,8 @@ impl Tessera {
         let code = callback
             .code
             .ok_or_else(|| Error::MalformedCallback("no code".into()))?;
+        // A code is spent once exchanged: a keychain that cannot keep the answer stops it here.
+        self.vault.reachable()?;
         let mut tokens = p
             .adapter
             .exchange_code(&self.context(&p), &code, flow.verifier, &flow.redirect_uri)
@@ -246,6 +248,7 @@ impl Tessera {
         cancel: impl Future<Output = ()>,
     ) -> Result<Account> {
         let p = self.resolve(&device.provider).await?;
+        self.vault.reachable()?;
         let ctx = self.context(&p);
         let tokens = tokio::select! {
             t = p.adapter.finish_device(&ctx, &device.authorization) => t?,

@@ -272,9 +272,9 @@ impl ProviderTxn {
         })
     }
 
-    /// Deletes a provider's credential, from the shelf too when it was `shelved`.
-    pub fn delete_credential(&self, engine: &Tessera, name: &str, shelved: bool) -> Result<()> {
+    /// Deletes a provider's credential, wherever it is.
+    pub fn delete_credential(&self, engine: &Tessera, name: &str) -> Result<()> {
         self.across_processes.bump()?;
-        engine.delete_credential(name, shelved)
+        engine.delete_credential(name)
     }
 }

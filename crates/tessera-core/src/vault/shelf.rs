@@ -71,13 +71,16 @@ impl Shelf {
             .insert(slot.name(), StoredTokens::of(tokens));
     }
 
-    pub fn remove_slot(&mut self, account_id: &str, slot: &Slot) {
-        if let Some(slots) = self.slots.get_mut(account_id) {
-            slots.remove(&slot.name());
-            if slots.is_empty() {
-                self.slots.remove(account_id);
-            }
+    /// Removes the slot; whether the shelf held it.
+    pub fn remove_slot(&mut self, account_id: &str, slot: &Slot) -> bool {
+        let Some(slots) = self.slots.get_mut(account_id) else {
+            return false;
+        };
+        let held = slots.remove(&slot.name()).is_some();
+        if slots.is_empty() {
+            self.slots.remove(account_id);
         }
+        held
     }
 
     pub fn credential(&self, provider: &str) -> Option<SecretString> {
@@ -93,8 +96,9 @@ impl Shelf {
         );
     }
 
-    pub fn remove_credential(&mut self, provider: &str) {
-        self.credentials.remove(provider);
+    /// Removes the credential; whether the shelf held it.
+    pub fn remove_credential(&mut self, provider: &str) -> bool {
+        self.credentials.remove(provider).is_some()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -122,6 +126,12 @@ impl Vault {
             return self.remove(&self.shelf_key());
         }
         self.write(&self.shelf_key(), &secret_json(shelf)?)
+    }
+
+    /// Fails as a locked or absent keychain does; asks the keychain one cheap question (whether
+    /// the shelf exists), so a sign-in finds out before it spends its code.
+    pub fn reachable(&self) -> Result<()> {
+        self.holds_shelf().map(|_| ())
     }
 
     /// Whether the shelf has an entry: the keychain is asked, the value is not read.

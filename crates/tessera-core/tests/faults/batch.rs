@@ -3,7 +3,8 @@
 //! tokens rotate, and when another process refreshes one of the accounts meanwhile.
 
 use tessera_core::http::HttpConfig;
-use tessera_core::{AccountStatus, Result, Tessera};
+use tessera_core::vault::SecretStore;
+use tessera_core::{AccountStatus, Result, SecretString, Tessera};
 use tessera_testkit::scripted::Refresh;
 
 use crate::adversary::{Rig, assert_unchanged, outcome, rig_with};
@@ -145,4 +146,55 @@ async fn a_batch_and_another_process_refresh_one_account_in_turn() {
             );
         }
     }
+}
+
+/// A batch that died after its shelf write but before `tessera.json` named what it moved leaves
+/// copies on the shelf beside the accounts' own entries; signing out still removes every copy.
+#[tokio::test]
+async fn a_sign_out_removes_a_copy_the_shelf_holds_unnamed() {
+    let (rig, ids) = three_accounts(Refresh::Plain).await;
+    let own: Vec<(String, String)> = rig
+        .keychain
+        .contents()
+        .into_iter()
+        .filter(|(k, _)| k.contains("/account/"))
+        .collect();
+    let state = std::fs::read(rig.dir.path().join("tessera.json")).unwrap();
+    assert_eq!(refresh_all(&rig.tessera).await.unwrap(), [Ok(false); 3]);
+    // As if the record write and the deletes after the shelf write never happened.
+    std::fs::write(rig.dir.path().join("tessera.json"), state).unwrap();
+    for (key, value) in &own {
+        rig.keychain
+            .set(key, &SecretString::new(value.as_str()))
+            .unwrap();
+    }
+    let tessera = rig.reopen();
+    tessera.sign_out("alice", false).await.unwrap();
+    let shelf = shelf_accounts(&rig);
+    assert!(!shelf.contains(&ids[0]), "alice's copy is gone: {shelf:?}");
+    assert!(shelf.contains(&ids[1]));
+    tessera.sign_out("bob", false).await.unwrap();
+    tessera.sign_out("carol", false).await.unwrap();
+    assert_eq!(
+        rig.keychain.contents().into_keys().collect::<Vec<_>>(),
+        Vec::<String>::new()
+    );
+}
+
+/// The account ids the shelf holds token sets of.
+fn shelf_accounts(rig: &Rig) -> Vec<String> {
+    let shelf = rig
+        .keychain
+        .contents()
+        .into_iter()
+        .find(|(k, _)| k.ends_with("/shelf"))
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| "{\"slots\":{}}".into());
+    let shelf: serde_json::Value = serde_json::from_str(&shelf).unwrap();
+    shelf["slots"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
 }
