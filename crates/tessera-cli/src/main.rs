@@ -385,15 +385,7 @@ fn through_agent(socket: &std::path::Path, command: &Command) -> Option<ExitCode
                         Ok(()) => ExitCode::SUCCESS,
                         Err(e) => fail(&e),
                     },
-                    Answer::Failed {
-                        code,
-                        message,
-                        kind,
-                    } => failed(&Failure {
-                        code,
-                        message,
-                        kind,
-                    }),
+                    Answer::Failed(failure) => failed(&failure),
                     Answer::Token { .. } => return None,
                 },
             )
@@ -437,15 +429,7 @@ fn print_answer(answer: tessera_core::agent::Answer, args: &TokenArgs) -> ExitCo
                 Err(e) => fail(&e),
             }
         }
-        Answer::Failed {
-            code,
-            message,
-            kind,
-        } => failed(&Failure {
-            code,
-            message,
-            kind,
-        }),
+        Answer::Failed(failure) => failed(&failure),
         Answer::Refreshed { .. } => failed(&Failure {
             code: "agent".into(),
             message: "the agent answered something else than a token".into(),

@@ -901,7 +901,7 @@ async fn the_agent_rewarms_what_another_process_changed() {
     let after = ask(socket.clone(), account.id.clone()).await.unwrap();
     keychain.set_locked(false);
     match after {
-        Some(Answer::Failed { code, .. }) => assert_eq!(code, "unknown_account"),
+        Some(Answer::Failed(failure)) => assert_eq!(failure.code, "unknown_account"),
         _ => panic!("a signed-out account's token was still served"),
     }
     serving.abort();

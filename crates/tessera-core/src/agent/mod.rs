@@ -141,21 +141,18 @@ pub enum Answer {
         expires_at: Option<u64>,
         refreshed: bool,
     },
-    Failed {
-        code: String,
-        message: String,
-        /// The error's class: `usage`, `needs_sign_in`, `provider`, `keychain`, `local`.
-        kind: String,
-    },
+    Failed(Failure),
     /// Every account refreshed (or not), in the accounts' order.
-    Refreshed { rows: Vec<RefreshRow> },
+    Refreshed {
+        rows: Vec<RefreshRow>,
+    },
 }
 
 impl std::fmt::Debug for Answer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Answer::Token { account_id, .. } => write!(f, "Token({account_id}, [redacted])"),
-            Answer::Failed { code, .. } => write!(f, "Failed({code})"),
+            Answer::Failed(failure) => write!(f, "Failed({})", failure.code),
             Answer::Refreshed { rows } => write!(f, "Refreshed({} accounts)", rows.len()),
         }
     }

@@ -159,14 +159,5 @@ async fn write_answer(write: &mut tokio::net::unix::OwnedWriteHalf, answer: &Ans
 }
 
 fn failed(e: &Error) -> Answer {
-    let Failure {
-        code,
-        message,
-        kind,
-    } = Failure::of(e);
-    Answer::Failed {
-        code,
-        message,
-        kind,
-    }
+    Answer::Failed(Failure::of(e))
 }
