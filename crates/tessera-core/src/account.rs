@@ -270,6 +270,14 @@ impl State {
         self.shelved_credentials.iter().any(|n| n == name)
     }
 
+    /// The account with id `id` (exactly; no e-mail or subject).
+    pub fn account_by_id(&self, id: &str) -> Result<&Account> {
+        self.accounts
+            .iter()
+            .find(|a| a.id == id)
+            .ok_or_else(|| Error::UnknownAccount(id.to_string()))
+    }
+
     pub fn account_mut(&mut self, id: &str) -> Result<&mut Account> {
         self.accounts
             .iter_mut()
@@ -305,7 +313,8 @@ impl std::fmt::Debug for Parsed {
 /// and an edit in place changes its modification time. Modification times are coarse (a
 /// clock tick), so, as git does with its index, an identity is only trusted when the bytes
 /// were read well after the file was last modified: a write racing that read would then
-/// carry a later time.
+/// carry a later time. A file system that keeps whole seconds only (no fraction in the time)
+/// is never trusted: two writes within a second could not be told apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FileIdentity {
     inode: u64,
@@ -339,7 +348,11 @@ impl FileIdentity {
     /// The identity of the file read at `read_at`, if it can be trusted (see the type's docs).
     fn trusted(meta: &std::fs::Metadata, read_at: std::time::SystemTime) -> Option<FileIdentity> {
         let identity = FileIdentity::of(meta)?;
-        (read_at.duration_since(identity.modified).ok()? > RACY).then_some(identity)
+        let fine_grained = identity
+            .modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .is_ok_and(|t| t.subsec_nanos() != 0);
+        (fine_grained && read_at.duration_since(identity.modified).ok()? > RACY).then_some(identity)
     }
 }
 
@@ -402,6 +415,12 @@ impl DataDir {
     /// Reads the current state, with the SHA-256 of the bytes it was read from (`None`
     /// while there is no file yet).
     pub(crate) fn read_with_digest(&self) -> Result<(Arc<State>, Option<[u8; 32]>)> {
+        self.read_trusting(true)
+    }
+
+    /// [`Self::read_with_digest`]; the bytes are read whatever the file's identity unless
+    /// `trust_identity`.
+    fn read_trusting(&self, trust_identity: bool) -> Result<(Arc<State>, Option<[u8; 32]>)> {
         let path = self.state_file();
         let meta = match std::fs::metadata(&path) {
             Ok(meta) => meta,
@@ -410,7 +429,8 @@ impl DataDir {
             }
             Err(e) => return Err(Error::storage(&format!("read {}", path.display()), e)),
         };
-        if let Ok(parsed) = self.parsed.lock()
+        if trust_identity
+            && let Ok(parsed) = self.parsed.lock()
             && let Some(p) = parsed.as_ref()
             && p.identity.is_some()
             && p.identity == FileIdentity::of(&meta)
@@ -494,7 +514,8 @@ impl DataDir {
     /// when `change` fails.
     pub fn update<T>(&self, change: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
         let _lock = FileLock::acquire(&self.root.join("tessera.lock"))?;
-        let mut state = self.read()?;
+        // What is changed is read from the file itself, never taken on its identity's word.
+        let mut state = State::clone(&self.read_trusting(false)?.0);
         let out = change(&mut state)?;
         state.version = STATE_VERSION;
         let bytes =
@@ -551,6 +572,58 @@ mod tests {
         let state = data.read().unwrap();
         assert_eq!(state.namespace, ns, "the namespace is stable");
         assert_eq!(state.accounts.len(), 1);
+    }
+
+    #[test]
+    fn a_state_kept_by_its_files_identity_gives_way_to_any_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let other = DataDir::open(dir.path()).unwrap();
+        let path = dir.path().join("tessera.json");
+        data.update(|s| {
+            s.accounts.push(account("a1", "alice", "alice@example.com"));
+            Ok(())
+        })
+        .unwrap();
+        std::thread::sleep(RACY * 2);
+        assert_eq!(data.read().unwrap().accounts[0].id, "a1");
+        assert!(
+            data.parsed
+                .lock()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                .identity
+                .is_some(),
+            "trusted once read well after its last change"
+        );
+        // Another process's write (a rename), then an edit in place of the same length.
+        other
+            .update(|s| {
+                s.accounts[0].id = "a2".into();
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(data.read().unwrap().accounts[0].id, "a2");
+        std::thread::sleep(RACY * 2);
+        assert_eq!(data.read().unwrap().accounts[0].id, "a2");
+        let edited = String::from_utf8(std::fs::read(&path).unwrap())
+            .unwrap()
+            .replace("\"a2\"", "\"a3\"");
+        std::fs::write(&path, edited).unwrap();
+        assert_eq!(data.read().unwrap().accounts[0].id, "a3");
+        // A change is made to what the file holds, not to what its identity promised.
+        std::thread::sleep(RACY * 2);
+        data.read().unwrap();
+        let edited = String::from_utf8(std::fs::read(&path).unwrap())
+            .unwrap()
+            .replace("\"a3\"", "\"a4\"");
+        std::fs::write(&path, &edited).unwrap();
+        data.update(|s| {
+            assert_eq!(s.accounts[0].id, "a4");
+            Ok(())
+        })
+        .unwrap();
     }
 
     #[cfg(unix)]

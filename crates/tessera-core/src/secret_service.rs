@@ -89,6 +89,12 @@ impl Session {
         })
     }
 
+    /// Fails unless the default collection (where new entries go) is unlocked or can be
+    /// unlocked now.
+    pub(crate) fn check_unlocked(&self) -> Result<(), Failure> {
+        self.with(|ss| Ok(ss.get_default_collection()?.ensure_unlocked()?))
+    }
+
     /// Whether the entry exists (one round trip: a search, and an unlock if it is locked).
     pub(crate) fn contains(&self, service: &str, user: &str) -> Result<bool, Failure> {
         self.with(|ss| Ok(unique_item(ss, service, user)?.is_some()))

@@ -733,6 +733,15 @@ async fn stytch_discovery_link_org_pick_refresh_and_sign_out_through_both_apis()
                 .refreshed
         );
 
+        // A batch moves the organization's session to the shelf; it is found there.
+        let batch = tessera.refresh_all(16).await.unwrap();
+        assert!(batch.iter().all(|(_, r)| r.is_ok()), "{provider}");
+        let mfa = tessera
+            .org_token(&account.id, "globex", 0, false)
+            .await
+            .unwrap_err();
+        assert_eq!(mfa.oauth_error(), Some("mfa_required"), "{mfa}");
+
         let orgs = tessera.organizations(&account.id).await.unwrap();
         assert!(
             orgs.iter()

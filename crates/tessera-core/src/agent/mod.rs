@@ -90,33 +90,34 @@ pub struct Failure {
     pub kind: String,
 }
 
+/// Error classes by their names on the wire.
+const KINDS: [(crate::ErrorKind, &str); 5] = [
+    (crate::ErrorKind::Usage, "usage"),
+    (crate::ErrorKind::NeedsSignIn, "needs_sign_in"),
+    (crate::ErrorKind::Provider, "provider"),
+    (crate::ErrorKind::Keychain, "keychain"),
+    (crate::ErrorKind::Local, "local"),
+];
+
 impl Failure {
     pub fn of(e: &crate::Error) -> Self {
-        use crate::ErrorKind;
+        let kind = KINDS
+            .iter()
+            .find(|(k, _)| *k == e.kind())
+            .map_or("local", |(_, name)| name);
         Failure {
             code: e.code().to_string(),
             message: e.to_string(),
-            kind: match e.kind() {
-                ErrorKind::Usage => "usage",
-                ErrorKind::NeedsSignIn => "needs_sign_in",
-                ErrorKind::Provider => "provider",
-                ErrorKind::Keychain => "keychain",
-                ErrorKind::Local => "local",
-            }
-            .into(),
+            kind: kind.into(),
         }
     }
 
-    /// The error class `kind` names.
+    /// The error class `kind` names (`local` for a name it does not know).
     pub fn kind(&self) -> crate::ErrorKind {
-        use crate::ErrorKind;
-        match self.kind.as_str() {
-            "usage" => ErrorKind::Usage,
-            "needs_sign_in" => ErrorKind::NeedsSignIn,
-            "provider" => ErrorKind::Provider,
-            "keychain" => ErrorKind::Keychain,
-            _ => ErrorKind::Local,
-        }
+        KINDS
+            .iter()
+            .find(|(_, name)| *name == self.kind)
+            .map_or(crate::ErrorKind::Local, |(k, _)| *k)
     }
 }
 

@@ -44,22 +44,31 @@ pub async fn serve(tessera: Arc<Tessera>, socket: &Path, idle: Duration) -> Resu
     let mut deadline = Instant::now() + idle;
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     let (broken_tx, mut broken) = tokio::sync::mpsc::channel::<()>(1);
+    // Requests being answered: the agent is not idle while one is (a long `refresh --all`).
+    let busy = Arc::new(());
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 deadline = Instant::now() + idle;
                 let (tessera, broken_tx) = (tessera.clone(), broken_tx.clone());
+                let working = Arc::clone(&busy);
                 tokio::spawn(async move {
                     if answer(&tessera, stream, owner).await == Some(ErrorKind::Keychain) {
                         let _ = broken_tx.try_send(());
                     }
+                    drop(working);
                 });
             }
             // A keychain this agent cannot use (its session gone for good, or never there):
             // leave, so the next `tessera token` works directly and starts a fresh agent.
             _ = broken.recv() => break,
-            _ = tokio::time::sleep_until(deadline) => break,
+            _ = tokio::time::sleep_until(deadline) => {
+                if Arc::strong_count(&busy) == 1 {
+                    break;
+                }
+                deadline = Instant::now() + idle;
+            }
             _ = tick.tick() => {
                 if !tessera.data_dir().exists() || !socket.exists() {
                     break;

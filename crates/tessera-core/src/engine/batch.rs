@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use crate::account::{AccountStatus, State};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fsutil::{FileLock, Revision};
 use crate::secret::SecretString;
 use crate::vault::{Shelf, Slot, TokenSet};
@@ -72,6 +72,13 @@ impl Tessera {
         }
         let state = self.data.snapshot()?;
         let _ = prepared.await;
+        // Read before the shelf, so a credential kept from it is never newer than the revision
+        // it is kept under (see `kept`).
+        let credential_revisions: Vec<(&str, Revision)> = state
+            .shelved_credentials
+            .iter()
+            .map(|name| (name.as_str(), Revision::of(&self.data.provider_lock(name))))
+            .collect();
         let shelved = state.accounts.iter().any(|a| !a.shelved.is_empty())
             || !state.shelved_credentials.is_empty();
         let (shelf, revision) = match shelved {
@@ -81,18 +88,17 @@ impl Tessera {
             }
             false => (Shelf::default(), None),
         };
-        self.keep_shelved_credentials(&state, &shelf);
+        self.keep_shelved_credentials(credential_revisions, &shelf);
         let batch = Batch::default();
         let (txns, batch_ref, state_ref, shelf_ref) = (&txns, &batch, &state, &shelf);
         let outcomes: Vec<(String, Result<RefreshOutcome>)> = futures_util::stream::iter(order)
             .map(|id| async move {
-                let outcome = match state_ref.find_account(&id) {
-                    Ok(account) => {
-                        let txn = &txns[&id];
+                let outcome = match (state_ref.account_by_id(&id), txns.get(&id)) {
+                    (Ok(account), Some(txn)) => {
                         self.refresh_deferred(txn, account.clone(), shelf_ref, batch_ref)
                             .await
                     }
-                    Err(e) => Err(e),
+                    _ => Err(Error::UnknownAccount(id.clone())),
                 };
                 (id, outcome)
             })
@@ -113,9 +119,8 @@ impl Tessera {
         shelf: &Shelf,
         batch: &Batch,
     ) -> Result<RefreshOutcome> {
-        let read = |slot: &Slot| match account.is_shelved(slot) && shelf.has_slot(&account.id, slot)
-        {
-            true => Ok(shelf.slot(&account.id, slot)),
+        let read = |slot: &Slot| match account.is_shelved(slot) {
+            true => self.read_slot_from(shelf, &account.id, slot),
             false => self.vault.load_slot(&account.id, slot),
         };
         let (plan, main) = default_plan_by(&account, read)?;
@@ -134,9 +139,8 @@ impl Tessera {
 
     /// Keeps the shelved credentials `shelf` holds that this process does not keep yet, under
     /// their providers' revisions read before the shelf was (see `kept`).
-    fn keep_shelved_credentials(&self, state: &State, shelf: &Shelf) {
-        for name in &state.shelved_credentials {
-            let revision = Revision::of(&self.data.provider_lock(name));
+    fn keep_shelved_credentials(&self, revisions: Vec<(&str, Revision)>, shelf: &Shelf) {
+        for (name, revision) in revisions {
             if self.kept.credential(name, &revision).is_none()
                 && let Some(credential) = shelf.credential(name)
             {
@@ -163,7 +167,7 @@ impl Tessera {
             .iter()
             .filter(|d| {
                 state
-                    .find_account(&d.id)
+                    .account_by_id(&d.id)
                     .is_ok_and(|a| !a.is_shelved(&d.slot))
             })
             .map(|d| (d.id.as_str(), &d.slot))
@@ -171,7 +175,7 @@ impl Tessera {
         let mut credentials: Vec<(String, SecretString)> = Vec::new();
         let providers: BTreeSet<&str> = deferred
             .iter()
-            .filter_map(|d| state.find_account(&d.id).ok())
+            .filter_map(|d| state.account_by_id(&d.id).ok())
             .map(|a| a.provider.as_str())
             .filter(|p| !state.credential_shelved(p))
             .collect();
@@ -180,9 +184,13 @@ impl Tessera {
                 credentials.push((provider.to_string(), credential));
             }
         }
+        let txn_of = |id: &str| {
+            txns.get(id)
+                .ok_or_else(|| Error::UnknownAccount(id.to_string()))
+        };
         let mut revisions = Vec::with_capacity(deferred.len());
         for d in &deferred {
-            revisions.push(txns[&d.id].before_write(&d.slot)?);
+            revisions.push(txn_of(&d.id)?.before_write(&d.slot)?);
         }
         self.change_read_shelf(read, |shelf| {
             for d in &deferred {
@@ -207,12 +215,14 @@ impl Tessera {
                 }
             }
             for (name, _) in &credentials {
-                s.shelved_credentials.push(name.clone());
+                if !s.credential_shelved(name) {
+                    s.shelved_credentials.push(name.clone());
+                }
             }
             Ok(())
         })?;
         for (d, after) in deferred.iter().zip(revisions) {
-            txns[&d.id].after_write(&d.slot, after, Some(&d.tokens));
+            txn_of(&d.id)?.after_write(&d.slot, after, Some(&d.tokens));
         }
         for (id, slot) in moving {
             let _ = self.vault.delete_slot(id, slot);

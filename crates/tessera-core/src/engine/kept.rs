@@ -3,11 +3,13 @@
 //! credentials of providers, and the shelf (`vault::Shelf`).
 //!
 //! Invariant: a value is kept together with the [`Revision`] of the lock that guards it (the
-//! account's, the provider's), both read while that lock was held, and is used only while the
-//! lock file still holds that revision. Every keychain write of a slot or a credential, in
-//! this process or any other, bumps the revision first while holding the lock (`txn`), so a
-//! kept value is never older than the keychain, and checking the revision needs no lock.
-//! Values live in memory only and are wiped when dropped.
+//! account's, the provider's, the shelf's), read while that lock was held, or read before the
+//! value was, and is used only while the lock file still holds that revision. Every keychain
+//! write that changes a slot, a credential or the shelf, in this process or any other, bumps
+//! the revision first while holding the lock (`txn`, `shelf`), so a kept value is never older
+//! than the keychain, and checking the revision needs no lock. (Moving a value to the shelf
+//! changes no value: the own entry it leaves is deleted without a bump.) Values live in memory
+//! only and are wiped when dropped.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -139,7 +139,8 @@ impl Tessera {
         self.data.root()
     }
 
-    /// The keychain account name under which an account's tokens are stored.
+    /// The keychain account name of an account's own entry (once `refresh --all` moved its
+    /// tokens to the shelf, they are there instead; see `shelf`).
     pub fn keychain_key(&self, account_id: &str) -> String {
         self.vault.account_key(account_id)
     }

@@ -197,8 +197,7 @@ impl Tessera {
     /// A session for `org`, exchanged from the current organization's when missing.
     async fn org_session(&self, account: &Account, org: &str) -> Result<()> {
         if self
-            .vault
-            .load_slot(&account.id, &Slot::Org(org.to_string()))?
+            .read_slot(account, &Slot::Org(org.to_string()))?
             .is_some()
         {
             return Ok(());
@@ -208,8 +207,7 @@ impl Tessera {
             .clone()
             .ok_or_else(|| Error::NeedsSignIn(account.id.clone()))?;
         let session = self
-            .vault
-            .load_slot(&account.id, &Slot::Org(current))?
+            .read_slot(account, &Slot::Org(current))?
             .and_then(|t| t.refresh_token)
             .ok_or_else(|| Error::NeedsSignIn(account.id.clone()))?;
         let p = self.resolve(&account.provider).await?;

@@ -264,8 +264,19 @@ impl Tessera {
     }
 
     /// [`Self::default_plan`], with the plan's tokens when finding it meant reading them.
+    /// Read without a lock, the own slot may be missing only because a batch just moved it to
+    /// the shelf after `account` was read: then it is looked for again where it lives now.
     fn default_plan_read(&self, account: &Account) -> Result<(RefreshPlan, Option<TokenSet>)> {
-        default_plan_by(account, |slot| self.read_slot(account, slot))
+        let found = default_plan_by(account, |slot| self.read_slot(account, slot))?;
+        if found.1.is_some() || account.current_org.is_none() || account.is_shelved(&Slot::Main) {
+            return Ok(found);
+        }
+        match self.account(&account.id) {
+            Ok(now) if now.is_shelved(&Slot::Main) => {
+                default_plan_by(&now, |slot| self.read_slot(&now, slot))
+            }
+            _ => Ok(found),
+        }
     }
 
     pub(crate) async fn fresh_tokens(

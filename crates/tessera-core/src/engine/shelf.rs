@@ -36,13 +36,24 @@ impl Tessera {
         id: &str,
         slot: &Slot,
     ) -> Result<Option<TokenSet>> {
-        if account.is_some_and(|a| a.is_shelved(slot)) {
-            let shelf = self.current_shelf()?;
-            if shelf.has_slot(id, slot) {
-                return Ok(shelf.slot(id, slot));
-            }
+        match account.filter(|a| a.is_shelved(slot)) {
+            Some(_) => self.read_slot_from(&self.read_shelf()?.0, id, slot),
+            None => self.vault.load_slot(id, slot),
         }
-        self.vault.load_slot(id, slot)
+    }
+
+    /// What shelved `slot` of account `id` holds, given the shelf: its token set there, else
+    /// (named but not moved yet) in its own entry.
+    pub(crate) fn read_slot_from(
+        &self,
+        shelf: &Shelf,
+        id: &str,
+        slot: &Slot,
+    ) -> Result<Option<TokenSet>> {
+        match shelf.has_slot(id, slot) {
+            true => Ok(shelf.slot(id, slot)),
+            false => self.vault.load_slot(id, slot),
+        }
     }
 
     /// Whether the keychain still has the entry `slot` of account `id` is read from (the
@@ -65,15 +76,6 @@ impl Tessera {
         self.change_read_shelf(None, change)
     }
 
-    /// The shelf as it is now, read without its lock: the one this process keeps, under the
-    /// conditions of [`Self::shelf_under`], else from the keychain.
-    fn current_shelf(&self) -> Result<Shelf> {
-        match self.kept_shelf(&Revision::of(&self.data.shelf_lock()))? {
-            Some(shelf) => Ok(shelf),
-            None => self.vault.load_shelf(),
-        }
-    }
-
     /// The shelf this process keeps, if kept at `revision` and the keychain answers that its
     /// entry still exists (a locked keychain fails here).
     fn kept_shelf(&self, revision: &Revision) -> Result<Option<Shelf>> {
@@ -83,7 +85,8 @@ impl Tessera {
         })
     }
 
-    /// The shelf and its lock's revision, read under that lock (see [`Self::shelf_under`]).
+    /// The shelf and its lock's revision, read under that lock (see [`Self::shelf_under`]), so
+    /// that no write (of a value split into chunks, on Windows) is seen half-done.
     pub(crate) fn read_shelf(&self) -> Result<(Shelf, Revision)> {
         let lock = FileLock::acquire(&self.data.shelf_lock())?;
         let revision = lock.revision()?;
@@ -153,7 +156,7 @@ impl Tessera {
     /// lock.
     pub(crate) fn read_credential(&self, name: &str) -> Result<Option<SecretString>> {
         if self.data.snapshot()?.credential_shelved(name)
-            && let Some(credential) = self.current_shelf()?.credential(name)
+            && let Some(credential) = self.read_shelf()?.0.credential(name)
         {
             return Ok(Some(credential));
         }
@@ -163,9 +166,25 @@ impl Tessera {
     /// Deletes provider `name`'s credential wherever it may be (the shelf too, named in
     /// `tessera.json` or not); call under the provider's lock.
     pub(crate) fn delete_credential(&self, name: &str) -> Result<()> {
+        self.unshelve_credential(name)?;
+        self.vault.delete_client_credential(name)
+    }
+
+    /// Removes provider `name`'s credential from the shelf if the shelf holds one (left by a
+    /// removal that failed half-way, or by a batch that died before naming it).
+    pub(crate) fn unshelve_credential(&self, name: &str) -> Result<()> {
         if self.vault.holds_shelf()? {
             self.change_shelf(|shelf| shelf.remove_credential(name))?;
         }
-        self.vault.delete_client_credential(name)
+        Ok(())
+    }
+
+    /// Removes every token set of account `id` from the shelf (its slots, named or not: an
+    /// organization's slot outlives the organization's place in the record).
+    pub(crate) fn unshelve_account(&self, id: &str) -> Result<()> {
+        if self.vault.holds_shelf()? {
+            self.change_shelf(|shelf| shelf.remove_account(id))?;
+        }
+        Ok(())
     }
 }

@@ -172,7 +172,7 @@ impl Tessera {
             .code
             .ok_or_else(|| Error::MalformedCallback("no code".into()))?;
         // A code is spent once exchanged: a keychain that cannot keep the answer stops it here.
-        self.vault.reachable()?;
+        self.vault.check_writable()?;
         let mut tokens = p
             .adapter
             .exchange_code(&self.context(&p), &code, flow.verifier, &flow.redirect_uri)
@@ -248,7 +248,7 @@ impl Tessera {
         cancel: impl Future<Output = ()>,
     ) -> Result<Account> {
         let p = self.resolve(&device.provider).await?;
-        self.vault.reachable()?;
+        self.vault.check_writable()?;
         let ctx = self.context(&p);
         let tokens = tokio::select! {
             t = p.adapter.finish_device(&ctx, &device.authorization) => t?,

@@ -45,6 +45,7 @@ impl Tessera {
         for slot in &slots {
             txn.delete(slot)?;
         }
+        self.unshelve_account(&account.id)?;
         txn.update_state(|s| {
             s.accounts.retain(|a| a.id != account.id);
             Ok(())

@@ -106,6 +106,7 @@ impl Tessera {
                     for slot in &slots {
                         self.write_slot(Some(&account), &account.id, slot, None)?;
                     }
+                    self.unshelve_account(&account.id)?;
                     false
                 }
             };
@@ -263,6 +264,7 @@ impl ProviderTxn {
     ) -> Result<T> {
         if let Some(c) = credential {
             self.across_processes.bump()?;
+            engine.unshelve_credential(name)?;
             engine.vault.save_client_credential(name, c)?;
         }
         then().inspect_err(|_| {

@@ -253,6 +253,12 @@ impl Vault {
         }
     }
 
+    /// Fails as a locked or absent keychain does (see [`SecretStore::check_writable`]), so a
+    /// sign-in finds out before it spends its code.
+    pub fn check_writable(&self) -> Result<()> {
+        self.store.check_writable()
+    }
+
     /// Gets the store ready (see [`SecretStore::prepare`]) on a blocking thread.
     pub fn prepare_in_background(&self) -> tokio::task::JoinHandle<()> {
         let store = Arc::clone(&self.store);

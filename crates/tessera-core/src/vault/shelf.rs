@@ -96,6 +96,11 @@ impl Shelf {
         );
     }
 
+    /// Removes every slot of the account; whether the shelf held any.
+    pub fn remove_account(&mut self, account_id: &str) -> bool {
+        self.slots.remove(account_id).is_some()
+    }
+
     /// Removes the credential; whether the shelf held it.
     pub fn remove_credential(&mut self, provider: &str) -> bool {
         self.credentials.remove(provider).is_some()
@@ -126,12 +131,6 @@ impl Vault {
             return self.remove(&self.shelf_key());
         }
         self.write(&self.shelf_key(), &secret_json(shelf)?)
-    }
-
-    /// Fails as a locked or absent keychain does; asks the keychain one cheap question (whether
-    /// the shelf exists), so a sign-in finds out before it spends its code.
-    pub fn reachable(&self) -> Result<()> {
-        self.holds_shelf().map(|_| ())
     }
 
     /// Whether the shelf has an entry: the keychain is asked, the value is not read.

@@ -29,6 +29,11 @@ pub trait SecretStore: Send + Sync {
     /// Gets ready for calls to come (a Secret Service session is opened), so a caller can
     /// have that done while it does other work; failures are left for those calls to report.
     fn prepare(&self) {}
+    /// Fails as the next write would for a keychain that is locked (and cannot be unlocked
+    /// now) or absent; one cheap question, where the keychain allows it.
+    fn check_writable(&self) -> Result<()> {
+        self.contains(SERVICE).map(|_| ())
+    }
 }
 
 /// Windows Credential Manager's largest credential blob (`CRED_MAX_CREDENTIAL_BLOB_SIZE`),
@@ -99,6 +104,10 @@ impl SecretStore for KeyringStore {
 
     fn prepare(&self) {
         self.session.open();
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        self.session.check_unlocked().map_err(keychain_error)
     }
 }
 
