@@ -21,7 +21,7 @@
 mod shelf;
 mod store;
 
-pub use shelf::Shelf;
+pub(crate) use shelf::Shelf;
 pub use store::{KeyringStore, MemoryStore, SERVICE, SecretStore, WINDOWS_ENTRY_LIMIT};
 use store::{PLATFORM_ENTRY_LIMIT, utf16_bytes};
 

@@ -16,9 +16,9 @@ use super::{Slot, StoredTokens, TokenSet, Vault, secret_json};
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
 
-/// See the module docs.
+/// See the module docs. Crate-private: it is serialized only into its own keychain entry.
 #[derive(Clone, Serialize, Deserialize)]
-pub struct Shelf {
+pub(crate) struct Shelf {
     v: u8,
     /// Token sets by account id, then slot name ([`Slot::name`]).
     #[serde(default)]
@@ -117,7 +117,7 @@ impl Vault {
     }
 
     /// The shelf as the keychain holds it (empty when there is none).
-    pub fn load_shelf(&self) -> Result<Shelf> {
+    pub(crate) fn load_shelf(&self) -> Result<Shelf> {
         let Some(raw) = self.read(&self.shelf_key())? else {
             return Ok(Shelf::default());
         };
@@ -126,7 +126,7 @@ impl Vault {
     }
 
     /// Writes the shelf whole; an empty one is removed.
-    pub fn save_shelf(&self, shelf: &Shelf) -> Result<()> {
+    pub(crate) fn save_shelf(&self, shelf: &Shelf) -> Result<()> {
         if shelf.is_empty() {
             return self.remove(&self.shelf_key());
         }
@@ -134,7 +134,7 @@ impl Vault {
     }
 
     /// Whether the shelf has an entry: the keychain is asked, the value is not read.
-    pub fn holds_shelf(&self) -> Result<bool> {
+    pub(crate) fn holds_shelf(&self) -> Result<bool> {
         self.store.contains(&self.shelf_key())
     }
 }

@@ -198,3 +198,43 @@ fn shelf_accounts(rig: &Rig) -> Vec<String> {
         .cloned()
         .collect()
 }
+
+/// A shelf the keychain returns damaged (edited by hand, or not ours): every path that needs
+/// it fails with a clear `keychain` error, reaches no provider and changes nothing.
+#[tokio::test]
+async fn a_damaged_shelf_is_a_clear_error_and_changes_nothing() {
+    let (rig, _) = three_accounts(Refresh::Rotating).await;
+    assert_eq!(refresh_all(&rig.tessera).await.unwrap(), [Ok(true); 3]);
+    let shelf = rig
+        .keychain
+        .contents()
+        .into_keys()
+        .find(|k| k.ends_with("/shelf"))
+        .unwrap();
+    rig.keychain
+        .set(
+            &shelf,
+            &SecretString::new("{\"v\":1,\"slots\":[\"not a map\"]}"),
+        )
+        .unwrap();
+    let before = rig.snapshot();
+    let token_requests = rig.idp.hits("/token");
+    let tessera = rig.reopen();
+    for (what, err) in [
+        (
+            "token",
+            tessera.access_token("alice", 0, true).await.unwrap_err(),
+        ),
+        ("refresh", tessera.refresh("bob").await.unwrap_err()),
+        ("refresh --all", tessera.refresh_all(16).await.unwrap_err()),
+    ] {
+        assert_eq!(err.code(), "keychain", "{what}: {err}");
+        assert!(err.to_string().contains("shelf"), "{what}: {err}");
+    }
+    assert_eq!(
+        rig.idp.hits("/token"),
+        token_requests,
+        "no provider reached"
+    );
+    assert_unchanged("damaged shelf", &before, &rig.snapshot());
+}
