@@ -415,7 +415,7 @@ pub struct CheckView {
 impl From<Check> for CheckView {
     fn from(c: Check) -> Self {
         CheckView {
-            name: c.name,
+            name: c.name.into(),
             status: match c.status {
                 CheckStatus::Pass => CheckStatusView::Pass,
                 CheckStatus::Fail => CheckStatusView::Fail,

@@ -628,7 +628,7 @@ async fn every_id_token_check_fails_on_its_own_forged_token() {
             .checks
             .iter()
             .filter(|c| c.status == CheckStatus::Fail)
-            .map(|c| c.name.as_str())
+            .map(|c| c.name)
             .collect();
         assert_eq!(failed, [check], "{:?}", v.checks);
     }

@@ -6,6 +6,8 @@
 //! audience of an organization token), Stytch's session and organization objects, and the claims
 //! of a Stack Auth access token. A few explanations depend on the value, not just the name.
 
+use std::fmt;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 use time::macros::format_description;
@@ -123,24 +125,37 @@ pub fn utc(unix: u64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
-/// `in 4 min`, `2 h ago`, `now`.
-pub fn relative(t: u64, now: u64) -> String {
-    let (d, future) = if t >= now {
-        (t - now, true)
-    } else {
-        (now - t, false)
-    };
-    let amount = match d {
-        0..=4 => return "now".to_string(),
-        5..=119 => format!("{d} s"),
-        120..=7199 => format!("{} min", d / 60),
-        7200..=172_799 => format!("{} h", d / 3600),
-        _ => format!("{} days", d / 86_400),
-    };
-    if future {
-        format!("in {amount}")
-    } else {
-        format!("{amount} ago")
+/// `in 4 min`, `2 h ago`, `now`: how far `t` lies from `now`, written where it is shown.
+pub fn relative(t: u64, now: u64) -> Relative {
+    Relative { t, now }
+}
+
+/// See [`relative`].
+#[derive(Debug, Clone, Copy)]
+pub struct Relative {
+    t: u64,
+    now: u64,
+}
+
+impl fmt::Display for Relative {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (d, future) = if self.t >= self.now {
+            (self.t - self.now, true)
+        } else {
+            (self.now - self.t, false)
+        };
+        let (amount, unit) = match d {
+            0..=4 => return f.write_str("now"),
+            5..=119 => (d, "s"),
+            120..=7199 => (d / 60, "min"),
+            7200..=172_799 => (d / 3600, "h"),
+            _ => (d / 86_400, "days"),
+        };
+        if future {
+            write!(f, "in {amount} {unit}")
+        } else {
+            write!(f, "{amount} {unit} ago")
+        }
     }
 }
 
@@ -394,9 +409,9 @@ mod tests {
 
     #[test]
     fn relative_times() {
-        assert_eq!(relative(100, 100), "now");
-        assert_eq!(relative(100, 190), "90 s ago");
-        assert_eq!(relative(4000, 100), "in 65 min");
-        assert_eq!(relative(0, 200_000), "2 days ago");
+        assert_eq!(relative(100, 100).to_string(), "now");
+        assert_eq!(relative(100, 190).to_string(), "90 s ago");
+        assert_eq!(relative(4000, 100).to_string(), "in 65 min");
+        assert_eq!(relative(0, 200_000).to_string(), "2 days ago");
     }
 }

@@ -93,7 +93,7 @@ impl Tessera {
             Ok(Value::Object(map)) => {
                 let active = map.get("active").and_then(Value::as_bool).unwrap_or(false);
                 let check = Check {
-                    name: "introspection".into(),
+                    name: "introspection",
                     status: if active {
                         CheckStatus::Pass
                     } else {
@@ -117,7 +117,7 @@ impl Tessera {
             Err(Error::Unsupported(_)) => (
                 Map::new(),
                 vec![Check {
-                    name: "introspection".into(),
+                    name: "introspection",
                     status: CheckStatus::Skipped,
                     detail: "opaque token and the provider offers no introspection".into(),
                 }],

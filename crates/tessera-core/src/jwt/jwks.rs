@@ -16,7 +16,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, KeyOperations, PublicK
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::signature::CheckedSignatures;
+use super::signature::{CheckedSignatures, VerifyingKey};
 use crate::error::{Error, Result};
 use crate::http::HttpClient;
 
@@ -43,6 +43,9 @@ pub struct JwksCache {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct JwksEntry {
     set: Option<JwkSet>,
+    /// `set`'s keys prepared for verification, in its order.
+    #[serde(skip)]
+    keys: Vec<Arc<VerifyingKey>>,
     /// When `set` was fetched, and for how many seconds it may be used.
     fetched_at: u64,
     max_age: u64,
@@ -77,19 +80,21 @@ impl JwksCache {
         jwks_uri: &str,
         kid: Option<&str>,
         now: u64,
-    ) -> Result<Jwk> {
-        let entry = self
-            .entries
-            .lock()
-            .map_err(|_| Error::Storage("JWKS cache poisoned".into()))?
-            .entry(jwks_uri.to_string())
-            .or_default()
-            .clone();
+    ) -> Result<Arc<VerifyingKey>> {
+        let entry = {
+            let mut entries = self
+                .entries
+                .lock()
+                .map_err(|_| Error::Storage("JWKS cache poisoned".into()))?;
+            match entries.get(jwks_uri) {
+                Some(entry) => entry.clone(),
+                None => entries.entry(jwks_uri.to_string()).or_default().clone(),
+            }
+        };
         let mut entry = entry.lock().await;
-        let file = self.file(jwks_uri);
         if entry.set.is_none()
-            && let Some(kept) = file
-                .as_ref()
+            && let Some(kept) = self
+                .file(jwks_uri)
                 .and_then(|f| std::fs::read(f).ok())
                 .and_then(|bytes| serde_json::from_slice::<JwksEntry>(&bytes).ok())
         {
@@ -98,11 +103,12 @@ impl JwksCache {
                 max_age: kept.max_age.min(JWKS_MAX_MAX_AGE),
                 ..kept
             };
+            entry.prepare_keys();
         }
         let fresh = within(entry.fetched_at, entry.max_age, now);
         if let Some(set) = entry.set.as_ref().filter(|_| fresh) {
-            if let Some(key) = pick(set, kid) {
-                return Ok(key);
+            if let Some(index) = pick(set, kid) {
+                return Ok(entry.keys[index].clone());
             }
             let cooling = entry
                 .kid_refetched_at
@@ -115,15 +121,29 @@ impl JwksCache {
         let url =
             Url::parse(jwks_uri).map_err(|e| Error::Discovery(format!("bad jwks_uri: {e}")))?;
         let (set, headers) = http.get_json_with_headers::<JwkSet>(&url).await?;
-        let key = pick(&set, kid);
+        let index = pick(&set, kid);
         (entry.fetched_at, entry.max_age) = (now, max_age(&headers));
         entry.set = Some(set);
-        if let Some(file) = file
+        entry.prepare_keys();
+        if let Some(file) = self.file(jwks_uri)
             && let Ok(bytes) = serde_json::to_vec(&*entry)
         {
             let _ = crate::fsutil::write_atomic(&file, &bytes);
         }
-        key.ok_or_else(|| no_key(kid))
+        index
+            .map(|index| entry.keys[index].clone())
+            .ok_or_else(|| no_key(kid))
+    }
+}
+
+impl JwksEntry {
+    fn prepare_keys(&mut self) {
+        self.keys = self
+            .set
+            .iter()
+            .flat_map(|set| &set.keys)
+            .map(|key| Arc::new(VerifyingKey::new(key.clone())))
+            .collect();
     }
 }
 
@@ -155,7 +175,9 @@ pub(super) fn max_age(headers: &http::HeaderMap) -> u64 {
         .clamp(JWKS_REFETCH_COOL_DOWN, JWKS_MAX_MAX_AGE)
 }
 
-pub(super) fn pick(set: &JwkSet, kid: Option<&str>) -> Option<Jwk> {
+/// The index in `set` of the signing key `kid` names (or of its one signing key, without a
+/// `kid`).
+fn pick(set: &JwkSet, kid: Option<&str>) -> Option<usize> {
     // A signing key: not a shared secret, not marked for encryption only.
     let usable = |k: &&Jwk| {
         !matches!(k.algorithm, AlgorithmParameters::OctetKey(_))
@@ -172,13 +194,11 @@ pub(super) fn pick(set: &JwkSet, kid: Option<&str>) -> Option<Jwk> {
         Some(kid) => set
             .keys
             .iter()
-            .filter(usable)
-            .find(|k| k.common.key_id.as_deref() == Some(kid))
-            .cloned(),
+            .position(|k| usable(&k) && k.common.key_id.as_deref() == Some(kid)),
         None => {
-            let mut keys = set.keys.iter().filter(usable);
+            let mut keys = set.keys.iter().enumerate().filter(|(_, k)| usable(k));
             match (keys.next(), keys.next()) {
-                (Some(k), None) => Some(k.clone()),
+                (Some((index, _)), None) => Some(index),
                 _ => None,
             }
         }

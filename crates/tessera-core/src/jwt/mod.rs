@@ -16,8 +16,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha384, Sha512};
@@ -38,8 +38,10 @@ pub const CLOCK_SKEW: u64 = 60;
 pub struct DecodedJwt {
     pub header: Map<String, Value>,
     pub payload: Map<String, Value>,
-    signing_input: String,
-    signature: String,
+    /// The token as given, trimmed: the signed part, a dot, the signature.
+    compact: String,
+    /// Where the signature starts in `compact`.
+    signature_at: usize,
 }
 
 impl DecodedJwt {
@@ -51,6 +53,14 @@ impl DecodedJwt {
         self.header.get("kid").and_then(Value::as_str)
     }
 
+    fn signing_input(&self) -> &[u8] {
+        &self.compact.as_bytes()[..self.signature_at.saturating_sub(1)]
+    }
+
+    fn signature(&self) -> &str {
+        &self.compact[self.signature_at..]
+    }
+
     pub fn claim_str(&self, name: &str) -> Option<&str> {
         self.payload.get(name).and_then(Value::as_str)
     }
@@ -60,14 +70,10 @@ impl DecodedJwt {
     }
 
     /// The `aud` claim as a list (it may be a string or an array).
-    pub fn audiences(&self) -> Vec<String> {
+    pub fn audiences(&self) -> Vec<&str> {
         match self.payload.get("aud") {
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect(),
+            Some(Value::String(s)) => vec![s],
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
             _ => Vec::new(),
         }
     }
@@ -80,16 +86,20 @@ impl DecodedJwt {
 /// decision.
 pub fn decode_unverified_for_display(token: &str) -> Result<DecodedJwt> {
     let what = "the token";
-    let parts: Vec<&str> = token.trim().split('.').collect();
-    if parts.len() == 5 {
-        return Err(Error::NotAJwt(what.into(), "it is encrypted (JWE)".into()));
-    }
-    if parts.len() != 3 {
+    let compact = token.trim();
+    let mut parts = compact.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(Error::NotAJwt(
             what.into(),
-            "it does not have three dot-separated parts".into(),
+            match compact.split('.').count() {
+                5 => "it is encrypted (JWE)",
+                _ => "it does not have three dot-separated parts",
+            }
+            .into(),
         ));
-    }
+    };
     let object = |part: &str, name: &str| -> Result<Map<String, Value>> {
         let bytes = URL_SAFE_NO_PAD
             .decode(part.trim_end_matches('='))
@@ -103,10 +113,10 @@ pub fn decode_unverified_for_display(token: &str) -> Result<DecodedJwt> {
         }
     };
     Ok(DecodedJwt {
-        header: object(parts[0], "header")?,
-        payload: object(parts[1], "payload")?,
-        signing_input: format!("{}.{}", parts[0], parts[1]),
-        signature: parts[2].to_string(),
+        header: object(header, "header")?,
+        payload: object(payload, "payload")?,
+        signature_at: compact.len() - signature.len(),
+        compact: compact.to_string(),
     })
 }
 
@@ -129,14 +139,14 @@ pub enum CheckStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
     /// `signature`, `iss`, `aud`, `azp`, `exp`, `nbf`, `iat`, `nonce`, `at_hash`, `typ`.
-    pub name: String,
+    pub name: &'static str,
     pub status: CheckStatus,
     pub detail: String,
 }
 
-fn check(name: &str, status: CheckStatus, detail: impl Into<String>) -> Check {
+fn check(name: &'static str, status: CheckStatus, detail: impl Into<String>) -> Check {
     Check {
-        name: name.to_string(),
+        name,
         status,
         detail: detail.into(),
     }
@@ -189,17 +199,17 @@ impl Verification {
 }
 
 /// The algorithms a public key may verify.
-fn algorithms_for(key: &Jwk) -> Vec<Algorithm> {
+fn algorithms_for(key: &Jwk) -> &'static [Algorithm] {
     use Algorithm::*;
     match &key.algorithm {
-        AlgorithmParameters::RSA(_) => vec![RS256, RS384, RS512, PS256, PS384, PS512],
+        AlgorithmParameters::RSA(_) => &[RS256, RS384, RS512, PS256, PS384, PS512],
         AlgorithmParameters::EllipticCurve(p) => match p.curve {
-            EllipticCurve::P256 => vec![ES256],
-            EllipticCurve::P384 => vec![ES384],
-            _ => vec![],
+            EllipticCurve::P256 => &[ES256],
+            EllipticCurve::P384 => &[ES384],
+            _ => &[],
         },
-        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => vec![EdDSA],
-        _ => vec![],
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => &[EdDSA],
+        _ => &[],
     }
 }
 
@@ -249,26 +259,25 @@ async fn check_signature(
         Err(Error::TokenRejected { reason, .. }) => return fail(reason),
         Err(e) => return fail(format!("cannot load the provider's keys: {e}")),
     };
-    if !algorithms_for(&key).contains(&alg) {
+    if !algorithms_for(&key.jwk).contains(&alg) {
         return fail(format!(
             "algorithm {alg_name} does not fit the {} key it names",
-            key_type(&key)
+            key_type(&key.jwk)
         ));
     }
-    if let Some(stated) = key.common.key_algorithm
-        && format!("{stated:?}") != alg_name
+    if let Some(stated) = key.jwk.common.key_algorithm
+        && alg_name.parse::<KeyAlgorithm>().ok() != Some(stated)
     {
         return fail(format!(
             "the key is for {stated:?}, the token says {alg_name}"
         ));
     }
-    let decoding = match DecodingKey::from_jwk(&key) {
-        Ok(k) => k,
-        Err(e) => return fail(format!("the provider's key is unusable: {e}")),
-    };
+    if let Some(why) = key.unusable() {
+        return fail(format!("the provider's key is unusable: {why}"));
+    }
     if jwks
         .checked
-        .matches(alg, &decoding, jwt.signing_input.as_bytes(), &jwt.signature)
+        .matches(alg, &key, jwt.signing_input(), jwt.signature())
     {
         check(
             "signature",
@@ -302,18 +311,18 @@ pub async fn verify(
     expect: &Expectations<'_>,
 ) -> Result<Verification> {
     let jwt = decode_unverified_for_display(token)?;
-    let mut checks = vec![check_signature(jwks, http, jwks_uri, &jwt, expect.now).await];
-    checks.extend(claim_checks(&jwt, expect));
+    let mut checks = Vec::with_capacity(10);
+    checks.push(check_signature(jwks, http, jwks_uri, &jwt, expect.now).await);
+    claim_checks(&jwt, expect, &mut checks);
     Ok(Verification {
         decoded: jwt,
         checks,
     })
 }
 
-fn claim_checks(jwt: &DecodedJwt, expect: &Expectations<'_>) -> Vec<Check> {
+fn claim_checks(jwt: &DecodedJwt, expect: &Expectations<'_>, checks: &mut Vec<Check>) {
     use CheckStatus::*;
     let id_token = expect.kind == TokenKind::IdToken;
-    let mut checks = Vec::new();
 
     checks.push(match jwt.claim_str("iss") {
         Some(iss) if iss == expect.issuer => check("iss", Pass, format!("issued by {iss}")),
@@ -327,7 +336,7 @@ fn claim_checks(jwt: &DecodedJwt, expect: &Expectations<'_>) -> Vec<Check> {
 
     let auds = jwt.audiences();
     checks.push(match expect.audience {
-        Some(want) if auds.iter().any(|a| a == want) => {
+        Some(want) if auds.contains(&want) => {
             check("aud", Pass, format!("audience includes {want}"))
         }
         Some(want) => check(
@@ -448,7 +457,6 @@ fn claim_checks(jwt: &DecodedJwt, expect: &Expectations<'_>) -> Vec<Check> {
             },
         );
     }
-    checks
 }
 
 /// OIDC Core 3.1.3.6: the left half of the hash of the access token, base64url.

@@ -1,26 +1,150 @@
-//! The signature check itself, with `ring` (the crypto `rustls` already links), several times
-//! faster than the pure-Rust RSA of `jsonwebtoken`'s `rust_crypto` backend; and the memory of
-//! signatures already found good ([`CheckedSignatures`]), so a token verified again (the app's
-//! token report on every visit, the agent's repeated checks) costs a hash, not an RSA
-//! operation.
+//! The signature check itself: a provider's key prepared once ([`VerifyingKey`]: its bytes
+//! decoded, its digest taken, and parsed by `aws-lc-rs` for each algorithm on first use, so a
+//! verification is the public-key operation alone), and the memory of signatures already found
+//! good ([`CheckedSignatures`]), so a token verified again (the app's token report on every
+//! visit, the agent's repeated checks) costs a hash, not an RSA operation.
 //!
 //! Invariants: the algorithm is the caller's (already checked against the key), never read
-//! from the token here; RSA keys under 2048 bits are refused (ring's floor), as are keys
-//! whose shape does not fit the algorithm. A remembered signature counts only for the exact
-//! key, algorithm, signed bytes and signature it was checked with, and the key always comes
-//! from the provider's current key set, so a key the provider removed vouches for nothing.
+//! from the token here; RSA keys under 2048 bits are refused, as are keys whose shape does not
+//! fit the algorithm. A remembered signature counts only for the exact key, algorithm, signed
+//! bytes and signature it was checked with, and the key always comes from the provider's
+//! current key set, so a key the provider removed vouches for nothing.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::fmt;
+use std::sync::{Mutex, OnceLock};
 
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
-use ring::signature::{self as ring_sig, RsaPublicKeyComponents, UnparsedPublicKey};
 use sha2::{Digest, Sha256};
 
 /// How many good signatures are remembered; the memory starts over when full.
 const REMEMBERED: usize = 1024;
+
+/// Every algorithm a provider's key can verify; a key's parsed forms are kept in this order.
+const ALGORITHMS: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// One key of a provider's key set, prepared for verification.
+pub(super) struct VerifyingKey {
+    pub jwk: Jwk,
+    /// The key's public material, or why it cannot verify anything.
+    decoded: Result<DecodingKey, String>,
+    /// SHA-256 of the material, standing for the key in [`CheckedSignatures`].
+    digest: [u8; 32],
+    /// The key parsed for each of [`ALGORITHMS`], once asked for; `None` when it does not fit.
+    parsed: [OnceLock<Option<ParsedPublicKey>>; ALGORITHMS.len()],
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.jwk.common.key_id)
+            .field("usable", &self.decoded.is_ok())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifyingKey {
+    pub fn new(jwk: Jwk) -> Self {
+        let decoded = DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string());
+        let mut hash = Sha256::new();
+        if let Ok(key) = &decoded {
+            let mut part = |bytes: &[u8]| {
+                hash.update((bytes.len() as u64).to_be_bytes());
+                hash.update(bytes);
+            };
+            match key.kind() {
+                DecodingKeyKind::RsaModulusExponent { n, e } => {
+                    part(b"rsa");
+                    part(n);
+                    part(e);
+                }
+                DecodingKeyKind::SecretOrDer(der) => {
+                    part(b"der");
+                    part(der);
+                }
+            }
+        }
+        VerifyingKey {
+            jwk,
+            decoded,
+            digest: hash.finalize().into(),
+            parsed: Default::default(),
+        }
+    }
+
+    /// Why this key cannot verify anything, if it cannot.
+    pub fn unusable(&self) -> Option<&str> {
+        self.decoded.as_ref().err().map(String::as_str)
+    }
+
+    /// Whether `signature` (base64url, as in the token) signs `message` under this key with
+    /// `alg`.
+    fn verifies(&self, alg: Algorithm, message: &[u8], signature: &str) -> bool {
+        let Some(parsed) = self.parsed_for(alg) else {
+            return false;
+        };
+        // Room for the longest signature of any key accepted (RSA 8192 bits).
+        let mut decoded = [0u8; 1024];
+        let Ok(length) = URL_SAFE_NO_PAD.decode_slice(signature, &mut decoded) else {
+            return false;
+        };
+        parsed.verify_sig(message, &decoded[..length]).is_ok()
+    }
+
+    fn parsed_for(&self, alg: Algorithm) -> Option<&ParsedPublicKey> {
+        let index = ALGORITHMS.iter().position(|a| *a == alg)?;
+        let key = self.decoded.as_ref().ok()?;
+        self.parsed[index].get_or_init(|| parse(alg, key)).as_ref()
+    }
+}
+
+fn parse(alg: Algorithm, key: &DecodingKey) -> Option<ParsedPublicKey> {
+    match (rsa_parameters(alg), key.kind()) {
+        (Some(params), DecodingKeyKind::RsaModulusExponent { n, e }) => RsaPublicKeyComponents {
+            n: n.as_slice(),
+            e: e.as_slice(),
+        }
+        .to_parsed_public_key(params)
+        .ok(),
+        (Some(params), DecodingKeyKind::SecretOrDer(der)) => ParsedPublicKey::new(params, der).ok(),
+        (None, DecodingKeyKind::SecretOrDer(point)) => {
+            let algorithm: &'static dyn sig::VerificationAlgorithm = match alg {
+                Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
+                Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
+                Algorithm::EdDSA => &sig::ED25519,
+                _ => return None,
+            };
+            ParsedPublicKey::new(algorithm, point).ok()
+        }
+        (None, DecodingKeyKind::RsaModulusExponent { .. }) => None,
+    }
+}
+
+fn rsa_parameters(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
+    Some(match alg {
+        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
+}
 
 /// Signatures found good, by a digest of everything the check depended on.
 #[derive(Debug, Default)]
@@ -29,11 +153,12 @@ pub(super) struct CheckedSignatures {
 }
 
 impl CheckedSignatures {
-    /// [`signature_matches`], answered from memory for a signature already found good.
+    /// Whether `signature` signs `message` under `key` with `alg`, answered from memory for a
+    /// signature already found good.
     pub fn matches(
         &self,
         alg: Algorithm,
-        key: &DecodingKey,
+        key: &VerifyingKey,
         message: &[u8],
         signature: &str,
     ) -> bool {
@@ -41,7 +166,7 @@ impl CheckedSignatures {
         if self.good.lock().is_ok_and(|good| good.contains(&id)) {
             return true;
         }
-        let matches = signature_matches(alg, key, message, signature);
+        let matches = key.verifies(alg, message, signature);
         if matches && let Ok(mut good) = self.good.lock() {
             if good.len() >= REMEMBERED {
                 good.clear();
@@ -53,66 +178,19 @@ impl CheckedSignatures {
 }
 
 /// SHA-256 over every input of a check, each part length-prefixed so no two checks share one.
-fn fingerprint(alg: Algorithm, key: &DecodingKey, message: &[u8], signature: &str) -> [u8; 32] {
+fn fingerprint(alg: Algorithm, key: &VerifyingKey, message: &[u8], signature: &str) -> [u8; 32] {
     let mut hash = Sha256::new();
     let mut part = |bytes: &[u8]| {
         hash.update((bytes.len() as u64).to_be_bytes());
         hash.update(bytes);
     };
-    part(format!("{alg:?}").as_bytes());
-    match key.kind() {
-        DecodingKeyKind::RsaModulusExponent { n, e } => {
-            part(b"rsa");
-            part(n);
-            part(e);
-        }
-        DecodingKeyKind::SecretOrDer(der) => {
-            part(b"der");
-            part(der);
-        }
-    }
+    let index = ALGORITHMS
+        .iter()
+        .position(|a| *a == alg)
+        .unwrap_or(usize::MAX);
+    part(&(index as u64).to_be_bytes());
+    part(&key.digest);
     part(message);
     part(signature.as_bytes());
     hash.finalize().into()
-}
-
-/// Whether `signature` (base64url, as in the token) signs `message` under `key` with `alg`.
-fn signature_matches(alg: Algorithm, key: &DecodingKey, message: &[u8], signature: &str) -> bool {
-    let Ok(signature) = URL_SAFE_NO_PAD.decode(signature) else {
-        return false;
-    };
-    match (rsa_parameters(alg), key.kind()) {
-        (Some(params), DecodingKeyKind::RsaModulusExponent { n, e }) => {
-            RsaPublicKeyComponents { n, e }
-                .verify(params, message, &signature)
-                .is_ok()
-        }
-        (Some(params), DecodingKeyKind::SecretOrDer(der)) => UnparsedPublicKey::new(params, der)
-            .verify(message, &signature)
-            .is_ok(),
-        (None, DecodingKeyKind::SecretOrDer(point)) => {
-            let algorithm: &dyn ring_sig::VerificationAlgorithm = match alg {
-                Algorithm::ES256 => &ring_sig::ECDSA_P256_SHA256_FIXED,
-                Algorithm::ES384 => &ring_sig::ECDSA_P384_SHA384_FIXED,
-                Algorithm::EdDSA => &ring_sig::ED25519,
-                _ => return false,
-            };
-            UnparsedPublicKey::new(algorithm, point)
-                .verify(message, &signature)
-                .is_ok()
-        }
-        (None, DecodingKeyKind::RsaModulusExponent { .. }) => false,
-    }
-}
-
-fn rsa_parameters(alg: Algorithm) -> Option<&'static ring_sig::RsaParameters> {
-    Some(match alg {
-        Algorithm::RS256 => &ring_sig::RSA_PKCS1_2048_8192_SHA256,
-        Algorithm::RS384 => &ring_sig::RSA_PKCS1_2048_8192_SHA384,
-        Algorithm::RS512 => &ring_sig::RSA_PKCS1_2048_8192_SHA512,
-        Algorithm::PS256 => &ring_sig::RSA_PSS_2048_8192_SHA256,
-        Algorithm::PS384 => &ring_sig::RSA_PSS_2048_8192_SHA384,
-        Algorithm::PS512 => &ring_sig::RSA_PSS_2048_8192_SHA512,
-        _ => return None,
-    })
 }

@@ -48,13 +48,15 @@ fn failed_checks(payload: Value, expect: &Expectations<'_>) -> Vec<String> {
     let jwt = DecodedJwt {
         header: Map::new(),
         payload: payload.as_object().unwrap().clone(),
-        signing_input: String::new(),
-        signature: String::new(),
+        compact: String::new(),
+        signature_at: 0,
     };
-    claim_checks(&jwt, expect)
+    let mut checks = Vec::new();
+    claim_checks(&jwt, expect, &mut checks);
+    checks
         .into_iter()
         .filter(|c| c.status == CheckStatus::Fail)
-        .map(|c| c.name)
+        .map(|c| c.name.to_string())
         .collect()
 }
 
@@ -441,7 +443,7 @@ fn claim_checks_fail_each_on_its_own() {
 fn a_remembered_signature_vouches_only_for_its_own_key_algorithm_and_bytes() {
     let checked = super::signature::CheckedSignatures::default();
     let key = |name: &str| {
-        DecodingKey::from_jwk(&serde_json::from_value(public_jwk(name)).unwrap()).unwrap()
+        super::signature::VerifyingKey::new(serde_json::from_value(public_jwk(name)).unwrap())
     };
     let (a, b) = (key("a"), key("b"));
     let token = signed("a", "key-a");
@@ -467,4 +469,92 @@ fn a_remembered_signature_vouches_only_for_its_own_key_algorithm_and_bytes() {
         forged
     };
     assert!(!checked.matches(Algorithm::RS256, &a, input, &forged));
+}
+
+/// A fixed Ed25519 test key (PKCS#8) and its public `x`.
+const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIMJmiiuCPLBblk5JB6n6TYXODk32K0l5fqYY1lKlARrj
+-----END PRIVATE KEY-----
+";
+const ED25519_X: &str = "bncsB5IPCQRQz0YuKShIO1nD8qCC0v4nu_7h8kQO36c";
+
+#[test]
+fn each_key_verifies_its_own_algorithms_and_nothing_else() {
+    use jsonwebtoken::EncodingKey;
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    use p256::pkcs8::{EncodePrivateKey, LineEnding};
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::traits::PublicKeyParts;
+
+    let sign = |alg: Algorithm, key: &EncodingKey| {
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(alg),
+            &serde_json::json!({"sub": "x"}),
+            key,
+        )
+        .unwrap();
+        let (input, signature) = token.rsplit_once('.').unwrap();
+        (input.to_string(), signature.to_string())
+    };
+    let prepared =
+        |jwk: Value| super::signature::VerifyingKey::new(serde_json::from_value(jwk).unwrap());
+    let checked = super::signature::CheckedSignatures::default();
+
+    let rsa_private =
+        EncodingKey::from_rsa_pem(tessera_testkit::signing_key_pem("a").as_bytes()).unwrap();
+    let rsa = prepared(public_jwk("a"));
+    let ec_secret = p256::SecretKey::random(&mut rand::thread_rng());
+    let ec_private =
+        EncodingKey::from_ec_pem(ec_secret.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes())
+            .unwrap();
+    let point = ec_secret.public_key().to_encoded_point(false);
+    let ec = prepared(serde_json::json!({
+        "kty": "EC", "crv": "P-256",
+        "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
+        "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
+    }));
+    let ed_private = EncodingKey::from_ed_pem(ED25519_PEM.as_bytes()).unwrap();
+    let ed = prepared(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": ED25519_X}));
+
+    let cases = [
+        (Algorithm::RS256, &rsa_private, &rsa),
+        (Algorithm::RS512, &rsa_private, &rsa),
+        (Algorithm::PS256, &rsa_private, &rsa),
+        (Algorithm::ES256, &ec_private, &ec),
+        (Algorithm::EdDSA, &ed_private, &ed),
+    ];
+    for (alg, private, public) in cases {
+        let (input, signature) = sign(alg, private);
+        assert!(
+            checked.matches(alg, public, input.as_bytes(), &signature),
+            "{alg:?}"
+        );
+        for (other, _, key) in cases {
+            if (other, key as *const _) != (alg, public as *const _) {
+                assert!(
+                    !checked.matches(other, key, input.as_bytes(), &signature),
+                    "a {alg:?} signature passed as {other:?} under another key or algorithm"
+                );
+            }
+        }
+        let mut tampered = input.clone();
+        tampered.push('x');
+        assert!(
+            !checked.matches(alg, public, tampered.as_bytes(), &signature),
+            "{alg:?}"
+        );
+    }
+
+    // A good signature by an RSA key under 2048 bits is refused all the same.
+    let weak = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+    let weak_private =
+        EncodingKey::from_rsa_pem(weak.to_pkcs1_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    let weak_public = prepared(serde_json::json!({
+        "kty": "RSA",
+        "n": URL_SAFE_NO_PAD.encode(weak.n().to_bytes_be()),
+        "e": URL_SAFE_NO_PAD.encode(weak.e().to_bytes_be()),
+    }));
+    let (input, signature) = sign(Algorithm::RS256, &weak_private);
+    assert!(weak_public.unusable().is_none(), "the key itself decodes");
+    assert!(!checked.matches(Algorithm::RS256, &weak_public, input.as_bytes(), &signature));
 }
