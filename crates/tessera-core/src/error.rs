@@ -88,6 +88,12 @@ pub enum Error {
 
     #[error("keychain: {0}")]
     Keychain(String),
+    /// The shelf's entry holds something that is not a shelf: what was on it is lost. Reads
+    /// of it fail with this; a write replaces it.
+    #[error(
+        "keychain: the keychain entry of the shelf is damaged, so the token sets and client secrets on it are lost: sign in to those accounts again (add their providers again if they have a client secret), or sign out of them without revoking"
+    )]
+    ShelfDamaged,
     #[error("data directory: {0}")]
     Storage(String),
     #[error("could not open the browser: {0}")]
@@ -163,7 +169,7 @@ impl Error {
             Error::NotAJwt(..) => "not_a_jwt",
             Error::NeedsSignIn(_) => "needs_sign_in",
             Error::OrgSignInRequired { .. } => "org_sign_in_required",
-            Error::Keychain(_) => "keychain",
+            Error::Keychain(_) | Error::ShelfDamaged => "keychain",
             Error::Storage(_) => "storage",
             Error::Browser(_) => "browser",
         }
@@ -179,7 +185,7 @@ impl Error {
             | Error::AmbiguousAccount { .. }
             | Error::InsecureUrl(_) => ErrorKind::Usage,
             Error::NeedsSignIn(_) | Error::OrgSignInRequired { .. } => ErrorKind::NeedsSignIn,
-            Error::Keychain(_) => ErrorKind::Keychain,
+            Error::Keychain(_) | Error::ShelfDamaged => ErrorKind::Keychain,
             Error::Storage(_) | Error::Browser(_) | Error::PortInUse { .. } => ErrorKind::Local,
             _ => ErrorKind::Provider,
         }

@@ -14,9 +14,12 @@
 //!   last (after accounts' and providers' locks), so no two processes wait on each other.
 //! - A shelved slot is written through the shelf only; its own entry is deleted once the
 //!   shelf holds it.
+//! - A damaged shelf (`Error::ShelfDamaged`: its values are lost) fails every read of it, and
+//!   the first write replaces it with a new one; slots and credentials it named then read as
+//!   missing (their accounts must sign in again). A shelf of a newer layout is never replaced.
 
 use crate::account::Account;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fsutil::{FileLock, Revision};
 use crate::secret::SecretString;
 use crate::vault::{Shelf, Slot, TokenSet};
@@ -116,7 +119,10 @@ impl Tessera {
         let revision = lock.revision()?;
         let mut shelf = match read {
             Some((shelf, read)) if read == revision => shelf,
-            _ => self.shelf_under(&revision)?,
+            _ => match self.shelf_under(&revision) {
+                Err(Error::ShelfDamaged) => Shelf::default(),
+                read => read?,
+            },
         };
         if change(&mut shelf) {
             let after = lock.bump()?;
@@ -177,6 +183,18 @@ impl Tessera {
             self.change_shelf(|shelf| shelf.remove_credential(name))?;
         }
         Ok(())
+    }
+
+    /// Fails unless the shelf can be changed, before anything is: a damaged one can (a write
+    /// replaces it), one of a newer layout cannot, nor one the keychain will not give.
+    pub(crate) fn check_shelf_changeable(&self) -> Result<()> {
+        if !self.vault.holds_shelf()? {
+            return Ok(());
+        }
+        match self.read_shelf() {
+            Ok(_) | Err(Error::ShelfDamaged) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Removes every token set of account `id` from the shelf (its slots, named or not: an

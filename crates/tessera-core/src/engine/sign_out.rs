@@ -20,10 +20,13 @@ impl Tessera {
         let txn = self.begin(&id).await?;
         let account = txn.existing()?;
         let slots = slots_of(&account);
+        // The tokens are read only to end their sessions: without revocation, a sign-out needs
+        // nothing it may be unable to read (a damaged shelf).
         let mut tokens = Vec::new();
-        for slot in &slots {
+        for slot in slots.iter().filter(|_| revoke) {
             tokens.extend(txn.load(slot)?);
         }
+        self.check_shelf_changeable()?;
         // Marked before the provider hears of it: once a session may be revoked, the sign-out
         // is finished by whichever process comes next, should this one die half-way.
         txn.update(|a| a.pending = Some(PendingWrite::SignOut))?;

@@ -241,7 +241,11 @@ impl AccountTxn<'_> {
         tokens: &TokenSet,
         then: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        let previous = self.load(slot)?;
+        // What to put back should `then` fail; on a damaged shelf it is lost already.
+        let previous = match self.load(slot) {
+            Err(Error::ShelfDamaged) => None,
+            read => read?,
+        };
         self.save(slot, tokens)?;
         then().inspect_err(|_| {
             let _ = match &previous {

@@ -16,10 +16,13 @@ use super::{Slot, StoredTokens, TokenSet, Vault, secret_json};
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
 
+/// The layout this Tessera writes and reads.
+const VERSION: u64 = 1;
+
 /// See the module docs. Crate-private: it is serialized only into its own keychain entry.
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct Shelf {
-    v: u8,
+    v: u64,
     /// Token sets by account id, then slot name ([`Slot::name`]).
     #[serde(default)]
     slots: BTreeMap<String, BTreeMap<String, StoredTokens>>,
@@ -41,7 +44,7 @@ impl Drop for ShelvedSecret {
 impl Default for Shelf {
     fn default() -> Self {
         Shelf {
-            v: 1,
+            v: VERSION,
             slots: BTreeMap::new(),
             credentials: BTreeMap::new(),
         }
@@ -116,13 +119,27 @@ impl Vault {
         format!("{}/shelf", self.namespace)
     }
 
-    /// The shelf as the keychain holds it (empty when there is none).
+    /// The shelf as the keychain holds it (empty when there is none). One written by a newer
+    /// Tessera is refused (never replaced); anything else that is not a shelf is
+    /// [`Error::ShelfDamaged`].
     pub(crate) fn load_shelf(&self) -> Result<Shelf> {
+        #[derive(Deserialize)]
+        struct Version {
+            v: u64,
+        }
         let Some(raw) = self.read(&self.shelf_key())? else {
             return Ok(Shelf::default());
         };
-        serde_json::from_str(raw.expose_secret())
-            .map_err(|_| Error::Keychain("the keychain entry of the shelf is unreadable".into()))
+        let raw = raw.expose_secret();
+        match serde_json::from_str::<Version>(raw) {
+            Ok(Version { v }) if v > VERSION => Err(Error::Keychain(format!(
+                "the keychain entry of the shelf was written by a newer Tessera (layout {v}); this one reads layout {VERSION}"
+            ))),
+            Ok(Version { v: VERSION }) => {
+                serde_json::from_str(raw).map_err(|_| Error::ShelfDamaged)
+            }
+            _ => Err(Error::ShelfDamaged),
+        }
     }
 
     /// Writes the shelf whole; an empty one is removed.

@@ -247,13 +247,16 @@ impl Rig {
 
     /// Signs `sub` in through the deep link.
     pub async fn sign_in(&self, sub: &str) -> Account {
-        let start = self
-            .tessera
+        self.try_sign_in(&self.tessera, sub).await.unwrap()
+    }
+
+    /// [`Self::sign_in`] through `tessera` (another process), its failure returned.
+    pub async fn try_sign_in(&self, tessera: &Tessera, sub: &str) -> tessera_core::Result<Account> {
+        let start = tessera
             .start_sign_in(PROVIDER, DEEP_LINK_REDIRECT, &[])
-            .await
-            .unwrap();
+            .await?;
         let callback = self.idp.authorize(&start.authorization_url, sub);
-        self.tessera.complete_sign_in(&callback).await.unwrap()
+        tessera.complete_sign_in(&callback).await
     }
 
     pub fn snapshot(&self) -> Snapshot {

@@ -201,22 +201,23 @@ fn shelf_accounts(rig: &Rig) -> Vec<String> {
 
 /// A shelf the keychain returns damaged (edited by hand, or not ours): every path that needs
 /// it fails with a clear `keychain` error, reaches no provider and changes nothing.
-#[tokio::test]
-async fn a_damaged_shelf_is_a_clear_error_and_changes_nothing() {
-    let (rig, _) = three_accounts(Refresh::Rotating).await;
-    assert_eq!(refresh_all(&rig.tessera).await.unwrap(), [Ok(true); 3]);
+/// Writes `value` over the shelf's keychain entry.
+fn overwrite_shelf(rig: &Rig, value: &str) -> String {
     let shelf = rig
         .keychain
         .contents()
         .into_keys()
         .find(|k| k.ends_with("/shelf"))
         .unwrap();
-    rig.keychain
-        .set(
-            &shelf,
-            &SecretString::new("{\"v\":1,\"slots\":[\"not a map\"]}"),
-        )
-        .unwrap();
+    rig.keychain.set(&shelf, &SecretString::new(value)).unwrap();
+    shelf
+}
+
+#[tokio::test]
+async fn a_damaged_shelf_is_a_clear_error_until_a_sign_in_replaces_it() {
+    let (rig, ids) = three_accounts(Refresh::Rotating).await;
+    assert_eq!(refresh_all(&rig.tessera).await.unwrap(), [Ok(true); 3]);
+    overwrite_shelf(&rig, "{\"v\":1,\"slots\":[\"not a map\"]}");
     let before = rig.snapshot();
     let token_requests = rig.idp.hits("/token");
     let tessera = rig.reopen();
@@ -227,6 +228,10 @@ async fn a_damaged_shelf_is_a_clear_error_and_changes_nothing() {
         ),
         ("refresh", tessera.refresh("bob").await.unwrap_err()),
         ("refresh --all", tessera.refresh_all(16).await.unwrap_err()),
+        (
+            "sign-out with revocation (its tokens cannot be read)",
+            tessera.sign_out("bob", true).await.unwrap_err(),
+        ),
     ] {
         assert_eq!(err.code(), "keychain", "{what}: {err}");
         assert!(err.to_string().contains("shelf"), "{what}: {err}");
@@ -237,4 +242,58 @@ async fn a_damaged_shelf_is_a_clear_error_and_changes_nothing() {
         "no provider reached"
     );
     assert_unchanged("damaged shelf", &before, &rig.snapshot());
+
+    // The ways out: forgetting an account without revoking, and signing in again, which
+    // replaces the shelf; the third account's tokens were on the damaged shelf, so it must
+    // sign in again too.
+    tessera.sign_out("bob", false).await.unwrap();
+    assert!(tessera.account("bob").is_err(), "bob is forgotten");
+    let alice = rig.try_sign_in(&tessera, "alice").await.unwrap();
+    assert_eq!(alice.id, ids[0], "the same account");
+    let token = tessera.access_token("alice", 0, false).await.unwrap();
+    assert_eq!(
+        token.token.expose_secret(),
+        rig.stored(&ids[0]).unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+    );
+    let carol = tessera.access_token("carol", 0, false).await.unwrap_err();
+    assert_eq!(carol.code(), "needs_sign_in", "{carol}");
+    let outcomes: Vec<_> = tessera
+        .refresh_all(16)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, outcome)| (id, outcome.map(|o| o.rotated).map_err(|e| e.code())))
+        .collect();
+    assert_eq!(outcomes.len(), 2, "alice and carol: {outcomes:?}");
+    for (id, outcome) in outcomes {
+        let expected = if id == ids[0] {
+            Ok(true)
+        } else {
+            Err("needs_sign_in")
+        };
+        assert_eq!(outcome, expected, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn a_shelf_of_a_newer_layout_is_refused_and_never_replaced() {
+    let (rig, _) = three_accounts(Refresh::Plain).await;
+    assert_eq!(refresh_all(&rig.tessera).await.unwrap(), [Ok(false); 3]);
+    let newer = "{\"v\":2,\"slots\":{},\"more\":\"to come\"}";
+    let shelf = overwrite_shelf(&rig, newer);
+    let tessera = rig.reopen();
+    let err = tessera.access_token("alice", 0, false).await.unwrap_err();
+    assert_eq!(err.code(), "keychain", "{err}");
+    assert!(err.to_string().contains("newer Tessera"), "{err}");
+    let keychain = rig.keychain.contents();
+    let err = rig.try_sign_in(&tessera, "alice").await.unwrap_err();
+    assert!(err.to_string().contains("newer Tessera"), "{err}");
+    assert_eq!(rig.keychain.contents(), keychain, "nothing stored");
+    let before = rig.snapshot();
+    let err = tessera.sign_out("bob", false).await.unwrap_err();
+    assert!(err.to_string().contains("newer Tessera"), "{err}");
+    assert_unchanged("newer shelf", &before, &rig.snapshot());
+    assert_eq!(rig.keychain.contents()[&shelf], newer, "left as it was");
 }
