@@ -102,13 +102,13 @@ export const api = {
   startSignIn: (provider: string, someoneElse: boolean, org: string | null = null, oauthProvider: string | null = null) =>
     call<SignInStarted>('start_sign_in', { provider, someoneElse, org, oauthProvider }),
   sendEmailLink: (provider: string, email: string) =>
-    call<EmailLinkSent>('send_email_link', { provider, email }),
+    callWaiting<EmailLinkSent>('send_email_link', 'Sending the sign-in link', { provider, email }),
   chooseOrganizations: (flowId: string, orgs: string[]) =>
-    call<AccountView>('choose_organizations', { flowId, orgs }),
+    callWaiting<AccountView>('choose_organizations', 'Signing in to the organizations', { flowId, orgs }),
   signInWithPassword: (provider: string, email: string, password: string) =>
-    call<AccountView>('sign_in_with_password', { provider, email, password }),
+    callWaiting<AccountView>('sign_in_with_password', 'Signing in', { provider, email, password }),
   signInWithMailedCode: (provider: string, code: string) =>
-    call<AccountView>('sign_in_with_mailed_code', { provider, code }),
+    callWaiting<AccountView>('sign_in_with_mailed_code', 'Signing in with the code', { provider, code }),
   cancelSignIn: (flowId: string) => call<boolean>('cancel_sign_in', { flowId }),
   uiReady: () => call<StartupNotice[]>('ui_ready'),
 
@@ -122,7 +122,8 @@ export const api = {
     callWaiting<TokenReport>('token_report', 'Verifying the token', { accountId, kind }),
   copyAccessToken: (accountId: string) => call<CopiedToken>('copy_access_token', { accountId }),
 
-  listOrgs: (accountId: string) => call<OrgDetail[]>('list_orgs', { accountId }),
+  listOrgs: (accountId: string) =>
+    callWaiting<OrgDetail[]>('list_orgs', 'Listing the organizations', { accountId }),
   orgTokenReport: (accountId: string, org: string, kind: TokenKindView) =>
     callWaiting<TokenReport>('org_token_report', 'Getting the organization’s token', { accountId, org, kind }),
   switchOrg: (accountId: string, org: string) =>

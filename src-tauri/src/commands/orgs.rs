@@ -7,13 +7,20 @@ use crate::state::AppState;
 use crate::views::{AccountView, AppEvent, OrgDetail, TokenKindView, TokenReport};
 
 /// The organizations (teams) the account's person can use; Stack Auth's are fetched afresh.
+/// Cancellable as `wait_id`.
 #[tauri::command]
 pub async fn list_orgs(
     state: State<'_, AppState>,
     account_id: String,
+    wait_id: Option<String>,
 ) -> IpcResult<Vec<OrgDetail>> {
-    let orgs = state.tessera().organizations(&account_id).await?;
-    Ok(orgs.into_iter().map(Into::into).collect())
+    let task = state.inner().clone();
+    state
+        .wait_for(wait_id, async move {
+            let orgs = task.tessera().organizations(&account_id).await?;
+            Ok(orgs.into_iter().map(Into::into).collect())
+        })
+        .await
 }
 
 /// The token of one organization explained and verified, obtained the provider's way first

@@ -31,43 +31,65 @@ pub async fn start_sign_in(
 }
 
 /// Mails a sign-in link to `email`; it comes back as a `sign-in-completed` or
-/// `organizations-discovered` event.
+/// `organizations-discovered` event. Cancellable as `wait_id`.
 #[tauri::command]
 pub async fn send_email_link(
     state: State<'_, AppState>,
     provider: String,
     email: String,
+    wait_id: Option<String>,
 ) -> IpcResult<EmailLinkSent> {
-    crate::sign_in::send_email_link(&state, &provider, email.trim()).await
+    let task = state.inner().clone();
+    state
+        .wait_for(wait_id, async move {
+            crate::sign_in::send_email_link(&task, &provider, email.trim()).await
+        })
+        .await
 }
 
-/// Signs in to the organizations the person picked from a discovery.
+/// Signs in to the organizations the person picked from a discovery. Cancellable as
+/// `wait_id` (a sign-in the provider still completes is kept, and announced by
+/// `accounts-changed`).
 #[tauri::command]
 pub async fn choose_organizations(
     state: State<'_, AppState>,
     flow_id: String,
     orgs: Vec<String>,
+    wait_id: Option<String>,
 ) -> IpcResult<AccountView> {
-    let account = state.tessera().choose_organizations(&flow_id, &orgs).await;
-    state.notify(AppEvent::AccountsChanged);
-    Ok(account?.into())
+    let task = state.inner().clone();
+    state
+        .wait_for(wait_id, async move {
+            let account = task.tessera().choose_organizations(&flow_id, &orgs).await;
+            task.notify(AppEvent::AccountsChanged);
+            Ok(account?.into())
+        })
+        .await
 }
 
 /// Signs in with e-mail and password inside Tessera. The password goes to the
-/// provider and is dropped; it is never stored.
+/// provider and is dropped; it is never stored. Cancellable as `wait_id`, like
+/// [`choose_organizations`].
 #[tauri::command]
 pub async fn sign_in_with_password(
     state: State<'_, AppState>,
     provider: String,
     email: String,
     password: String,
+    wait_id: Option<String>,
 ) -> IpcResult<AccountView> {
-    let account = state
-        .tessera()
-        .sign_in_with_password(&provider, email.trim(), &SecretString::new(password))
-        .await?;
-    state.notify(AppEvent::AccountsChanged);
-    Ok(account.into())
+    let password = SecretString::new(password);
+    let task = state.inner().clone();
+    state
+        .wait_for(wait_id, async move {
+            let account = task
+                .tessera()
+                .sign_in_with_password(&provider, email.trim(), &password)
+                .await?;
+            task.notify(AppEvent::AccountsChanged);
+            Ok(account.into())
+        })
+        .await
 }
 
 /// Returns whether a sign-in was still waiting.
@@ -76,14 +98,21 @@ pub async fn cancel_sign_in(state: State<'_, AppState>, flow_id: String) -> IpcR
     Ok(crate::sign_in::cancel(&state, &flow_id))
 }
 
-/// Signs in with the short code a mailed link shows, typed by the person.
+/// Signs in with the short code a mailed link shows, typed by the person. Cancellable as
+/// `wait_id`, like [`choose_organizations`].
 #[tauri::command]
 pub async fn sign_in_with_mailed_code(
     state: State<'_, AppState>,
     provider: String,
     code: String,
+    wait_id: Option<String>,
 ) -> IpcResult<AccountView> {
-    crate::sign_in::type_code(&state, &provider, &code).await
+    let task = state.inner().clone();
+    state
+        .wait_for(wait_id, async move {
+            crate::sign_in::type_code(&task, &provider, &code).await
+        })
+        .await
 }
 
 /// Called once the window listens to events; returns the sign-in outcomes and problems that
