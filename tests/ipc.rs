@@ -794,11 +794,60 @@ async fn stack_password_sign_in_and_team_switch() {
     );
     assert_eq!(h.ok("list_accounts", json!({})), json!([]));
 
+    // A provider that does not answer: Cancel ends the wait at once, and the sign-in the
+    // provider completes later is kept.
+    let sign_in_path = "/api/v1/auth/password/sign-in";
+    fake.stall(sign_in_path).await;
+    let runtime = tokio::runtime::Handle::current();
+    let (returned, has_returned) = std::sync::mpsc::channel::<()>();
+    let waited = std::thread::scope(|scope| {
+        let (state, fake) = (h.state.clone(), &fake);
+        scope.spawn(move || {
+            runtime.block_on(fake.held(sign_in_path));
+            assert!(state.cancel_wait("p-1"));
+            if has_returned.recv_timeout(Duration::from_secs(10)).is_err() {
+                runtime.block_on(fake.release(sign_in_path));
+            }
+        });
+        let waited = h.invoke(
+            "sign_in_with_password",
+            json!({ "provider": "Stack", "email": "alice@example.com", "password": "demo",
+                    "waitId": "p-1" }),
+        );
+        let _ = returned.send(());
+        waited
+    });
+    assert_eq!(waited.unwrap_err()["code"], json!("cancelled"));
+    assert_eq!(
+        h.ok("list_accounts", json!({})),
+        json!([]),
+        "not signed in yet"
+    );
+    fake.release(sign_in_path).await;
+    let mut accounts = json!([]);
+    for _ in 0..100 {
+        accounts = h.ok("list_accounts", json!({}));
+        if accounts.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        accounts[0]["email"],
+        json!("alice@example.com"),
+        "kept: {accounts}"
+    );
+
     let account = h.ok(
         "sign_in_with_password",
         json!({ "provider": "Stack", "email": "alice@example.com", "password": "demo" }),
     );
     let account_id = account["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        account_id,
+        accounts[0]["id"].as_str().unwrap(),
+        "the same account"
+    );
     let orgs = h.ok("list_orgs", json!({ "accountId": account_id }));
     let globex = orgs
         .as_array()

@@ -261,6 +261,7 @@ export function serve({ port, name, handler, readyFields }) {
   const server = createServer((req, res) => {
     const url = new URL(req.url, 'http://127.0.0.1');
     Promise.resolve()
+      .then(() => holdIfStalled(url.pathname))
       .then(() => handler(req, res, url))
       .catch((err) => {
         console.error(`[${name}] internal error on ${req.method} ${url.pathname}:`, err);
@@ -284,6 +285,60 @@ export function serve({ port, name, handler, readyFields }) {
   return server;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Stalls: a provider that does not answer. `POST /__test/stall {path}` holds the next request to
+// `path` (its full pathname) before the fake sees it, `GET /__test/stalled?path=` answers once
+// one is held, and `POST /__test/release {path}` lets it go on.
+
+const stalls = new Map(); // path -> { armed, release, watchers }
+
+function holdIfStalled(path) {
+  const stall = stalls.get(path);
+  if (!stall || !stall.armed) return undefined;
+  stall.armed = false;
+  return new Promise((resolve) => {
+    stall.release = resolve;
+    stall.watchers.splice(0).forEach((watch) => watch());
+  });
+}
+
+async function pathOf(req) {
+  try {
+    const path = JSON.parse((await readBody(req)).toString('utf8'))?.path;
+    return typeof path === 'string' && path.startsWith('/') ? path : null;
+  } catch {
+    return null;
+  }
+}
+
+const stallHooks = {
+  'POST /__test/stall': async (req, res) => {
+    const path = await pathOf(req);
+    if (!path) return sendJson(res, 400, { error: 'body must be {"path": "/..."}' });
+    stalls.set(path, { armed: true, release: null, watchers: [] });
+    return sendJson(res, 200, {});
+  },
+  'GET /__test/stalled': (req, res, url) => {
+    const stall = stalls.get(url.searchParams.get('path') ?? '');
+    if (!stall) return sendJson(res, 404, { error: 'no stall armed on that path' });
+    if (stall.release) return sendJson(res, 200, {});
+    const timer = setTimeout(() => sendJson(res, 504, { error: 'no request held within 60 s' }), 60_000);
+    stall.watchers.push(() => {
+      clearTimeout(timer);
+      sendJson(res, 200, {});
+    });
+    return undefined;
+  },
+  'POST /__test/release': async (req, res) => {
+    const path = await pathOf(req);
+    const stall = stalls.get(path ?? '');
+    if (!stall?.release) return sendJson(res, 409, { error: 'no request held on that path' });
+    stalls.delete(path);
+    stall.release();
+    return sendJson(res, 200, {});
+  },
+};
+
 /** Test hook `POST /__test/clock` body: `{advance_seconds}` (a non-negative number). */
 export function parseAdvance(body) {
   let parsed;
@@ -299,7 +354,8 @@ export function parseAdvance(body) {
 
 /**
  * The handler for `/__test/...`: the hooks both fakes have — `GET /__test/outbox`,
- * `GET`/`DELETE /__test/requests`, `POST /__test/clock` and `POST /__test/rotate_keys` — plus the
+ * `GET`/`DELETE /__test/requests`, `POST /__test/clock`, `POST /__test/rotate_keys` and the
+ * stalls (`POST /__test/stall`, `GET /__test/stalled`, `POST /__test/release`) — plus the
  * fake's own `extra` ones, keyed `'METHOD /__test/path'` and called as `(req, res, url)`.
  * Anything else is a 404. `timestamp()` renders the clock's time for the clock hook's log line
  * and answer; `newKey()` makes the key that `rotate_keys` puts in front of `signingKeys`.
@@ -324,6 +380,7 @@ export function testHooks({ name, clock, timestamp, outbox, requestLog, signingK
       signingKeys.unshift(key);
       return sendJson(res, 200, { kid: key.kid, published: signingKeys.map((k) => k.kid) });
     },
+    ...stallHooks,
     ...extra,
   }));
   return (req, res, url) => {

@@ -605,6 +605,32 @@ impl StackFake {
             .await;
     }
 
+    /// Holds the next request to `path` (its full path, e.g. `/api/v1/auth/password/sign-in`)
+    /// before the fake sees it, until [`Self::release`]: a provider that does not answer.
+    pub async fn stall(&self, path: &str) {
+        let body = Some(json!({ "path": path }));
+        self.process
+            .hook(reqwest::Method::POST, "/__test/stall", body)
+            .await;
+    }
+
+    /// Waits until a request to `path` is held by [`Self::stall`] (panics after 60 s).
+    pub async fn held(&self, path: &str) {
+        let path = format!(
+            "/__test/stalled?path={}",
+            url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>()
+        );
+        self.process.hook(reqwest::Method::GET, &path, None).await;
+    }
+
+    /// Lets the request held on `path` go on.
+    pub async fn release(&self, path: &str) {
+        let body = Some(json!({ "path": path }));
+        self.process
+            .hook(reqwest::Method::POST, "/__test/release", body)
+            .await;
+    }
+
     /// The current TOTP code of a user with a second factor (carol@example.com).
     pub async fn totp(&self, email: &str) -> String {
         let path = format!(
