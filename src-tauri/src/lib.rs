@@ -31,8 +31,7 @@ use crate::state::AppState;
 /// shared with the `tessera` command line).
 pub fn open_tessera() -> tessera_core::Result<Tessera> {
     let data_dir = std::env::var_os("TESSERA_DATA_DIR")
-        .map(Into::into)
-        .unwrap_or_else(Tessera::default_data_dir);
+        .map_or_else(Tessera::default_data_dir, |d| Ok(d.into()))?;
     Tessera::open(Options {
         data_dir,
         store: Arc::new(KeyringStore::new()),

@@ -318,12 +318,40 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// The static build (`scripts/build-cli`, glibc with `crt-static`) would otherwise load the
+/// name-service modules `/etc/nsswitch.conf` names (systemd, mDNS, LDAP…) with `dlopen`:
+/// shared libraries built against the system's own libc, which can crash a static process
+/// (systemd's does, for a user `/etc/passwd` does not know). It keeps to the services built
+/// into glibc: `/etc/hosts` and DNS for host names, `/etc/passwd` for users.
+#[cfg(all(target_os = "linux", target_env = "gnu", target_feature = "crt-static"))]
+fn use_built_in_name_services() {
+    use std::ffi::{c_char, c_int};
+    unsafe extern "C" {
+        fn __nss_configure_lookup(database: *const c_char, services: *const c_char) -> c_int;
+    }
+    for (database, services) in [
+        (c"hosts", c"files dns"),
+        (c"passwd", c"files"),
+        (c"group", c"files"),
+    ] {
+        // SAFETY: first thing in `main`, before any other thread or lookup; both strings are
+        // NUL-terminated and outlive the call (glibc copies what it keeps).
+        unsafe { __nss_configure_lookup(database.as_ptr(), services.as_ptr()) };
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_feature = "crt-static"))]
+    use_built_in_name_services();
     let cli = Cli::parse();
-    let data_dir = cli
+    let data_dir = match cli
         .data_dir
         .clone()
-        .unwrap_or_else(Tessera::default_data_dir);
+        .map_or_else(Tessera::default_data_dir, Ok)
+    {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
     let agent = agent_wanted().then(|| tessera_core::agent::socket_path(&data_dir));
     if let Some(socket) = &agent
         && let Some(done) = through_agent(socket, &cli.command)

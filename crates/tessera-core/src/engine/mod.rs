@@ -128,11 +128,16 @@ impl Tessera {
         Ok(tessera)
     }
 
-    /// `$XDG_DATA_HOME/dev.tessera` (or the platform's equivalent).
-    pub fn default_data_dir() -> PathBuf {
+    /// `$XDG_DATA_HOME/dev.tessera` (or the platform's equivalent); an error when there is no
+    /// home directory to put it in.
+    pub fn default_data_dir() -> Result<PathBuf> {
         dirs::data_dir()
-            .unwrap_or_else(|| PathBuf::from("."))
-            .join("dev.tessera")
+            .map(|d| d.join("dev.tessera"))
+            .ok_or_else(|| {
+                Error::Storage(
+                    "there is no home directory to keep Tessera's data in: set HOME (or XDG_DATA_HOME), or name a directory with TESSERA_DATA_DIR".into(),
+                )
+            })
     }
 
     pub fn data_dir(&self) -> &std::path::Path {

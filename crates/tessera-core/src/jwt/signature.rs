@@ -4,9 +4,10 @@
 //! good ([`CheckedSignatures`]), so a token verified again (the app's token report on every
 //! visit, the agent's repeated checks) costs a hash, not an RSA operation.
 //!
-//! Invariants: the algorithm is the caller's (already checked against the key), never read
-//! from the token here; RSA keys under 2048 bits are refused, as are keys whose shape does not
-//! fit the algorithm. A remembered signature counts only for the exact key, algorithm, signed
+//! Invariants: the algorithm is the caller's, never read from the token here, and a key
+//! verifies only the algorithms its JWK's type allows (checked by the caller too); RSA keys
+//! under 2048 bits are refused, and EC and Ed25519 keys must be bare points of their curve's
+//! size. A remembered signature counts only for the exact key, algorithm, signed
 //! bytes and signature it was checked with, and the key always comes from the provider's
 //! current key set, so a key the provider removed vouches for nothing.
 
@@ -42,8 +43,11 @@ pub(super) struct VerifyingKey {
     pub jwk: Jwk,
     /// The key's public material, or why it cannot verify anything.
     decoded: Result<DecodingKey, String>,
-    /// SHA-256 of the material, standing for the key in [`CheckedSignatures`].
-    digest: [u8; 32],
+    /// The algorithms the JWK's type allows.
+    allowed: &'static [Algorithm],
+    /// SHA-256 of the material, standing for the key in [`CheckedSignatures`]; none for a key
+    /// that cannot verify anything.
+    digest: Option<[u8; 32]>,
     /// The key parsed for each of [`ALGORITHMS`], once asked for; `None` when it does not fit.
     parsed: [OnceLock<Option<ParsedPublicKey>>; ALGORITHMS.len()],
 }
@@ -60,8 +64,8 @@ impl fmt::Debug for VerifyingKey {
 impl VerifyingKey {
     pub fn new(jwk: Jwk) -> Self {
         let decoded = DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string());
-        let mut hash = Sha256::new();
-        if let Ok(key) = &decoded {
+        let digest = decoded.as_ref().ok().map(|key| {
+            let mut hash = Sha256::new();
             let mut part = |bytes: &[u8]| {
                 hash.update((bytes.len() as u64).to_be_bytes());
                 hash.update(bytes);
@@ -77,11 +81,13 @@ impl VerifyingKey {
                     part(der);
                 }
             }
-        }
+            hash.finalize().into()
+        });
         VerifyingKey {
+            allowed: super::algorithms_for(&jwk),
             jwk,
             decoded,
-            digest: hash.finalize().into(),
+            digest,
             parsed: Default::default(),
         }
     }
@@ -106,32 +112,35 @@ impl VerifyingKey {
     }
 
     fn parsed_for(&self, alg: Algorithm) -> Option<&ParsedPublicKey> {
+        if !self.allowed.contains(&alg) {
+            return None;
+        }
         let index = ALGORITHMS.iter().position(|a| *a == alg)?;
         let key = self.decoded.as_ref().ok()?;
         self.parsed[index].get_or_init(|| parse(alg, key)).as_ref()
     }
 }
 
+/// `key` parsed for `alg`: an RSA key from its modulus and exponent, an EC key from its
+/// uncompressed point, an Ed25519 key from its 32 bytes; nothing else.
 fn parse(alg: Algorithm, key: &DecodingKey) -> Option<ParsedPublicKey> {
-    match (rsa_parameters(alg), key.kind()) {
-        (Some(params), DecodingKeyKind::RsaModulusExponent { n, e }) => RsaPublicKeyComponents {
-            n: n.as_slice(),
-            e: e.as_slice(),
+    let (algorithm, point): (&'static dyn sig::VerificationAlgorithm, _) = match key.kind() {
+        DecodingKeyKind::RsaModulusExponent { n, e } => {
+            return RsaPublicKeyComponents {
+                n: n.as_slice(),
+                e: e.as_slice(),
+            }
+            .to_parsed_public_key(rsa_parameters(alg)?)
+            .ok();
         }
-        .to_parsed_public_key(params)
-        .ok(),
-        (Some(params), DecodingKeyKind::SecretOrDer(der)) => ParsedPublicKey::new(params, der).ok(),
-        (None, DecodingKeyKind::SecretOrDer(point)) => {
-            let algorithm: &'static dyn sig::VerificationAlgorithm = match alg {
-                Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
-                Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
-                Algorithm::EdDSA => &sig::ED25519,
-                _ => return None,
-            };
-            ParsedPublicKey::new(algorithm, point).ok()
-        }
-        (None, DecodingKeyKind::RsaModulusExponent { .. }) => None,
-    }
+        DecodingKeyKind::SecretOrDer(point) => match (alg, point.len()) {
+            (Algorithm::ES256, 65) => (&sig::ECDSA_P256_SHA256_FIXED, point),
+            (Algorithm::ES384, 97) => (&sig::ECDSA_P384_SHA384_FIXED, point),
+            (Algorithm::EdDSA, 32) => (&sig::ED25519, point),
+            _ => return None,
+        },
+    };
+    ParsedPublicKey::new(algorithm, point).ok()
 }
 
 fn rsa_parameters(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
@@ -162,7 +171,10 @@ impl CheckedSignatures {
         message: &[u8],
         signature: &str,
     ) -> bool {
-        let id = fingerprint(alg, key, message, signature);
+        let Some(key_digest) = key.digest else {
+            return false;
+        };
+        let id = fingerprint(alg, &key_digest, message, signature);
         if self.good.lock().is_ok_and(|good| good.contains(&id)) {
             return true;
         }
@@ -178,7 +190,7 @@ impl CheckedSignatures {
 }
 
 /// SHA-256 over every input of a check, each part length-prefixed so no two checks share one.
-fn fingerprint(alg: Algorithm, key: &VerifyingKey, message: &[u8], signature: &str) -> [u8; 32] {
+fn fingerprint(alg: Algorithm, key: &[u8; 32], message: &[u8], signature: &str) -> [u8; 32] {
     let mut hash = Sha256::new();
     let mut part = |bytes: &[u8]| {
         hash.update((bytes.len() as u64).to_be_bytes());
@@ -189,7 +201,7 @@ fn fingerprint(alg: Algorithm, key: &VerifyingKey, message: &[u8], signature: &s
         .position(|a| *a == alg)
         .unwrap_or(usize::MAX);
     part(&(index as u64).to_be_bytes());
-    part(&key.digest);
+    part(key);
     part(message);
     part(signature.as_bytes());
     hash.finalize().into()

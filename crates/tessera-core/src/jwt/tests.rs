@@ -471,90 +471,131 @@ fn a_remembered_signature_vouches_only_for_its_own_key_algorithm_and_bytes() {
     assert!(!checked.matches(Algorithm::RS256, &a, input, &forged));
 }
 
-/// A fixed Ed25519 test key (PKCS#8) and its public `x`.
+/// Fixed test keys (PKCS#8) and their public halves: Ed25519 (`x`) and P-384 (`x`, `y`).
 const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----
 MC4CAQAwBQYDK2VwBCIEIMJmiiuCPLBblk5JB6n6TYXODk32K0l5fqYY1lKlARrj
 -----END PRIVATE KEY-----
 ";
 const ED25519_X: &str = "bncsB5IPCQRQz0YuKShIO1nD8qCC0v4nu_7h8kQO36c";
+const P384_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIG2AgEAMBAGByqGSM49AgEGBSuBBAAiBIGeMIGbAgEBBDCXA6T00mLJRetnVemd
+vthgSEa0ViBqi6E6Xrn3O09IqQxRClebsub0JYQd5c45jBOhZANiAARYlV8wQtWc
+CCfPuwoM5nCa85g4db24es34gA9E9ZMwJrmeuSIh0DoAVHgFVy0lsF8W2Mmy7hXL
+LVRj7f/9BlBh08qBm6/OqpDIXI6BU8GjXKwbZNmlGBdHQz/wWzpqZzk=
+-----END PRIVATE KEY-----
+";
+const P384_X: &str = "WJVfMELVnAgnz7sKDOZwmvOYOHW9uHrN-IAPRPWTMCa5nrkiIdA6AFR4BVctJbBf";
+const P384_Y: &str = "FtjJsu4Vyy1UY-3__QZQYdPKgZuvzqqQyFyOgVPBo1ysG2TZpRgXR0M_8Fs6amc5";
 
 #[test]
 fn each_key_verifies_its_own_algorithms_and_nothing_else() {
+    use Algorithm::*;
     use jsonwebtoken::EncodingKey;
     use p256::elliptic_curve::sec1::ToEncodedPoint;
     use p256::pkcs8::{EncodePrivateKey, LineEnding};
-    use rsa::pkcs1::EncodeRsaPrivateKey;
-    use rsa::traits::PublicKeyParts;
 
     let sign = |alg: Algorithm, key: &EncodingKey| {
-        let token = jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(alg),
-            &serde_json::json!({"sub": "x"}),
-            key,
-        )
-        .unwrap();
+        let header = jsonwebtoken::Header::new(alg);
+        let token = jsonwebtoken::encode(&header, &serde_json::json!({"sub": "x"}), key).unwrap();
         let (input, signature) = token.rsplit_once('.').unwrap();
         (input.to_string(), signature.to_string())
     };
     let prepared =
         |jwk: Value| super::signature::VerifyingKey::new(serde_json::from_value(jwk).unwrap());
-    let checked = super::signature::CheckedSignatures::default();
 
-    let rsa_private =
-        EncodingKey::from_rsa_pem(tessera_testkit::signing_key_pem("a").as_bytes()).unwrap();
-    let rsa = prepared(public_jwk("a"));
-    let ec_secret = p256::SecretKey::random(&mut rand::thread_rng());
-    let ec_private =
-        EncodingKey::from_ec_pem(ec_secret.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes())
+    let rsa = EncodingKey::from_rsa_pem(tessera_testkit::signing_key_pem("a").as_bytes()).unwrap();
+    let p256_secret = p256::SecretKey::random(&mut rand::thread_rng());
+    let p256 =
+        EncodingKey::from_ec_pem(p256_secret.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes())
             .unwrap();
-    let point = ec_secret.public_key().to_encoded_point(false);
-    let ec = prepared(serde_json::json!({
-        "kty": "EC", "crv": "P-256",
-        "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
-        "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
-    }));
-    let ed_private = EncodingKey::from_ed_pem(ED25519_PEM.as_bytes()).unwrap();
-    let ed = prepared(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": ED25519_X}));
-
-    let cases = [
-        (Algorithm::RS256, &rsa_private, &rsa),
-        (Algorithm::RS512, &rsa_private, &rsa),
-        (Algorithm::PS256, &rsa_private, &rsa),
-        (Algorithm::ES256, &ec_private, &ec),
-        (Algorithm::EdDSA, &ed_private, &ed),
+    let point = p256_secret.public_key().to_encoded_point(false);
+    let p384 = EncodingKey::from_ec_pem(P384_PEM.as_bytes()).unwrap();
+    let ed = EncodingKey::from_ed_pem(ED25519_PEM.as_bytes()).unwrap();
+    let keys = [
+        ("RSA", prepared(public_jwk("a"))),
+        (
+            "P-256",
+            prepared(serde_json::json!({
+                "kty": "EC", "crv": "P-256",
+                "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
+                "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
+            })),
+        ),
+        (
+            "P-384",
+            prepared(serde_json::json!({"kty": "EC", "crv": "P-384", "x": P384_X, "y": P384_Y})),
+        ),
+        (
+            "Ed25519",
+            prepared(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": ED25519_X})),
+        ),
     ];
-    for (alg, private, public) in cases {
-        let (input, signature) = sign(alg, private);
-        assert!(
-            checked.matches(alg, public, input.as_bytes(), &signature),
-            "{alg:?}"
-        );
-        for (other, _, key) in cases {
-            if (other, key as *const _) != (alg, public as *const _) {
-                assert!(
-                    !checked.matches(other, key, input.as_bytes(), &signature),
-                    "a {alg:?} signature passed as {other:?} under another key or algorithm"
+    let signers = [
+        (RS256, &rsa, "RSA"),
+        (RS384, &rsa, "RSA"),
+        (RS512, &rsa, "RSA"),
+        (PS256, &rsa, "RSA"),
+        (PS384, &rsa, "RSA"),
+        (PS512, &rsa, "RSA"),
+        (ES256, &p256, "P-256"),
+        (ES384, &p384, "P-384"),
+        (EdDSA, &ed, "Ed25519"),
+    ];
+    let checked = super::signature::CheckedSignatures::default();
+    for (signed_as, private, signer) in signers {
+        let (input, signature) = sign(signed_as, private);
+        for (name, key) in &keys {
+            for (alg, _, _) in signers {
+                let expected = (*name, alg) == (signer, signed_as);
+                assert_eq!(
+                    checked.matches(alg, key, input.as_bytes(), &signature),
+                    expected,
+                    "a {signed_as:?} signature by the {signer} key, checked as {alg:?} with the {name} key"
                 );
             }
         }
         let mut tampered = input.clone();
         tampered.push('x');
-        assert!(
-            !checked.matches(alg, public, tampered.as_bytes(), &signature),
-            "{alg:?}"
-        );
+        let key = &keys.iter().find(|(name, _)| *name == signer).unwrap().1;
+        assert!(!checked.matches(signed_as, key, tampered.as_bytes(), &signature));
     }
+}
 
-    // A good signature by an RSA key under 2048 bits is refused all the same.
+#[test]
+fn a_good_signature_by_a_weak_rsa_key_is_refused() {
+    use jsonwebtoken::EncodingKey;
+    use rsa::pkcs1::{EncodeRsaPrivateKey, LineEnding};
+    use rsa::traits::PublicKeyParts;
+
     let weak = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
-    let weak_private =
+    let private =
         EncodingKey::from_rsa_pem(weak.to_pkcs1_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
-    let weak_public = prepared(serde_json::json!({
-        "kty": "RSA",
-        "n": URL_SAFE_NO_PAD.encode(weak.n().to_bytes_be()),
-        "e": URL_SAFE_NO_PAD.encode(weak.e().to_bytes_be()),
-    }));
-    let (input, signature) = sign(Algorithm::RS256, &weak_private);
-    assert!(weak_public.unusable().is_none(), "the key itself decodes");
-    assert!(!checked.matches(Algorithm::RS256, &weak_public, input.as_bytes(), &signature));
+    let (n, e) = (weak.n().to_bytes_be(), weak.e().to_bytes_be());
+    let public = super::signature::VerifyingKey::new(
+        serde_json::from_value(serde_json::json!({
+            "kty": "RSA", "n": URL_SAFE_NO_PAD.encode(&n), "e": URL_SAFE_NO_PAD.encode(&e),
+        }))
+        .unwrap(),
+    );
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::RS256),
+        &serde_json::json!({"sub": "x"}),
+        &private,
+    )
+    .unwrap();
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    // The signature is good: only the size of the key is wrong with it.
+    aws_lc_rs::signature::RsaPublicKeyComponents {
+        n: &n[..],
+        e: &e[..],
+    }
+    .verify(
+        &aws_lc_rs::signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+        input.as_bytes(),
+        &URL_SAFE_NO_PAD.decode(signature).unwrap(),
+    )
+    .expect("a good signature");
+    assert!(public.unusable().is_none(), "the key itself decodes");
+    let checked = super::signature::CheckedSignatures::default();
+    assert!(!checked.matches(Algorithm::RS256, &public, input.as_bytes(), signature));
 }
