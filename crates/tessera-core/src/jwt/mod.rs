@@ -33,8 +33,9 @@ use crate::http::HttpClient;
 /// Seconds of clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const CLOCK_SKEW: u64 = 60;
 
-/// A JWT split into its parts. Nothing in it has been verified.
-#[derive(Debug, Clone)]
+/// A JWT split into its parts. Nothing in it has been verified. Its `Debug` shows the header
+/// and the claims, never the token itself (an access token is a bearer secret).
+#[derive(Clone)]
 pub struct DecodedJwt {
     pub header: Map<String, Value>,
     pub payload: Map<String, Value>,
@@ -42,6 +43,15 @@ pub struct DecodedJwt {
     compact: String,
     /// Where the signature starts in `compact`.
     signature_at: usize,
+}
+
+impl std::fmt::Debug for DecodedJwt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodedJwt")
+            .field("header", &self.header)
+            .field("payload", &self.payload)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DecodedJwt {

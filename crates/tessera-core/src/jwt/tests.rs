@@ -599,3 +599,17 @@ fn a_good_signature_by_a_weak_rsa_key_is_refused() {
     let checked = super::signature::CheckedSignatures::default();
     assert!(!checked.matches(Algorithm::RS256, &public, input.as_bytes(), signature));
 }
+
+#[test]
+fn a_decoded_token_does_not_show_itself_in_debug() {
+    let token = signed("a", "key-a");
+    let decoded = decode_unverified_for_display(&token).unwrap();
+    let shown = format!("{decoded:?}");
+    let (_, signature) = token.rsplit_once('.').unwrap();
+    assert!(!shown.contains(signature), "{shown}");
+    assert!(
+        !shown.contains(&token[..token.find('.').unwrap()]),
+        "{shown}"
+    );
+    assert!(shown.contains("key-a"), "the header is shown: {shown}");
+}
