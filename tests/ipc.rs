@@ -138,6 +138,34 @@ impl Harness {
         self.invoke(cmd, args)
             .unwrap_or_else(|e| panic!("{cmd} failed: {e}"))
     }
+
+    /// Invokes `cmd` (its `args` name the wait `wait_id`) and cancels the wait once `held`
+    /// (the provider holding the command's request) is done. Should Cancel not end the wait,
+    /// `release` lets the provider answer, so the test fails instead of hanging.
+    fn invoke_cancelled(
+        &self,
+        cmd: &str,
+        args: Value,
+        wait_id: &str,
+        held: impl Future<Output = ()> + Send,
+        release: impl Future<Output = ()> + Send,
+    ) -> Result<Value, Value> {
+        let runtime = tokio::runtime::Handle::current();
+        let (returned, has_returned) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            let state = self.state.clone();
+            scope.spawn(move || {
+                runtime.block_on(held);
+                assert!(state.cancel_wait(wait_id), "the wait {wait_id} is known");
+                if has_returned.recv_timeout(Duration::from_secs(10)).is_err() {
+                    runtime.block_on(release);
+                }
+            });
+            let waited = self.invoke(cmd, args);
+            let _ = returned.send(());
+            waited
+        })
+    }
 }
 
 /// The Add provider form for a public OpenID Connect client returning over the deep link.
@@ -302,27 +330,14 @@ async fn commands_drive_a_whole_account_lifecycle() {
     // cancelled, and the refresh the provider answers later is kept (with rotating refresh
     // tokens, losing it would make the next refresh fail).
     idp.stall("/token").await;
-    let runtime = tokio::runtime::Handle::current();
-    let (returned, has_returned) = std::sync::mpsc::channel::<()>();
-    let waited = std::thread::scope(|scope| {
-        let (state, idp) = (h.state.clone(), &idp);
-        scope.spawn(move || {
-            runtime.block_on(idp.held("/token"));
-            assert!(!state.cancel_wait("w-2"), "no such wait");
-            assert!(state.cancel_wait("w-1"));
-            // Should Cancel not end the wait, let the provider answer so the test fails
-            // instead of hanging.
-            if has_returned.recv_timeout(Duration::from_secs(10)).is_err() {
-                runtime.block_on(idp.release("/token"));
-            }
-        });
-        let waited = h.invoke(
-            "refresh_account",
-            json!({ "accountId": account_id, "waitId": "w-1" }),
-        );
-        let _ = returned.send(());
-        waited
-    });
+    assert!(!h.state.cancel_wait("w-2"), "no such wait");
+    let waited = h.invoke_cancelled(
+        "refresh_account",
+        json!({ "accountId": account_id, "waitId": "w-1" }),
+        "w-1",
+        idp.held("/token"),
+        idp.release("/token"),
+    );
     assert_eq!(waited.unwrap_err()["code"], json!("cancelled"));
     assert_eq!(
         h.ok("cancel_wait", json!({ "waitId": "w-1" })),
@@ -798,25 +813,14 @@ async fn stack_password_sign_in_and_team_switch() {
     // provider completes later is kept.
     let sign_in_path = "/api/v1/auth/password/sign-in";
     fake.stall(sign_in_path).await;
-    let runtime = tokio::runtime::Handle::current();
-    let (returned, has_returned) = std::sync::mpsc::channel::<()>();
-    let waited = std::thread::scope(|scope| {
-        let (state, fake) = (h.state.clone(), &fake);
-        scope.spawn(move || {
-            runtime.block_on(fake.held(sign_in_path));
-            assert!(state.cancel_wait("p-1"));
-            if has_returned.recv_timeout(Duration::from_secs(10)).is_err() {
-                runtime.block_on(fake.release(sign_in_path));
-            }
-        });
-        let waited = h.invoke(
-            "sign_in_with_password",
-            json!({ "provider": "Stack", "email": "alice@example.com", "password": "demo",
-                    "waitId": "p-1" }),
-        );
-        let _ = returned.send(());
-        waited
-    });
+    let waited = h.invoke_cancelled(
+        "sign_in_with_password",
+        json!({ "provider": "Stack", "email": "alice@example.com", "password": "demo",
+                "waitId": "p-1" }),
+        "p-1",
+        fake.held(sign_in_path),
+        fake.release(sign_in_path),
+    );
     assert_eq!(waited.unwrap_err()["code"], json!("cancelled"));
     assert_eq!(
         h.ok("list_accounts", json!({})),
