@@ -524,6 +524,18 @@ class Run:
         if d.prop('[data-testid="password"]', "value"):
             raise Failure("the password field kept the password after a failed sign-in")
         self.shot("stack-wrong-password")
+        # A provider that does not answer the password: the wait shows above the dialog, and
+        # its Cancel ends it at once with the reason in the dialog.
+        sign_in_path = "/api/v1/auth/password/sign-in"
+        post_json(fake["base_url"] + "/__test/stall", {"path": sign_in_path})
+        d.type('[data-testid="password"]', PASSWORD)
+        d.click('[data-testid="sign-in-submit"]')
+        get_json(fake["base_url"] + "/__test/stalled?path=" + urllib.parse.quote(sign_in_path, safe=""))
+        d.wait_text('[data-testid="wait"]', "Signing in")
+        self.shot("stack-password-waiting")
+        d.click('[data-testid="cancel-wait"]')
+        d.wait_text('[data-testid="sign-in-error"]', "Stopped waiting for the provider")
+        post_json(fake["base_url"] + "/__test/release", {"path": sign_in_path})
         d.type('[data-testid="password"]', PASSWORD)
         d.click('[data-testid="sign-in-submit"]')
         d.wait_text('[data-testid="notice-info"]', "at Stack")
