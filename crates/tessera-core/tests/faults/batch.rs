@@ -28,6 +28,14 @@ async fn three_accounts(refresh: Refresh) -> (Rig, Vec<String>) {
     (rig, ids)
 }
 
+/// The access token the keychain holds for account `id`.
+fn stored_access_token(rig: &Rig, id: &str) -> String {
+    rig.stored(id).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn own_entries(rig: &Rig) -> Vec<String> {
     rig.keychain
         .contents()
@@ -62,16 +70,12 @@ async fn a_batch_is_one_keychain_write_and_its_accounts_work_as_before() {
     assert!(!token.refreshed);
     assert_eq!(
         token.token.expose_secret(),
-        rig.stored(&ids[0]).unwrap()["access_token"]
-            .as_str()
-            .unwrap()
+        stored_access_token(&rig, &ids[0])
     );
     let refreshed = other.access_token("alice", 0, true).await.unwrap();
     assert_eq!(
         refreshed.token.expose_secret(),
-        rig.stored(&ids[0]).unwrap()["access_token"]
-            .as_str()
-            .unwrap(),
+        stored_access_token(&rig, &ids[0]),
         "a single refresh of a shelved account writes the shelf"
     );
     assert_eq!(own_entries(&rig), Vec::<String>::new());
@@ -253,9 +257,7 @@ async fn a_damaged_shelf_is_a_clear_error_until_a_sign_in_replaces_it() {
     let token = tessera.access_token("alice", 0, false).await.unwrap();
     assert_eq!(
         token.token.expose_secret(),
-        rig.stored(&ids[0]).unwrap()["access_token"]
-            .as_str()
-            .unwrap()
+        stored_access_token(&rig, &ids[0])
     );
     let carol = tessera.access_token("carol", 0, false).await.unwrap_err();
     assert_eq!(carol.code(), "needs_sign_in", "{carol}");
