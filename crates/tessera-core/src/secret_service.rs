@@ -22,6 +22,10 @@ const TARGET: &str = "default";
 const APPLICATION: &str = "rust-keyring";
 /// The label `keyring` 3 gives its items, so they look alike in a keyring viewer.
 const KEYRING_VERSION: &str = "3.6.3";
+/// How long an unlock prompt may wait for the person, in seconds; then it is dismissed and the
+/// call fails as a locked keychain does. Without a bound, a prompt that is never shown (no
+/// prompter: a headless session, or a daemon restarted after a crash) waits forever.
+const PROMPT_WAIT_SECS: u64 = 120;
 
 /// One Secret Service session, opened lazily and reopened after a D-Bus failure.
 #[derive(Default)]
@@ -120,7 +124,10 @@ impl Session {
             attempts += 1;
             let ss = match open.take() {
                 Some(ss) => ss,
-                None => SecretService::connect(EncryptionType::Dh)?,
+                None => SecretService::connect_with_max_prompt_timeout(
+                    EncryptionType::Dh,
+                    PROMPT_WAIT_SECS,
+                )?,
             };
             match op(&ss) {
                 Err(Failure::Platform(Error::Dbus(e))) => {
